@@ -1,0 +1,32 @@
+# Two-command set-up: `make demo` and `make test` each create .venv when absent.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test lint bench docs clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# The CPU build of torch that lies on this machine's disk (a looser pin pulls a CUDA build).
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[test,distributed,cf]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/ionofield demo --samples data_samples --out demo_output
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check ionofield tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/readers.py
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache
