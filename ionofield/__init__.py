@@ -1,5 +1,40 @@
-"""ionofield: 3-D ionospheric electron density from RO profiles, TEC maps and indices."""
+"""ionofield: 3-D ionospheric electron density from RO profiles, TEC maps and indices.
 
+The R-STMRF model: an IRI background (PyIRI) plus a learned log10 residual, fitted
+to radio-occultation profiles with Kp / F10.7 and TEC maps as drivers. Data are
+labelled xarray Datasets; the model is reached through the ``.rstmrf`` accessor.
+"""
+
+from ionofield import accessor as _accessor  # noqa: F401  (registers Dataset.rstmrf)
 from ionofield._version import __version__
+from ionofield.align import campaign, drivers_at
+from ionofield.config import FitConfig
+from ionofield.diagnostics import column_tec, peak_parameters
+from ionofield.io.indices import open_indices
+from ionofield.io.ionex import open_ionex, write_ionex
+from ionofield.io.ro import open_ro_profiles, write_ionprf, write_ro_table
+from ionofield.nn.model import RSTMRF, load_model
+from ionofield.reconstruct import grid, reconstruct, to_netcdf
+from ionofield.training import fit, history_table
 
-__all__ = ["__version__"]
+__all__ = [
+    "FitConfig",
+    "RSTMRF",
+    "__version__",
+    "campaign",
+    "column_tec",
+    "drivers_at",
+    "fit",
+    "grid",
+    "history_table",
+    "load_model",
+    "open_indices",
+    "open_ionex",
+    "open_ro_profiles",
+    "peak_parameters",
+    "reconstruct",
+    "to_netcdf",
+    "write_ionex",
+    "write_ionprf",
+    "write_ro_table",
+]

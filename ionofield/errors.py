@@ -74,3 +74,11 @@ class ManyProblemsError(IonofieldError, ValueError):
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{what}: {len(self.problems)} problem(s):\n{lines}")
+
+
+class CampaignError(IonofieldError, ValueError):
+    """A Dataset lacks what a campaign needs (observations, hourly drivers, variables).
+
+    Raised when a function that expects a campaign built by :func:`ionofield.campaign`
+    (or the observations / indices it is built from) receives something else.
+    """

@@ -1,0 +1,125 @@
+"""The ``.rstmrf`` Dataset accessor: a thin layer over ionofield's public functions.
+
+Importing :mod:`ionofield` registers it. Each method forwards to one public function
+with the Dataset as its first argument, so ``ds.rstmrf.align(t)`` is
+``ionofield.drivers_at(ds, t)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import xarray as xr
+
+from ionofield.align import check_campaign, drivers_at
+from ionofield.errors import ConfigError
+from ionofield.nn.model import RSTMRF
+from ionofield.reconstruct import reconstruct
+from ionofield.training import fit
+
+__all__ = ["RSTMRFAccessor"]
+
+
+@xr.register_dataset_accessor("rstmrf")
+class RSTMRFAccessor:
+    """R-STMRF methods on a campaign Dataset built by :func:`ionofield.campaign`.
+
+    Parameters
+    ----------
+    xarray_obj
+        The campaign Dataset.
+
+    Notes
+    -----
+    xarray builds a new accessor for every new Dataset, so state kept here (the
+    fitted model, ``_model``) does not survive ``copy()`` or ``isel()``.
+    """
+
+    def __init__(self, xarray_obj: xr.Dataset) -> None:
+        self._obj = xarray_obj
+        self._model: RSTMRF | None = None
+
+    def align(self, times: object = None) -> xr.Dataset:
+        """Hourly drivers (Kp, F10.7, F10.7 81-day mean) at arbitrary times.
+
+        Forwards to :func:`ionofield.align.drivers_at`: cosine-squared interpolation
+        between the neighbouring whole hours, exact at the hours.
+
+        Parameters
+        ----------
+        times
+            Times within the campaign's hourly axis (DataArray, 1-D array or scalar;
+            datetime64 or cftime). ``None`` means the observation times, giving the
+            drivers on the ``obs`` dimension.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``kp``, ``f107``, ``f107_81`` at ``times``.
+
+        Raises
+        ------
+        CampaignError
+            When the Dataset is not a campaign (build it with ``ionofield.campaign``).
+        CoverageError
+            When times fall outside the campaign's hourly axis.
+        """
+        return drivers_at(self._obj, times)
+
+    def fit(self, **options: Any) -> RSTMRF:
+        """Fit R-STMRF to this campaign; forwards to :func:`ionofield.fit`.
+
+        Parameters
+        ----------
+        **options
+            Any keyword of :func:`ionofield.fit` (``config``, ``background``, ``seed``,
+            ``checkpoint``, ``resume``, ``progress``) or
+            :class:`~ionofield.config.FitConfig` field (``epochs=10``).
+
+        Returns
+        -------
+        RSTMRF
+            The fitted model, also kept on this accessor for :meth:`reconstruct`
+            (on this Dataset object only: a copy gets a new accessor).
+        """
+        check_campaign(self._obj)
+        self._model = fit(self._obj, **options)
+        return self._model
+
+    def reconstruct(
+        self,
+        grid: xr.Dataset,
+        model: RSTMRF | None = None,
+        *,
+        background: xr.Dataset | xr.DataArray | None = None,
+        chunks: int | None = None,
+        cache_dir: str | None = None,
+    ) -> xr.Dataset:
+        """Reconstruct Ne on a grid; forwards to :func:`ionofield.reconstruct`.
+
+        Parameters
+        ----------
+        grid
+            The target grid, from :func:`ionofield.grid`.
+        model
+            The fitted model; by default the one :meth:`fit` left on this accessor.
+        background, chunks, cache_dir
+            As in :func:`ionofield.reconstruct`.
+
+        Returns
+        -------
+        xarray.Dataset
+            The lazy volume ``ne``, ``ne_background``, ``ne_log10_sigma``.
+        """
+        check_campaign(self._obj)
+        model = model if model is not None else self._model
+        if model is None:
+            raise ConfigError(
+                "no fitted model on this Dataset's accessor (xarray makes a new accessor for "
+                "every Dataset object); pass model= (from ds.rstmrf.fit(...) or "
+                "ionofield.load_model(path))"
+            )
+        return reconstruct(
+            self._obj, grid, model=model, background=background, chunks=chunks,
+            cache_dir=cache_dir,
+        )

@@ -1,0 +1,594 @@
+"""Time alignment: TEC maps and indices on whole hours, and the campaign Dataset.
+
+The model sees its drivers on one hourly axis (DESIGN.md section 4):
+
+- TEC (maps every 15 min to 2 h): maps at the hour pass through; other hours are
+  interpolated linearly in time between the neighbouring native maps.
+- Kp (3 h): a step; the value of [t, t + 3 h) holds for each hour in it.
+- F10.7 (1 day) and its 81-day centred mean: a step within the day.
+- RO Ne (minutes): kept at its own time; :func:`drivers_at` gives the drivers there
+  by cosine-squared interpolation between the neighbouring whole hours.
+
+The numpy kernels (:func:`cos2_weights`, :func:`bracket_hours`) carry no xarray and are
+reused by the model for its per-point time weights.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import xarray as xr
+
+from ionofield._coverage import describe_times
+from ionofield.errors import (
+    CampaignError,
+    ConfigError,
+    CoverageError,
+    ManyProblemsError,
+    TimeOrderError,
+)
+from ionofield.io.indices import SLOT, open_indices
+from ionofield.timeutil import HOUR, to_datetime64
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "align_indices",
+    "align_tec",
+    "bracket_hours",
+    "campaign",
+    "check_campaign",
+    "cos2_weights",
+    "drivers_at",
+    "hourly_axis",
+]
+
+#: Hourly drivers of a campaign that :func:`drivers_at` interpolates.
+DRIVERS = ("kp", "f107", "f107_81")
+#: Observation coordinates, renamed ``obs_<name>`` in a campaign.
+OBS_COORDS = ("time", "lat", "lon", "alt", "profile", "mission")
+_HOUR_NS = int(HOUR / np.timedelta64(1, "ns"))
+
+
+def cos2_weights(frac: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine-squared weights of the hours before and after a time.
+
+    For a time ``t = t0 + frac * 1 h`` between whole hours ``t0`` and ``t1 = t0 + 1 h``,
+    ``w0 = cos^2(pi * frac / 2)`` and ``w1 = sin^2(pi * frac / 2) = 1 - w0`` (the seed's
+    ``cos^2(pi * frac)`` corrected, DESIGN.md section 3): exact at both hours
+    (``w0(0) = 1``, ``w0(1) = 0``), summing to 1, with zero slope at the hours.
+
+    Parameters
+    ----------
+    frac
+        Fraction of the hour elapsed since ``t0``, in [0, 1]; any shape.
+
+    Returns
+    -------
+    w0, w1 : numpy.ndarray
+        float64 weights of ``t0`` and ``t1``, shape of ``frac``.
+
+    Examples
+    --------
+    >>> w0, w1 = cos2_weights([0.0, 0.25, 0.5, 1.0])
+    >>> w0.round(6).tolist(), w1.round(6).tolist()
+    ([1.0, 0.853553, 0.5, 0.0], [0.0, 0.146447, 0.5, 1.0])
+    """
+    frac = np.asarray(frac, dtype=np.float64)
+    # sin(pi / 2) is exactly 1.0 in float64, so both end points are exact.
+    w1 = np.sin(0.5 * np.pi * frac) ** 2
+    return 1.0 - w1, w1
+
+
+def bracket_hours(times: object, hour_axis: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Locate times on an hourly axis, with their cosine-squared weights.
+
+    A value ``v`` given at the hours interpolates to the times as
+    ``v[i0] * w0 + v[i0 + 1] * w1``; ``i0 + 1`` is always a valid index, and at the
+    hours themselves this is exactly the value there.
+
+    Parameters
+    ----------
+    times
+        Times in any form :func:`ionofield.timeutil.to_datetime64` accepts, shape [N].
+    hour_axis
+        Increasing times one hour apart, shape [H] with H >= 2.
+
+    Returns
+    -------
+    i0 : numpy.ndarray
+        int64 index of the hour at or before each time, in [0, H - 2], shape [N]
+        (a time on the last hour gets ``H - 2`` with ``w1 = 1``).
+    w0, w1 : numpy.ndarray
+        float64 weights of hours ``i0`` and ``i0 + 1`` (:func:`cos2_weights`), shape [N].
+
+    Raises
+    ------
+    TimeOrderError
+        When ``hour_axis`` is not one hour apart throughout, or is shorter than 2.
+    CoverageError
+        When times fall outside the axis (or are NaT).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> axis = np.array(["2024-05-11T00", "2024-05-11T01", "2024-05-11T02"], "datetime64[ns]")
+    >>> i0, w0, w1 = bracket_hours(np.array(["2024-05-11T01:30"], "datetime64[ns]"), axis)
+    >>> int(i0[0]), round(float(w0[0]), 6), round(float(w1[0]), 6)
+    (1, 0.5, 0.5)
+    """
+    axis = to_datetime64(hour_axis).ravel()
+    if axis.size < 2 or np.any(np.diff(axis) != HOUR):
+        raise TimeOrderError(
+            f"hour_axis: needs at least 2 times exactly one hour apart, got {axis.size} "
+            f"from {describe_times(axis, HOUR)}; build it with ionofield.align.hourly_axis."
+        )
+    t = to_datetime64(times).ravel()
+    delta = (t - axis[0]).astype(np.int64)
+    span = (axis.size - 1) * _HOUR_NS
+    outside = np.isnat(t) | (delta < 0) | (delta > span)
+    if outside.any():
+        bad = t[outside]
+        raise CoverageError(
+            f"{bad.size} time(s) (first {bad[0]}, last {bad[-1]}) lie outside the hourly axis "
+            f"{axis[0]} to {axis[-1]}; extend the drivers (a campaign built with a longer "
+            "period) or drop those times."
+        )
+    i0 = delta // _HOUR_NS
+    rem = delta - i0 * _HOUR_NS
+    on_last = i0 == axis.size - 1
+    i0[on_last] = axis.size - 2
+    rem[on_last] = _HOUR_NS
+    w0, w1 = cos2_weights(rem / _HOUR_NS)
+    return i0, w0, w1
+
+
+def hourly_axis(start: object, end: object) -> np.ndarray:
+    """Whole hours covering [start, end].
+
+    Parameters
+    ----------
+    start, end
+        Scalar times (datetime64, pandas, Python datetime, cftime or ISO string).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``datetime64[ns]`` hours from ``start`` rounded down to ``end`` rounded up,
+        shape [H].
+
+    Raises
+    ------
+    TimeOrderError
+        When ``end`` is before ``start``.
+
+    Examples
+    --------
+    >>> hourly_axis("2024-05-11T00:10", "2024-05-11T01:50")
+    array(['2024-05-11T00:00:00.000000000', '2024-05-11T01:00:00.000000000',
+           '2024-05-11T02:00:00.000000000'], dtype='datetime64[ns]')
+    """
+    first = _timestamp(start).floor("h")
+    last = _timestamp(end).ceil("h")
+    if last < first:
+        raise TimeOrderError(f"hourly_axis: end ({end}) is before start ({start}); swap them.")
+    return pd.date_range(first, last, freq="h").to_numpy(dtype="datetime64[ns]")
+
+
+def align_tec(tec: xr.Dataset, hours: object, *, max_gap: str | pd.Timedelta = "2h") -> xr.Dataset:
+    """TEC maps on whole hours.
+
+    A map already at an hour passes through unchanged; any other hour is interpolated
+    linearly in time between the native maps either side of it (so 15-min maps give
+    the maps at the hours, and 2-hour maps give the odd hours as the mean of their
+    neighbours).
+
+    Parameters
+    ----------
+    tec
+        Dataset with ``tec(time, lat, lon)`` in TECU (and optionally ``tec_rms`` or
+        other variables on ``time``), as read by ``ionofield.open_ionex``.
+    hours
+        The whole hours wanted, shape [H] (e.g. from :func:`hourly_axis`).
+    max_gap
+        Widest spacing of two native maps that an hour between them is interpolated
+        across; wider gaps (a missing file) count as not covered.
+
+    Returns
+    -------
+    xarray.Dataset
+        Every variable on ``time`` aligned to ``hours`` (floating dtypes kept), other
+        variables and coordinates unchanged; ``attrs["time_alignment"]`` says how many
+        hours were interpolated.
+
+    Raises
+    ------
+    CoverageError
+        When the maps do not cover some hours, naming them and the file to add.
+    TimeOrderError
+        When two maps share a time.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> t = np.array(["2024-05-11T00", "2024-05-11T02"], "datetime64[ns]")
+    >>> tec = xr.Dataset({"tec": (("time", "lat", "lon"), np.array([10.0, 20.0]).reshape(2, 1, 1))},
+    ...                  coords={"time": t, "lat": [0.0], "lon": [0.0]})
+    >>> align_tec(tec, hourly_axis(t[0], t[1])).tec.values.ravel().tolist()
+    [10.0, 15.0, 20.0]
+    """
+    if "tec" not in tec.data_vars or "time" not in tec["tec"].dims:
+        raise CampaignError(
+            f"TEC Dataset: needs a 'tec(time, lat, lon)' variable, found data variables "
+            f"{list(tec.data_vars)}; read IONEX files with ionofield.open_ionex."
+        )
+    native = to_datetime64(tec["time"].values)
+    order = np.argsort(native, kind="stable")
+    native = native[order]
+    repeated = native[1:][np.diff(native) == np.timedelta64(0)]
+    if repeated.size:
+        raise TimeOrderError(
+            f"TEC Dataset: map time(s) {describe_times(repeated, HOUR)} appear more than once "
+            "(e.g. the 24:00 map of one daily file and the 00:00 map of the next); keep one "
+            "with tec.drop_duplicates('time') before aligning."
+        )
+    tec = _drop_time_coords(tec).isel(time=order)
+    target = to_datetime64(hours).ravel()
+    gap = pd.Timedelta(max_gap).to_timedelta64()
+
+    last = native.size - 1
+    j = np.searchsorted(native, target, side="right") - 1
+    i0 = np.clip(j, 0, last)
+    nxt = np.clip(j + 1, 0, last)
+    exact = (j >= 0) & (native[i0] == target)
+    between = (j >= 0) & (j < last) & (native[nxt] - native[i0] <= gap)
+    covered = exact | between
+    if not covered.all():
+        raise CoverageError(_tec_gap_message(tec, native, target[~covered], gap))
+
+    i1 = np.where(exact, i0, nxt)
+    width = np.where(exact, 1, (native[i1] - native[i0]).astype(np.int64))
+    frac = np.where(exact, 0.0, (target - native[i0]).astype(np.int64) / width)
+    w1 = xr.DataArray(frac, dims="time", coords={"time": target})
+    w0 = 1.0 - w1
+    lo = tec.isel(time=i0).assign_coords(time=target)
+    hi = tec.isel(time=i1).assign_coords(time=target)
+    out = tec.drop_dims("time").assign_coords(time=target)
+    for name, var in tec.data_vars.items():
+        if "time" not in var.dims:
+            continue
+        value = lo[name] * w0 + hi[name] * w1
+        if np.issubdtype(var.dtype, np.floating):
+            value = value.astype(var.dtype)
+        out[name] = value.transpose(*var.dims).assign_attrs(var.attrs)
+    n_interp = int((~exact).sum())
+    out.attrs = {
+        **tec.attrs,
+        "time_alignment": (
+            f"{target.size - n_interp} hour(s) from maps at the hour, {n_interp} interpolated "
+            f"linearly in time between neighbouring maps ({native.size} native maps)"
+        ),
+    }
+    logger.info(
+        "aligned %d TEC maps to %d hours (%d interpolated)", native.size, target.size, n_interp
+    )
+    return out
+
+
+def align_indices(idx: xr.Dataset, hours: object) -> xr.Dataset:
+    """Kp and F10.7 on whole hours, as steps.
+
+    Each hour takes the value of the 3-hour slot ``[t, t + 3 h)`` it falls in: Kp
+    steps every 3 hours, and F10.7 and its 81-day mean (repeated over a day's slots
+    by :func:`ionofield.open_indices`) step at midnight.
+
+    Parameters
+    ----------
+    idx
+        Dataset with ``kp``, ``f107`` and ``f107_81`` on a ``time`` axis of
+        consecutive 3-hour slot starts (:func:`ionofield.open_indices`).
+    hours
+        The whole hours wanted, shape [H].
+
+    Returns
+    -------
+    xarray.Dataset
+        Every variable of ``idx`` on ``time`` at ``hours``, attributes kept.
+
+    Raises
+    ------
+    CampaignError
+        When a required variable is missing.
+    TimeOrderError
+        When the slots are not consecutive 3-hour intervals.
+    CoverageError
+        When the slots do not cover some hours, or values there are missing (NaN).
+
+    Examples
+    --------
+    >>> idx = open_indices("2024-05-10", "2024-05-10")
+    >>> align_indices(idx, hourly_axis("2024-05-10T08", "2024-05-10T09")).kp.values
+    array([2.333, 2.   ])
+    """
+    absent = [name for name in DRIVERS if name not in idx.data_vars]
+    if absent:
+        raise CampaignError(
+            f"indices Dataset: variable(s) {absent} missing (found {list(idx.data_vars)}); "
+            "read the indices with ionofield.open_indices."
+        )
+    slots = to_datetime64(idx["time"].values)
+    if slots.size == 0 or np.any(np.diff(slots) != SLOT):
+        raise TimeOrderError(
+            f"indices Dataset: the time axis must be consecutive 3-hour slots, got "
+            f"{describe_times(slots, SLOT)}; read the indices with ionofield.open_indices."
+        )
+    target = to_datetime64(hours).ravel()
+    k = np.searchsorted(slots, target, side="right") - 1
+    covered = (k >= 0) & (target < slots[-1] + SLOT)
+    source = _provenance(idx, "the indices Dataset")
+    if not covered.all():
+        raise CoverageError(
+            f"indices from {source} (slots {slots[0]} to {slots[-1] + SLOT}) do not cover "
+            f"hour(s) {describe_times(target[~covered], HOUR)}; read them for the whole "
+            "period with ionofield.open_indices(start, end) (or pass indices=None to "
+            "ionofield.campaign to do so)."
+        )
+    names = [name for name, var in idx.data_vars.items() if "time" in var.dims]
+    out = _drop_time_coords(idx[names]).isel(time=k).assign_coords(time=target)
+    problems = [
+        f"{name} missing at {describe_times(target[out[name].isnull().values], HOUR)}"
+        for name in names
+        if out[name].isnull().any()
+    ]
+    if problems:
+        raise CoverageError(f"indices from {source}: {'; '.join(problems)}.")
+    out.attrs["time_alignment"] = (
+        "step: each hour takes the value of the 3-hour slot [t, t + 3 h) it falls in"
+    )
+    return out
+
+
+def campaign(
+    obs: xr.Dataset,
+    tec: xr.Dataset,
+    indices: xr.Dataset | None = None,
+    *,
+    period: tuple[object, object] | None = None,
+) -> xr.Dataset:
+    """Observations and their hourly drivers in one Dataset.
+
+    Parameters
+    ----------
+    obs
+        Observations on dim ``obs``: ``ne`` (m-3), optional ``ne_err`` (m-3), coords
+        ``time``, ``lat`` (deg N), ``lon`` (deg E), ``alt`` (km) and optionally
+        ``profile``, ``mission``. Any time order; cftime accepted.
+    tec
+        TEC maps, ``tec(time, lat, lon)`` in TECU (``ionofield.open_ionex``), at any
+        interval up to 2 h.
+    indices
+        Kp / F10.7 (:func:`ionofield.open_indices`); ``None`` reads them for the
+        period from the default source.
+    period
+        ``(start, end)`` of the hourly driver axis; by default every whole hour the
+        TEC maps span. The observations must lie within it. A period longer than the
+        observations' (e.g. a held-out day with drivers but no observations) is how
+        to reconstruct beyond them. The model's driver history before the first hour
+        repeats the first hour's values.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``obs`` and ``time, lat, lon``. The observations with their coordinates
+        renamed ``obs_time`` (datetime64[ns], sorted), ``obs_lat``, ``obs_lon``,
+        ``obs_alt``, ``obs_profile``, ``obs_mission``; the hourly drivers
+        ``tec(time, lat, lon)``, ``kp(time)``, ``f107(time)``, ``f107_81(time)`` on
+        the whole hours of ``period``. Attributes record provenance.
+
+    Raises
+    ------
+    CampaignError, ManyProblemsError
+        When ``obs`` is empty or lacks a required variable or coordinate.
+    CoverageError
+        When the observations fall outside the period, or the TEC maps or the indices
+        do not cover it, naming the hours and the fix.
+    """
+    _check_observations(obs)
+    obs_time = to_datetime64(obs["time"].values)
+    order = np.argsort(obs_time, kind="stable")
+    obs = obs.isel(obs=order).assign_coords(time=("obs", obs_time[order], obs["time"].attrs))
+    first, last = obs["time"].values[0], obs["time"].values[-1]
+    if period is None:
+        tec_time = to_datetime64(tec["time"].values)
+        period = (_timestamp(tec_time.min()).ceil("h"), _timestamp(tec_time.max()).floor("h"))
+    hours = hourly_axis(*period)
+    if first < hours[0] or last > hours[-1]:
+        raise CoverageError(
+            f"campaign: observations span {first} to {last}, outside the drivers' period "
+            f"{hours[0]} to {hours[-1]}; load TEC maps covering the observations (or pass "
+            "period=) or select the observations inside it."
+        )
+    need = f"the campaign needs hourly drivers from {hours[0]} to {hours[-1]}"
+    try:
+        tec_hourly = align_tec(tec, hours)
+        if indices is None:
+            indices = open_indices(hours[0], hours[-1])
+        idx_hourly = align_indices(indices, hours)
+    except CoverageError as err:
+        raise CoverageError(f"campaign: {err} ({need}).") from err
+
+    renamed = obs.rename({name: f"obs_{name}" for name in OBS_COORDS if name in obs.coords})
+    ds = xr.merge(
+        [renamed, tec_hourly, idx_hourly], join="exact", compat="no_conflicts", combine_attrs="drop"
+    )
+    ds["time"].attrs = {"long_name": "whole hours of the hourly drivers (UTC)"}
+    ds.attrs = {
+        "title": "ionofield campaign: observations with hourly drivers",
+        "obs_source": _provenance(obs, "unknown"),
+        "tec_source": _provenance(tec, "unknown"),
+        "indices_source": _provenance(indices, "unknown"),
+        "n_obs": int(obs.sizes["obs"]),
+        "obs_time_coverage": f"{first} to {last}",
+        "tec_time_alignment": tec_hourly.attrs["time_alignment"],
+        "indices_time_alignment": idx_hourly.attrs["time_alignment"],
+    }
+    for name, label in (("profile", "n_profiles"), ("mission", "missions")):
+        if name in obs.coords:
+            values = np.unique(obs[name].values.astype(str))
+            ds.attrs[label] = int(values.size) if label == "n_profiles" else ", ".join(values)
+    logger.info("campaign: %d observations, %d hourly drivers", obs.sizes["obs"], hours.size)
+    return ds
+
+
+def check_campaign(ds: xr.Dataset) -> None:
+    """Raise :class:`~ionofield.errors.CampaignError` unless ``ds`` is a campaign.
+
+    A campaign has an ``obs`` dimension with an ``obs_time`` coordinate and an hourly
+    ``time`` axis (whole hours, one hour apart) carrying ``kp``, ``f107`` and
+    ``f107_81``, as :func:`campaign` builds.
+
+    Parameters
+    ----------
+    ds
+        The Dataset to check.
+    """
+    problems = []
+    if "obs" not in ds.dims or "obs_time" not in ds.coords:
+        problems.append("no 'obs' dimension with an 'obs_time' coordinate")
+    if "time" not in ds.dims:
+        problems.append("no hourly 'time' dimension")
+    else:
+        hours = to_datetime64(ds["time"].values)
+        whole = (hours - hours.astype("datetime64[h]")) == np.timedelta64(0)
+        if hours.size < 2 or np.any(np.diff(hours) != HOUR) or not whole.all():
+            problems.append("'time' is not whole hours one hour apart")
+    absent = [name for name in DRIVERS if name not in ds.data_vars]
+    if absent:
+        problems.append(f"driver variable(s) {absent} missing")
+    if problems:
+        raise CampaignError(
+            f"Dataset is not an ionofield campaign: {'; '.join(problems)}. Build it with "
+            "ionofield.campaign(obs=..., tec=..., indices=...)."
+        )
+
+
+def drivers_at(campaign: xr.Dataset, times: object = None) -> xr.Dataset:
+    """Hourly drivers at arbitrary times, by cosine-squared interpolation.
+
+    Between whole hours ``t0`` and ``t0 + 1 h`` each driver is
+    ``v(t0) * w0 + v(t0 + 1 h) * w1`` with the weights of :func:`cos2_weights`; at
+    the hours it is exactly the hourly value.
+
+    Parameters
+    ----------
+    campaign
+        A Dataset built by :func:`campaign`.
+    times
+        Times within the campaign's hourly axis: a DataArray (its dims and coords are
+        kept), a 1-D array (a new ``time`` dim) or a scalar; datetime64 or cftime.
+        ``None`` means the observation times (``campaign.obs_time``).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``kp``, ``f107`` and ``f107_81`` (float64) at ``times``, attributes of the
+        hourly variables kept.
+
+    Raises
+    ------
+    CampaignError
+        When ``campaign`` is not a campaign.
+    CoverageError
+        When times fall outside the campaign's hourly axis.
+    """
+    check_campaign(campaign)
+    if times is None:
+        times = campaign["obs_time"]
+    if isinstance(times, xr.DataArray):
+        t = to_datetime64(times.values)
+        dims, coords = times.dims, times.coords
+    else:
+        t = to_datetime64(times)
+        if t.ndim > 1:
+            raise ConfigError(
+                f"drivers_at: times has shape {t.shape}; pass a DataArray to label more than "
+                "one dimension."
+            )
+        dims = ("time",) * t.ndim
+        coords = {"time": (dims, t)}
+    i0, w0, w1 = bracket_hours(t.ravel(), campaign["time"].values)
+    data = {}
+    for name in DRIVERS:
+        hourly = np.asarray(campaign[name].values, dtype=np.float64)
+        value = hourly[i0] * w0 + hourly[i0 + 1] * w1
+        attrs = {
+            **campaign[name].attrs,
+            "interpolation": "cosine-squared between the neighbouring whole hours",
+        }
+        data[name] = (dims, value.reshape(t.shape), attrs)
+    return xr.Dataset(data, coords=coords)
+
+
+def _timestamp(time: object) -> pd.Timestamp:
+    """Convert a scalar time of any accepted kind to a pandas Timestamp (ns)."""
+    return pd.Timestamp(to_datetime64(time)[()])
+
+
+def _provenance(ds: xr.Dataset, default: str) -> str:
+    """Name the files a Dataset was read from (``source_files`` or ``source`` attribute)."""
+    return str(ds.attrs.get("source_files", ds.attrs.get("source", default)))
+
+
+def _drop_time_coords(ds: xr.Dataset) -> xr.Dataset:
+    """Drop the non-index coordinates along ``time`` (they would not survive alignment)."""
+    stale = [name for name, c in ds.coords.items() if name != "time" and "time" in c.dims]
+    return ds.drop_vars(stale)
+
+
+def _check_observations(obs: xr.Dataset) -> None:
+    """Raise when ``obs`` is not an observations Dataset (DESIGN.md section 2)."""
+    if "obs" in obs.dims and obs.sizes["obs"] == 0:
+        raise CampaignError(
+            "observations Dataset: empty (0 observations); read RO profiles that fall in the "
+            "period (ionofield.open_ro_profiles) before building a campaign."
+        )
+    problems = []
+    if "obs" not in obs.dims:
+        problems.append(f"no 'obs' dimension (dims {dict(obs.sizes)})")
+    if "ne" not in obs.data_vars:
+        problems.append("no 'ne' variable (electron density, m-3)")
+    problems += [
+        f"no '{name}' coordinate on 'obs'" for name in OBS_COORDS[:4] if name not in obs.coords
+    ]
+    if "time" in obs.coords and np.isnat(to_datetime64(obs["time"].values)).any():
+        problems.append("'time' holds NaT values; drop those observations")
+    if problems:
+        raise ManyProblemsError(
+            "observations Dataset (build it with ionofield.open_ro_profiles)", problems
+        )
+
+
+def _tec_gap_message(
+    tec: xr.Dataset, native: np.ndarray, missing: np.ndarray, gap: np.timedelta64
+) -> str:
+    """Explain which hours the TEC maps miss and which files would cover them."""
+    fixes = []
+    if (missing < native[0]).any():
+        fixes.append(
+            "load the previous day's IONEX file as well for the hours before the first map"
+        )
+    if (missing > native[-1]).any():
+        fixes.append("load the next day's IONEX file as well for the hours after the last map")
+    if ((missing > native[0]) & (missing < native[-1])).any():
+        fixes.append(
+            f"between maps more than {pd.Timedelta(gap)} apart hours are not interpolated: add "
+            "the missing files or raise max_gap"
+        )
+    return (
+        f"TEC maps from {_provenance(tec, 'the TEC Dataset')} ({native.size} maps, "
+        f"{native[0]} to {native[-1]}) do not cover hour(s) {describe_times(missing, HOUR)}; "
+        f"{'; '.join(fixes)} (ionofield.open_ionex reads several files at once)."
+    )

@@ -1,0 +1,183 @@
+"""Configuration of an R-STMRF fit: one documented dataclass.
+
+The defaults are the seed's (``basis_dim`` 64, ``siren_hidden`` 128, ``seq_len`` 6,
+``tec_feat_dim`` 16, ``convlstm_layers`` 1, ``w_chapman`` 0.1, ``w_tec_direction``
+0.03, ``batch_size`` 2048, ``lr`` 3e-4, ``epochs`` 50, ``grad_clip`` 1.0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ionofield.errors import ConfigError
+
+#: Fields of :class:`FitConfig` that shape the network (and so its checkpoint).
+ARCHITECTURE_FIELDS = (
+    "basis_dim",
+    "siren_hidden",
+    "siren_layers",
+    "w0",
+    "env_hidden",
+    "env_len",
+    "seq_len",
+    "tec_feat_dim",
+    "convlstm_layers",
+    "use_env",
+)
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Options of :func:`ionofield.fit`.
+
+    Attributes
+    ----------
+    basis_dim
+        Width of the spatial and temporal codes ``h_spatial`` and ``h_temporal``.
+    siren_hidden
+        Width of the hidden SIREN layers.
+    siren_layers
+        Number of hidden SIREN layers in each path.
+    w0
+        SIREN frequency factor of the first layer (Sitzmann et al. use 30).
+    env_hidden
+        Hidden size of the LSTM over the Kp / F10.7 history.
+    env_len
+        Hours of Kp / F10.7 history the LSTM reads (storm responses lag Kp by hours).
+    seq_len
+        Hourly TEC maps the ConvLSTM reads.
+    tec_feat_dim
+        ConvLSTM channels.
+    convlstm_layers
+        ConvLSTM layers.
+    loss
+        ``"nll"`` (heteroscedastic Gaussian on log10 Ne) or ``"mse"``.
+    w_chapman
+        Weight of the Chapman smoothness loss (second altitude derivative of the residual).
+    w_tec_direction
+        Weight of the TEC gradient-direction consistency loss ``1 - cos``.
+    w_tec_anchor
+        Weight that keeps the direction head near the finite-difference TEC gradient.
+    use_env
+        Use the LSTM environment shift (``False`` is the ablation without it).
+    collocation_fraction
+        Fraction of each batch on which the physics losses (double backward) run.
+    physics_alt_range
+        Altitudes (km) where the TEC direction loss applies (the F region the TEC
+        gradient speaks for).
+    batch_size, lr, epochs, grad_clip, weight_decay
+        Optimiser settings (Adam).
+    val_fraction
+        Fraction of whole profiles held out for validation.
+    patience
+        Epochs without validation improvement before early stopping (0 disables it).
+    checkpoint_every
+        Write the training checkpoint every this many epochs (when a path is given).
+    background_alt, background_lat_step, background_lon_step
+        The IRI background cube: altitudes ``(start, stop, step)`` in km and the
+        horizontal steps in degrees. Hourly in time.
+    """
+
+    basis_dim: int = 64
+    siren_hidden: int = 128
+    siren_layers: int = 3
+    w0: float = 30.0
+    env_hidden: int = 32
+    env_len: int = 24
+    seq_len: int = 6
+    tec_feat_dim: int = 16
+    convlstm_layers: int = 1
+    loss: Literal["nll", "mse"] = "nll"
+    w_chapman: float = 0.1
+    w_tec_direction: float = 0.03
+    w_tec_anchor: float = 1.0
+    use_env: bool = True
+    collocation_fraction: float = 0.25
+    physics_alt_range: tuple[float, float] = (150.0, 600.0)
+    batch_size: int = 2048
+    lr: float = 3e-4
+    epochs: int = 50
+    grad_clip: float = 1.0
+    weight_decay: float = 0.0
+    val_fraction: float = 0.1
+    patience: int = 10
+    checkpoint_every: int = 5
+    background_alt: tuple[float, float, float] = (60.0, 1000.0, 10.0)
+    background_lat_step: float = 2.5
+    background_lon_step: float = 5.0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("basis_dim", "siren_hidden", "siren_layers", "env_len", "seq_len",
+                     "tec_feat_dim", "convlstm_layers", "batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} = {getattr(self, name)} must be >= 1")
+        for name in ("w_chapman", "w_tec_direction", "w_tec_anchor", "weight_decay", "patience"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} = {getattr(self, name)} must be >= 0")
+        if not 0 < self.collocation_fraction <= 1:
+            problems.append(f"collocation_fraction = {self.collocation_fraction} must be in (0, 1]")
+        if not 0 <= self.val_fraction < 1:
+            problems.append(f"val_fraction = {self.val_fraction} must be in [0, 1)")
+        if self.loss not in ("nll", "mse"):
+            problems.append(f"loss = {self.loss!r} must be 'nll' or 'mse'")
+        if self.lr <= 0:
+            problems.append(f"lr = {self.lr} must be > 0")
+        if problems:
+            raise ConfigError("FitConfig: " + "; ".join(problems))
+
+    @classmethod
+    def memory_constrained(cls, **overrides: Any) -> FitConfig:
+        """Preset for machines with little memory (the seed's "< 8 GB" settings).
+
+        Parameters
+        ----------
+        **overrides
+            Any field to set on top of the preset.
+
+        Returns
+        -------
+        FitConfig
+        """
+        preset = dict(batch_size=512, seq_len=4, basis_dim=48, siren_hidden=96)
+        return cls(**{**preset, **overrides})
+
+    @classmethod
+    def from_dict(cls, options: dict[str, Any]) -> FitConfig:
+        """Build a config from a mapping (e.g. a JSON or TOML file), rejecting unknown keys.
+
+        Parameters
+        ----------
+        options
+            Field names and values; lists are turned into tuples.
+
+        Returns
+        -------
+        FitConfig
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise ConfigError(f"unknown FitConfig option(s) {unknown}; valid ones: {sorted(names)}")
+        clean = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+        return cls(**clean)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain mapping of every field (JSON-serialisable)."""
+        out = dataclasses.asdict(self)
+        out.pop("extra")
+        return out
+
+    def architecture(self) -> dict[str, Any]:
+        """The keyword arguments that build the network."""
+        return {name: getattr(self, name) for name in ARCHITECTURE_FIELDS}
+
+    def digest(self) -> str:
+        """Short stable hash of the config, recorded in outputs for provenance."""
+        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]

