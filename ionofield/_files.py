@@ -44,6 +44,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -515,17 +515,18 @@ class BackgroundField:
             -90.0 if south_pole_near else self.lat[0],
             90.0 if north_pole_near else self.lat[-1],
         )
-        # One more longitude column, a copy of the first one 360 degrees on, makes
-        # the periodic axis an ordinary one: every query falls inside it.
-        self._lon_ext = np.append(self.lon, self.lon[0] + 360.0)
-        ne = np.asarray(da.values, dtype=np.float64)
+        ne = np.asarray(da.values)
         n_floored = int(np.count_nonzero(ne < self.floor))
         if n_floored:
             logger.info(
                 "background: %d of %d values below %g m-3 raised to it", n_floored, ne.size, floor
             )
-        log10 = np.log10(np.maximum(ne, self.floor)).astype(np.float32)
-        self._log10 = np.ascontiguousarray(np.concatenate([log10, log10[..., :1]], axis=-1))
+        # One more longitude column, a copy of the first one 360 degrees on, makes
+        # the periodic axis an ordinary one: every query falls inside it.
+        self._lon_ext = np.append(self.lon, self.lon[0] + 360.0)
+        self._log10 = np.empty(ne.shape[:-1] + (ne.shape[-1] + 1,), dtype=np.float32)
+        np.log10(np.maximum(ne, self.floor), out=self._log10[..., :-1], casting="same_kind")
+        self._log10[..., -1] = self._log10[..., 0]
 
     def __repr__(self) -> str:
         return (
@@ -628,12 +629,16 @@ def _validated_background(background: xr.Dataset | xr.DataArray, name: str) -> x
     if problems:
         raise ManyProblemsError(what, problems)
 
+    # Copies of a large cube are avoided: indexing happens only where needed.
     da = background.transpose(*dims)
     da = da.assign_coords(lon=fold_longitude(da["lon"].values))
     _, first = np.unique(da["lon"].values, return_index=True)
-    da = da.isel(lon=np.sort(first)).sortby(list(dims))
+    if first.size < da.sizes["lon"]:
+        da = da.isel(lon=np.sort(first))
     for dim in dims:
-        if np.unique(da[dim].values).size != da[dim].size:
+        if not da.indexes[dim].is_monotonic_increasing:
+            da = da.sortby(dim)
+        if not da.indexes[dim].is_unique:
             problems.append(f"coordinate {dim!r} has duplicate values; drop them")
     alt_units = da["alt"].attrs.get("units", "km")
     if alt_units != "km":
@@ -711,7 +716,7 @@ def _cell(grid: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # Regular grid: index arithmetic, several times faster than a search.
         u = (q - grid[0]) / steps[0]
         i = np.minimum(u.astype(np.intp), grid.size - 2)
-        return i, (u - i) * 0.999
+        return i, u - i
     i = np.clip(np.searchsorted(grid, q, side="right") - 1, 0, grid.size - 2)
     return i, (q - grid[i]) / steps[i]
 

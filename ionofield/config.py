@@ -58,6 +58,11 @@ class FitConfig:
         ``"nll"`` (heteroscedastic Gaussian on log10 Ne) or ``"mse"``.
     w_chapman
         Weight of the Chapman smoothness loss (second altitude derivative of the residual).
+    chapman_scale_km
+        Length L over which that curvature is measured: the loss is
+        ``mean((L**2 d2r/dz2)**2)``. 100 km penalises vertical wiggles while leaving
+        the residual of a moved or reshaped Chapman layer (scale heights ~50-70 km)
+        learnable; longer lengths weight the penalty up as L**4.
     w_tec_direction
         Weight of the TEC gradient-direction consistency loss ``1 - cos``.
     w_tec_anchor
@@ -93,6 +98,7 @@ class FitConfig:
     convlstm_layers: int = 1
     loss: Literal["nll", "mse"] = "nll"
     w_chapman: float = 0.1
+    chapman_scale_km: float = 100.0
     w_tec_direction: float = 0.03
     w_tec_anchor: float = 1.0
     use_env: bool = True

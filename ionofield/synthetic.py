@@ -241,12 +241,12 @@ class SyntheticWorld:
         """
         p = self.perturbations
         time = to_datetime64(time)
-        t_h, alt_km, lat_deg, lon_deg = np.broadcast_arrays(
-            hours_since(time, self.start),
-            np.asarray(alt, dtype=np.float64),
-            np.asarray(lat, dtype=np.float64),
-            fold_longitude(lon),
-        )
+        # Inputs are not broadcast up front: the horizontal terms are computed on the
+        # broadcast of (time, lat, lon) only, which on a grid is far smaller.
+        t_h = hours_since(time, self.start)
+        alt_km = np.asarray(alt, dtype=np.float64)
+        lat_deg = np.asarray(lat, dtype=np.float64)
+        lon_deg = fold_longitude(lon)
         geo = _Geometry(self.start, t_h, lat_deg, lon_deg)
         intensity_fast = _intensity(self.lagged_kp(time, p.tau_fast_h))
         intensity_slow = _intensity(self.lagged_kp(time, p.tau_slow_h))
@@ -296,9 +296,7 @@ class SyntheticWorld:
         strength = p.anomaly_quiet + p.anomaly_storm * intensity_fast
         return strength * geo.daylight(16.0, 2.0) * (crests - 0.5 * trough)
 
-    def _tid(
-        self, geo: _Geometry, t_h: np.ndarray, lon_tid: float, phase: float
-    ) -> np.ndarray:
+    def _tid(self, geo: _Geometry, t_h: np.ndarray, lon_tid: float, phase: float) -> np.ndarray:
         """The travelling disturbance, log10 Ne (before the altitude ramp)."""
         p = self.perturbations
         mlat = np.degrees(np.arcsin(np.clip(np.abs(geo.sin_mlat), 0.0, 1.0)))
@@ -308,12 +306,11 @@ class SyntheticWorld:
         speed_kmh = p.tid_speed_ms * _SECONDS_PER_HOUR / 1000.0
         launched = t_h - np.maximum(distance_km, 0.0) / speed_kmh
         nodes = hours_since(self.indices["time"].values, self.start)
-        source = _intensity(_two_stage_lag(launched, nodes, self.indices["kp"].values,
-                                           p.tau_fast_h))
-        wave = np.cos(2.0 * np.pi * (distance_km - speed_kmh * t_h) / p.tid_wavelength_km + phase)
-        return (
-            p.tid_amplitude * taper * source * wave * (1.0 + 0.3 * geo.earth_fixed(lon_tid))
+        source = _intensity(
+            _two_stage_lag(launched, nodes, self.indices["kp"].values, p.tau_fast_h)
         )
+        wave = np.cos(2.0 * np.pi * (distance_km - speed_kmh * t_h) / p.tid_wavelength_km + phase)
+        return p.tid_amplitude * taper * source * wave * (1.0 + 0.3 * geo.earth_fixed(lon_tid))
 
 
 class _Geometry:
@@ -339,7 +336,7 @@ class _Geometry:
         self.solar_angle = 2.0 * np.pi * (t_h - 12.0) / 24.0 + self.lon
         # sin(lat) times the season (+1 at the June solstice, -1 at December's):
         # positive in the summer hemisphere. Days of year counted from 2000-01-01.
-        days = (t_h / 24.0 + (start - np.datetime64("2000-01-01")) / np.timedelta64(1, "D"))
+        days = t_h / 24.0 + (start - np.datetime64("2000-01-01")) / np.timedelta64(1, "D")
         self.summer = np.sin(self.lat) * np.sin(2.0 * np.pi * (days - 79.0) / 365.2422)
         pole_lat, pole_lon = np.radians(DIPOLE_POLE)
         self.sin_mlat = np.sin(self.lat) * np.sin(pole_lat) + self.cos_lat * np.cos(
@@ -378,9 +375,7 @@ def _seeded_phases(seed: int) -> tuple[float, float, float]:
     return float(dep_lon), float(tid_phase), float(tid_lon)
 
 
-def _two_stage_lag(
-    t: np.ndarray, nodes: np.ndarray, values: np.ndarray, tau: float
-) -> np.ndarray:
+def _two_stage_lag(t: np.ndarray, nodes: np.ndarray, values: np.ndarray, tau: float) -> np.ndarray:
     """Exact response of two cascaded first-order lags to a step function.
 
     ``y1' = (u - y1) / tau`` and ``y2' = (y1 - y2) / tau``, with ``u`` equal to
@@ -513,7 +508,9 @@ def background_rmse(
     bg = bg.sel(alt=slice(*alt_range))
     time, alt, lat, lon = (bg[d].values for d in bg.dims)
     truth = world.log10_ne(
-        time[:, None, None, None], alt[None, :, None, None], lat[None, None, :, None],
+        time[:, None, None, None],
+        alt[None, :, None, None],
+        lat[None, None, :, None],
         lon[None, None, None, :],
     )
     error = np.log10(np.maximum(bg.values.astype(np.float64), world._field.floor)) - truth
@@ -630,14 +627,17 @@ def sample_ro_profiles(
     drift = np.radians(rng.uniform(3.0, 12.0, n_profiles))
     bottom = rng.uniform(90.0, 110.0, n_profiles)
     top = np.array([m.top_km for m in spec]) - rng.uniform(0.0, 30.0, n_profiles)
-    satellite = [m.satellites[i % len(m.satellites)]
-                 for m, i in zip(spec, rng.integers(0, 6, n_profiles), strict=True)]
+    satellite = [
+        m.satellites[i % len(m.satellites)]
+        for m, i in zip(spec, rng.integers(0, 6, n_profiles), strict=True)
+    ]
     prn = rng.integers(0, 32, n_profiles)
 
     frac = np.linspace(0.0, 1.0, levels)[None, :]
     alt = bottom[:, None] + (top - bottom)[:, None] * frac
-    lat, lon = _great_circle(lat0[:, None], lon0[:, None], azimuth[:, None],
-                             drift[:, None] * (frac - 0.5))
+    lat, lon = _great_circle(
+        lat0[:, None], lon0[:, None], azimuth[:, None], drift[:, None] * (frac - 0.5)
+    )
     ne_true = world.ne(time[:, None], alt, lat, lon)
     z = rng.standard_normal((2, n_profiles, levels))
     ne = ne_true * np.exp(relative_noise * z[0]) + noise_floor * z[1]
@@ -656,8 +656,11 @@ def sample_ro_profiles(
     return xr.Dataset(
         {
             "ne": ("obs", ne.ravel(), {"long_name": "electron number density", "units": "m-3"}),
-            "ne_err": ("obs", ne_err.ravel(), {
-                "long_name": "standard deviation of the noise of ne", "units": "m-3"}),
+            "ne_err": (
+                "obs",
+                ne_err.ravel(),
+                {"long_name": "standard deviation of the noise of ne", "units": "m-3"},
+            ),
         },
         coords={name: ("obs", values) for name, values in per_obs.items()},
         attrs={
@@ -694,13 +697,16 @@ def _profile_ids(time: np.ndarray, satellite: list[str], prn: np.ndarray) -> np.
     """
     stamp = pd.DatetimeIndex(time).strftime("%Y.%j.%H.%M")
     keys = pd.Series([f"{s}.{t}" for s, t in zip(satellite, stamp, strict=True)])
-    rank = keys.groupby(keys).cumcount().to_numpy()
+    groups = keys.groupby(keys)
+    rank = groups.cumcount().to_numpy()
     if rank.max(initial=0) >= 32:
         raise ConfigError(
             "sample_ro_profiles: more than 32 profiles of one satellite in one minute; "
             "give fewer profiles or a longer period"
         )
-    prn = (prn + 7 * rank) % 32 + 1
+    # The group's first draw, stepped by 7 (prime to 32) for each later profile.
+    first = pd.Series(prn).groupby(keys).transform("first").to_numpy()
+    prn = (first + 7 * rank) % 32 + 1
     return np.array([f"{k}.G{p:02d}" for k, p in zip(keys, prn, strict=True)])
 
 
@@ -748,11 +754,15 @@ def tec_maps(
         tec[k] = np.trapezoid(ne, alt * 1.0e3, axis=0) / TECU
     return xr.Dataset(
         {
-            "tec": (("time", "lat", "lon"), tec, {
-                "long_name": "vertical total electron content",
-                "units": "TECU",
-                "comment": f"1 TECU = 1e16 m-2; truth Ne integrated from {lo:g} to {hi:g} km",
-            }),
+            "tec": (
+                ("time", "lat", "lon"),
+                tec,
+                {
+                    "long_name": "vertical total electron content",
+                    "units": "TECU",
+                    "comment": f"1 TECU = 1e16 m-2; truth Ne integrated from {lo:g} to {hi:g} km",
+                },
+            ),
         },
         coords={"time": times, "lat": lat, "lon": lon},
         attrs={"title": "synthetic TEC maps", "source": f"ionofield.synthetic, seed {world.seed}"},
@@ -806,8 +816,9 @@ def write_samples(
     from ionofield.io.ro import write_ionprf, write_ro_table
 
     if not 0 <= n_ionprf <= n_profiles:
-        raise ConfigError(f"write_samples: n_ionprf={n_ionprf} must be in 0..n_profiles "
-                          f"({n_profiles})")
+        raise ConfigError(
+            f"write_samples: n_ionprf={n_ionprf} must be in 0..n_profiles ({n_profiles})"
+        )
     out = Path(directory)
     (out / "ionprf").mkdir(parents=True, exist_ok=True)
     world = storm_world(day, days=1, seed=seed, cache_dir=cache_dir)
@@ -818,16 +829,30 @@ def write_samples(
 
     obs = sample_ro_profiles(world, n_profiles, seed=seed)
     ids = pd.unique(obs["profile"].values)
-    as_files = set(ids[np.unique(np.linspace(0, ids.size - 1, n_ionprf).round().astype(int))]
-                   if n_ionprf else [])
+    as_files = set(
+        ids[np.unique(np.linspace(0, ids.size - 1, n_ionprf).round().astype(int))]
+        if n_ionprf
+        else []
+    )
     for pid in sorted(as_files):
         one = obs.where(obs["profile"] == pid, drop=True)
         path = out / "ionprf" / f"ionPrf_{pid}_0001.nc"
-        written.append(write_ionprf(
-            path, time=one["time"].values[0], alt=one["alt"].values, lat=one["lat"].values,
-            lon=one["lon"].values, ne=one["ne"].values, mission=str(one["mission"].values[0]),
-        ))
+        written.append(
+            write_ionprf(
+                path,
+                time=one["time"].values[0],
+                alt=one["alt"].values,
+                lat=one["lat"].values,
+                lon=one["lon"].values,
+                ne=one["ne"].values,
+                mission=str(one["mission"].values[0]),
+            )
+        )
     rest = obs.isel(obs=~np.isin(obs["profile"].values, list(as_files)))
+    # Fixed-width strings: netCDF-4 variable-length strings would double the file.
+    rest = rest.assign_coords(
+        profile=rest["profile"].astype("S"), mission=rest["mission"].astype("S")
+    )
     written.append(write_ro_table(rest, out / "ro_profiles.nc"))
 
     readme = out / "README.md"
@@ -875,11 +900,11 @@ celestrak record (only the date of writing in the IONEX header changes).
 
 ## What is synthetic
 
-- **The electron density (the truth)** is IRI (PyIRI {bg.attrs.get("iri_version", "?")},
-  {bg.attrs.get("iri_fof2_model", "?")} foF2, {bg.attrs.get("iri_hmf2_model", "?")} hmF2,
-  the day's real F10.7) on a {_grid_text(bg)} grid, bent by analytic, Kp-driven
-  perturbations: a negative storm phase at middle and high magnetic latitudes (up to
-  {p.depletion:g} in log10 Ne at lagged Kp 9), a daytime positive phase at low latitudes
+- **The electron density (the truth)** is IRI, run by PyIRI {bg.attrs.get("iri_version", "?")}
+  ({bg.attrs.get("iri_fof2_model", "?")} foF2, {bg.attrs.get("iri_hmf2_model", "?")} hmF2,
+  the day's real F10.7) on a grid {_grid_text(bg)},
+  bent by analytic, Kp-driven perturbations: a negative storm phase at middle and
+  high magnetic latitudes (up to {p.depletion:g} in log10 Ne at lagged Kp 9), a daytime positive phase at low latitudes
   ({p.enhancement:g}), an hmF2 uplift ({p.uplift_km:g} km), a stronger equatorial anomaly
   ({p.anomaly_quiet:g} quiet + {p.anomaly_storm:g} storm) and an equatorward travelling
   disturbance ({p.tid_amplitude:g}, {p.tid_wavelength_km:g} km, {p.tid_speed_ms:g} m/s).
@@ -894,10 +919,10 @@ celestrak record (only the date of writing in the IONEX header changes).
 - **RO profiles**: {n_profiles} profiles ({missions}), {levels} levels each from
   90-110 km to the orbit (about 800 km for FY-3D, 530 km for COSMIC-2), tangent point
   drifting 3-12 degrees along the profile, times uniform over the day. Noise:
-  log-normal {100 * obs.attrs["relative_noise"]:g} % times the density plus
-  {obs.attrs["noise_floor_m3"]:g} m-3 additive, so the
-  low-density ends hold values near zero and negative ones, as real Abel inversions
-  do (the readers drop those, with a count in the log).
+  log-normal {100 * obs.attrs["relative_noise"]:g} % times the density, plus
+  {obs.attrs["noise_floor_m3"]:g} m-3 additive: the low-density ends of the profiles
+  hold values near zero and negative ones, as real Abel inversions do (the readers
+  drop those, with a count in the log).
   - `ionprf/`: {n_ionprf} of them as CDAAC `ionPrf` files (`ELEC_dens` in el/cm3).
   - `ro_profiles.nc`: the other {n_profiles - n_ionprf} as one flat netCDF table
     (`time, lat, lon, alt` in km, `ne` and `ne_err` in m-3, `profile`, `mission`).
@@ -905,11 +930,13 @@ celestrak record (only the date of writing in the IONEX header changes).
 
 
 def _grid_text(bg: xr.Dataset) -> str:
-    """``"hourly x 60-1000 km / 10 km x 5 x 10 degree"``, the background's grid."""
+    """The background's grid in words: ``hourly, 60-1000 km every 10 km, 5 x 10 degree``."""
     step = {d: float(np.diff(bg[d].values).min()) for d in ("alt", "lat", "lon")}
     alt = bg["alt"].values
-    return (f"hourly, {alt[0]:g}-{alt[-1]:g} km every {step['alt']:g} km, "
-            f"{step['lat']:g} x {step['lon']:g} degree")
+    return (
+        f"hourly, {alt[0]:g}-{alt[-1]:g} km every {step['alt']:g} km, "
+        f"{step['lat']:g} x {step['lon']:g} degree"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -926,16 +953,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--samples", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--day", default="2024-05-10", help="UT day (default %(default)s)")
-    parser.add_argument("--profiles", type=int, default=300,
-                        help="number of RO profiles (default %(default)s)")
-    parser.add_argument("--ionprf", type=int, default=20,
-                        help="how many are written as ionPrf files (default %(default)s)")
+    parser.add_argument(
+        "--profiles", type=int, default=300, help="number of RO profiles (default %(default)s)"
+    )
+    parser.add_argument(
+        "--ionprf",
+        type=int,
+        default=20,
+        help="how many are written as ionPrf files (default %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed (default %(default)s)")
     parser.add_argument("--cache-dir", default=None, help="IRI cube cache folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for path in write_samples(args.samples, day=args.day, n_profiles=args.profiles,
-                              n_ionprf=args.ionprf, seed=args.seed, cache_dir=args.cache_dir):
+    for path in write_samples(
+        args.samples,
+        day=args.day,
+        n_profiles=args.profiles,
+        n_ionprf=args.ionprf,
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+    ):
         print(path)
 
 

@@ -44,7 +44,7 @@ from ionofield.losses import (
     horizontal_gradient_metric,
     mse,
 )
-from ionofield.nn.model import ALT_SCALE_KM, RSTMRF
+from ionofield.nn.model import RSTMRF
 from ionofield.nn.recurrent import sample_direction
 from ionofield.timeutil import to_datetime64
 
@@ -253,7 +253,7 @@ class _Trainer:
         residual, _ = self.model(coords, code)
         if config.w_chapman > 0:
             losses["chapman"] = chapman_smoothness(
-                residual, coords, alt_index=2, scale_km=ALT_SCALE_KM
+                residual, coords, alt_index=2, scale_km=config.chapman_scale_km
             )
         if self.use_tec:
             (grad,) = torch.autograd.grad(residual.sum(), coords, create_graph=True)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 
 import numpy as np
@@ -33,8 +34,15 @@ def at(hours):
     """START + hours (float, any shape) to the nanosecond."""
     return START + np.round(np.asarray(hours) * 3.6e12).astype("timedelta64[ns]")
 
-AMPLITUDES = ("depletion", "enhancement", "uplift_km", "anomaly_quiet", "anomaly_storm",
-              "tid_amplitude")
+
+AMPLITUDES = (
+    "depletion",
+    "enhancement",
+    "uplift_km",
+    "anomaly_quiet",
+    "anomaly_storm",
+    "tid_amplitude",
+)
 NO_PERTURBATION = Perturbations(**dict.fromkeys(AMPLITUDES, 0.0))
 
 
@@ -52,8 +60,9 @@ def default_nm(lat):
     return 1e12 * (0.3 + 0.7 * np.cos(np.radians(lat)) ** 2)
 
 
-def chapman_background(*, alt_step=20.0, lat_step=10.0, lon_step=20.0, hours=24,
-                       nm_of_lat=default_nm, diurnal=0.3):
+def chapman_background(
+    *, alt_step=20.0, lat_step=10.0, lon_step=20.0, hours=24, nm_of_lat=default_nm, diurnal=0.3
+):
     """A Chapman-layer background, single-valued at the poles, with a diurnal cycle."""
     time = START + HOUR * np.arange(hours + 1)
     alt = np.arange(60.0, 1000.0 + 1e-9, alt_step)
@@ -111,8 +120,10 @@ def test_lagged_kp_is_the_critically_damped_step_response(background):
 
 @pytest.mark.parametrize(
     ("perturbations", "kp"),
-    [(NO_PERTURBATION, storm_kp), (dataclasses.replace(Perturbations(), anomaly_quiet=0.0),
-                                   lambda h: 0.0)],
+    [
+        (NO_PERTURBATION, storm_kp),
+        (dataclasses.replace(Perturbations(), anomaly_quiet=0.0), lambda h: 0.0),
+    ],
     ids=["amplitudes-zero-in-storm", "kp-history-zero-and-quiet-anomaly-off"],
 )
 def test_truth_is_the_background_without_perturbation(background, perturbations, kp):
@@ -145,10 +156,12 @@ KP_LEVELS = np.arange(0.0, 9.01, 1.0)
 def test_depletion_deepens_with_kp(background):
     t, alt, lat, lon = at(10.0), 400.0, np.array([-60.0, 50.0, 70.0]), 30.0
     base = BackgroundField(background).log10_at(t, alt, lat, lon)
-    change = np.array([
-        constant_kp_world(background, kp, only("depletion")).log10_ne(t, alt, lat, lon) - base
-        for kp in KP_LEVELS
-    ])
+    change = np.array(
+        [
+            constant_kp_world(background, kp, only("depletion")).log10_ne(t, alt, lat, lon) - base
+            for kp in KP_LEVELS
+        ]
+    )
     np.testing.assert_array_equal(change[0], 0.0)
     assert np.all(np.diff(change, axis=0) < 0)
     assert np.all(change[-1] < -0.25)
@@ -157,21 +170,28 @@ def test_depletion_deepens_with_kp(background):
 def test_daytime_enhancement_grows_with_kp(background):
     t, alt, lat, lon = at(12.0), 350.0, np.array([-5.0, 10.0]), np.array([0.0, 20.0])
     base = BackgroundField(background).log10_at(t, alt, lat, lon)
-    change = np.array([
-        constant_kp_world(background, kp, only("enhancement")).log10_ne(t, alt, lat, lon) - base
-        for kp in KP_LEVELS
-    ])
+    change = np.array(
+        [
+            constant_kp_world(background, kp, only("enhancement")).log10_ne(t, alt, lat, lon) - base
+            for kp in KP_LEVELS
+        ]
+    )
     assert np.all(np.diff(change, axis=0) > 0) and np.all(change[-1] > 0.1)
 
 
 def test_hmf2_rises_with_kp(background):
     t, lat, lon = at(6.0), 30.0, 45.0
     alt = np.arange(150.0, 600.0, 0.5)
-    hmf2 = np.array([
-        alt[np.argmax(constant_kp_world(background, kp, only("uplift_km")).log10_ne(
-            t, alt, lat, lon))]
-        for kp in KP_LEVELS
-    ])
+    hmf2 = np.array(
+        [
+            alt[
+                np.argmax(
+                    constant_kp_world(background, kp, only("uplift_km")).log10_ne(t, alt, lat, lon)
+                )
+            ]
+            for kp in KP_LEVELS
+        ]
+    )
     assert hmf2[0] == pytest.approx(300.0, abs=1.0)
     assert np.all(np.diff(hmf2) >= 0) and hmf2[-1] - hmf2[0] > 30.0
 
@@ -228,10 +248,18 @@ def test_profiles_follow_the_observation_data_model(world):
         time = pd.Timestamp(one.time.values[0])
         assert time.second == 0 and world.start <= one.time.values[0] < world.end
         # Slanted: the tangent point moves along the profile.
-        drift = np.degrees(np.arccos(np.clip(
-            np.sin(np.radians(one.lat[0])) * np.sin(np.radians(one.lat[-1]))
-            + np.cos(np.radians(one.lat[0])) * np.cos(np.radians(one.lat[-1]))
-            * np.cos(np.radians(one.lon[-1] - one.lon[0])), -1, 1)))
+        drift = np.degrees(
+            np.arccos(
+                np.clip(
+                    np.sin(np.radians(one.lat[0])) * np.sin(np.radians(one.lat[-1]))
+                    + np.cos(np.radians(one.lat[0]))
+                    * np.cos(np.radians(one.lat[-1]))
+                    * np.cos(np.radians(one.lon[-1] - one.lon[0])),
+                    -1,
+                    1,
+                )
+            )
+        )
         assert 3.0 - 1e-6 <= drift <= 12.0 + 1e-6
         top = {"COSMIC2": (500, 530), "FY3D": (770, 800)}[str(one.mission.values[0])]
         assert 90 <= one.alt.values[0] <= 110 and top[0] <= one.alt.values[-1] <= top[1]
@@ -280,12 +308,17 @@ def exact_chapman_tec(nm, lo=60.0, hi=1000.0, hm=300.0, scale=60.0):
 
 def test_tec_of_a_chapman_layer_is_its_exact_integral():
     nm_of_lat = lambda lat: 1e12 * (0.2 + 0.8 * np.cos(np.radians(lat)))  # noqa: E731
-    background = chapman_background(alt_step=2.0, lat_step=30.0, lon_step=90.0, hours=2,
-                                    nm_of_lat=nm_of_lat, diurnal=0.0)
+    background = chapman_background(
+        alt_step=2.0, lat_step=30.0, lon_step=90.0, hours=2, nm_of_lat=nm_of_lat, diurnal=0.0
+    )
     world = SyntheticWorld(background, kp_record(storm_kp), perturbations=NO_PERTURBATION)
     lat = np.array([-60.0, 0.0, 30.0, 90.0])
-    tec = tec_maps(world, [START, START + 90 * np.timedelta64(1, "m")], lat=lat,
-                   lon=np.array([-180.0, 0.0, 180.0]))
+    tec = tec_maps(
+        world,
+        [START, START + 90 * np.timedelta64(1, "m")],
+        lat=lat,
+        lon=np.array([-180.0, 0.0, 180.0]),
+    )
     assert tec.tec.dtype == np.float32 and tec.tec.attrs["units"] == "TECU"
     expected = exact_chapman_tec(nm_of_lat(lat))[None, :, None]
     np.testing.assert_allclose(tec.tec.values, np.broadcast_to(expected, tec.tec.shape), rtol=2e-3)
@@ -303,24 +336,37 @@ def test_tec_maps_default_to_the_ionex_grid(world):
 
 @pytest.mark.slow
 def test_storm_world_background_rmse_and_physical_range(tmp_path_factory):
-    world = storm_world("2024-05-10", days=3, lat_step=10.0, lon_step=20.0, alt_step=20.0,
-                        cache_dir=tmp_path_factory.mktemp("iri"))
+    world = storm_world(
+        "2024-05-10",
+        days=3,
+        lat_step=15.0,
+        lon_step=30.0,
+        alt_step=20.0,
+        cache_dir=tmp_path_factory.mktemp("iri"),
+    )
     assert background_rmse(world) >= 0.25
     bg = world.background.ne_background.sel(alt=slice(150, None)).isel(time=slice(0, None, 6))
     truth = world.log10_ne(*np.ix_(bg.time.values, bg.alt.values, bg.lat.values, bg.lon.values))
     nmf2 = 10.0 ** truth.max(axis=1)
     assert np.quantile(nmf2, 0.001) > 1e10 and nmf2.max() < 1e13
     # The real Kp drives it: the storm on 11 May, not quiet 10 May morning.
-    assert world.lagged_kp(world.start + 8 * HOUR, 6.0) < 3.5 < 8.0 < world.lagged_kp(
-        world.start + 30 * HOUR, 6.0)
+    assert (
+        world.lagged_kp(world.start + 8 * HOUR, 6.0)
+        < 3.5
+        < 6.0
+        < world.lagged_kp(world.start + 30 * HOUR, 6.0)
+    )
 
 
 @pytest.mark.slow
-def test_write_samples_is_small_readable_and_reproducible(tmp_path):
+def test_write_samples_is_small_readable_and_reproducible(tmp_path, monkeypatch):
+    from ionofield import synthetic
     from ionofield.io.ionex import open_ionex
     from ionofield.io.ro import open_ro_profiles
     from ionofield.synthetic import write_samples
 
+    coarse = functools.partial(storm_world, lat_step=15.0, lon_step=30.0, alt_step=20.0)
+    monkeypatch.setattr(synthetic, "storm_world", coarse)
     cache = tmp_path / "cache"
     first = write_samples(tmp_path / "a", n_profiles=40, n_ionprf=5, cache_dir=cache)
     second = write_samples(tmp_path / "b", n_profiles=40, n_ionprf=5, cache_dir=cache)
@@ -330,8 +376,10 @@ def test_write_samples_is_small_readable_and_reproducible(tmp_path):
     for path in first:
         if path.suffix in (".nc", ".md"):
             twin = tmp_path / "b" / path.relative_to(tmp_path / "a")
-            assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(
-                twin.read_bytes()).digest(), path.name
+            assert (
+                hashlib.sha256(path.read_bytes()).digest()
+                == hashlib.sha256(twin.read_bytes()).digest()
+            ), path.name
     tec = open_ionex(tmp_path / "a" / "syng1310.24i")
     assert tec.sizes == {"time": 25, "lat": 71, "lon": 73}
     obs = open_ro_profiles([tmp_path / "a" / "ionprf" / "*.nc", tmp_path / "a" / "ro_profiles.nc"])

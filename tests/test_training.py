@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import ionofield as iof
+from ionofield.drivers import HourlyDrivers
+from ionofield.errors import CheckpointError, ConfigError
+from ionofield.nn.recurrent import sample_direction
+from ionofield.training import split_by_profile, time_binned_batches
+from tests.conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_campaign, chapman_background):
+    return iof.fit(tiny_campaign, background=chapman_background, epochs=20, **TINY)
+
+
+def same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_fit_beats_background(fitted):
+    table = iof.history_table(fitted)
+    best = table["val_loss"].idxmin()
+    assert table.loc[best, "val_rmse"] < 0.5 * table.loc[best, "val_rmse_background"]
+    assert fitted.info["val_rmse"] == pytest.approx(table.loc[best, "val_rmse"])
+    assert {"data", "chapman", "tec_direction", "tec_anchor"} <= set(table.columns)
+    assert not fitted.training
+
+
+def test_fit_is_deterministic_under_a_seed(tiny_campaign, chapman_background):
+    a = iof.fit(tiny_campaign, background=chapman_background, epochs=2, seed=3, **TINY)
+    b = iof.fit(tiny_campaign, background=chapman_background, epochs=2, seed=3, **TINY)
+    c = iof.fit(tiny_campaign, background=chapman_background, epochs=2, seed=4, **TINY)
+    assert same_weights(a, b)
+    assert not same_weights(a, c)
+
+
+def test_resume_matches_an_uninterrupted_fit(tiny_campaign, chapman_background, tmp_path):
+    options = dict(background=chapman_background, seed=5, checkpoint_every=1, **TINY)
+    whole = iof.fit(tiny_campaign, epochs=4, **options)
+    ckpt = tmp_path / "train.ckpt"
+    iof.fit(tiny_campaign, epochs=2, checkpoint=ckpt, **options)  # "interrupted" after 2
+    resumed = iof.fit(tiny_campaign, epochs=4, resume=ckpt, **options)
+    assert same_weights(whole, resumed)
+    assert len(iof.history_table(resumed)) == 4
+
+
+def test_resume_refuses_other_options(tiny_campaign, chapman_background, tmp_path):
+    ckpt = tmp_path / "train.ckpt"
+    iof.fit(tiny_campaign, background=chapman_background, epochs=1, checkpoint=ckpt, **TINY)
+    with pytest.raises(ConfigError, match="lr"):
+        iof.fit(tiny_campaign, background=chapman_background, epochs=2, resume=ckpt,
+                **{**TINY, "lr": 1e-2})
+
+
+def test_save_load_round_trip_in_a_fresh_process(fitted, tmp_path):
+    path = tmp_path / "model.pt"
+    fitted.save(path)
+    coords = torch.tensor([[10.0, 20.0, 300.0, 6.5], [-45.0, 170.0, 450.0, 1.0]])
+    code = torch.randn(2, fitted.config.basis_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = torch.stack(fitted(coords, code)).numpy()
+    script = (
+        "import sys, numpy as np, torch, ionofield as iof\n"
+        f"m = iof.load_model({str(path)!r})\n"
+        f"coords = torch.tensor({coords.tolist()!r})\n"
+        f"code = torch.tensor({code.tolist()!r})\n"
+        "with torch.no_grad():\n"
+        "    np.save(sys.argv[1], torch.stack(m(coords, code)).numpy())\n"
+    )
+    out = tmp_path / "pred.npy"
+    subprocess.run([sys.executable, "-c", script, str(out)], check=True)
+    np.testing.assert_array_equal(np.load(out), expected)
+    loaded = iof.load_model(path)
+    assert loaded.config == fitted.config
+    assert loaded.info["period"] == fitted.info["period"]
+
+
+def test_load_model_refuses_truncated_and_foreign_files(fitted, tmp_path):
+    path = tmp_path / "model.pt"
+    fitted.save(path)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="truncated"):
+        iof.load_model(truncated)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match="not an ionofield model"):
+        iof.load_model(foreign)
+
+
+def test_accessor_fit_equals_function(tiny_campaign, chapman_background):
+    options = dict(background=chapman_background, epochs=1, seed=2, **TINY)
+    ds = tiny_campaign.copy()
+    via_accessor = ds.rstmrf.fit(**options)
+    assert same_weights(via_accessor, iof.fit(tiny_campaign, **options))
+    assert ds.rstmrf._model is via_accessor
+
+
+def test_split_keeps_profiles_whole():
+    profile = np.repeat(np.arange(50), 7)
+    train, val = split_by_profile(profile, 0.2, np.random.default_rng(0))
+    assert set(profile[train]).isdisjoint(profile[val])
+    assert len(np.unique(profile[val])) == 10
+    assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(profile.size))
+
+
+def test_time_binned_batches_cover_once_with_few_hours():
+    rng = np.random.default_rng(0)
+    hour_bin = rng.integers(0, 48, 5000)
+    indices = np.arange(5000)
+    batches = time_binned_batches(indices, hour_bin, 256, rng)
+    assert np.array_equal(np.sort(np.concatenate(batches)), indices)
+    binned = max(len(np.unique(hour_bin[b])) for b in batches)
+    shuffled = min(len(np.unique(hour_bin[b])) for b in np.array_split(rng.permutation(5000), 20))
+    bound = int(np.ceil((256 - 1) / np.bincount(hour_bin).min())) + 1  # consecutive hours
+    assert binned <= bound < 20 < shuffled
+
+
+def test_unique_windows_equal_per_point_computation(tiny_campaign):
+    """The ConvLSTM once per distinct hour gives what running it per point gives."""
+    model = iof.RSTMRF(iof.FitConfig(**{k: v for k, v in TINY.items() if k != "progress"}))
+    torch.nn.init.normal_(model.direction_head.correction.weight, std=0.1)
+    drivers = HourlyDrivers.from_campaign(tiny_campaign)
+    lat_axis, lon_axis = torch.from_numpy(drivers.tec_lat), torch.from_numpy(drivers.tec_lon)
+    grid = dict(lat0=float(lat_axis[0]), dlat=float(lat_axis[1] - lat_axis[0]),
+                lon0=float(lon_axis[0]), dlon=float(lon_axis[1] - lon_axis[0]))
+    point_hours = np.array([3, 3, 7, 3, 7, 9, 9, 3])
+    lat = torch.linspace(-60, 60, point_hours.size, dtype=torch.float64)
+    lon = torch.linspace(-170, 170, point_hours.size, dtype=torch.float64)
+    model = model.double()
+    with torch.no_grad():
+        hours, inverse = np.unique(point_hours, return_inverse=True)
+        seqs = drivers.tec_sequences(hours, model.config.seq_len).double()
+        field, _ = model.tec_direction(seqs, lat_axis, lon_axis)
+        unique_way = sample_direction(field, torch.from_numpy(inverse), lat, lon, **grid)
+        per_point = torch.cat([
+            sample_direction(
+                model.tec_direction(
+                    drivers.tec_sequences(point_hours[[k]], model.config.seq_len).double(),
+                    lat_axis, lon_axis)[0],
+                torch.zeros(1, dtype=torch.long), lat[[k]], lon[[k]], **grid)
+            for k in range(point_hours.size)
+        ])
+    torch.testing.assert_close(unique_way, per_point, rtol=1e-12, atol=1e-12)
