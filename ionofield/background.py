@@ -334,34 +334,51 @@ def _cache_key(
     return digest.hexdigest()[:24]
 
 
+#: Largest number of Ne values one PyIRI call computes (bounds its memory to ~400 MB).
+PYIRI_VALUES_PER_CALL = 2_000_000
+
+
 def _pyiri_day(
     times: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray, f107: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One PyIRI call for times of one UT day; Ne [T, Z, Y, X], NmF2 and hmF2 [T, Y, X]."""
+    """PyIRI for times of one UT day; Ne [T, Z, Y, X], NmF2 and hmF2 [T, Y, X].
+
+    The latitude rows go to PyIRI in bands of at most :data:`PYIRI_VALUES_PER_CALL`
+    output values, which bounds its memory (about 200 bytes per value) whatever the
+    grid. PyIRI is pointwise in space for the F2 layer and topside, so the bands give
+    the same values there as one call; its F1 region (near 150 km) depends a little on
+    the other points of a call (up to ~15 % seen), which is why the band size is a
+    constant: the same grid always gives the same background.
+    """
     from PyIRI import sh_library
 
     day = times[0].astype("datetime64[D]")
     date = day.item()
-    grid_lat, grid_lon = (g.ravel() for g in np.meshgrid(lat, lon, indexing="ij"))
-    f2, *_, edp = sh_library.IRI_density_1day(
-        date.year,
-        date.month,
-        date.day,
-        hours_since(times, day),
-        grid_lon,
-        grid_lat,
-        alt,
-        float(f107),
-        foF2_coeff=FOF2_MODEL,
-        hmF2_model=HMF2_MODEL,
-        old_output=False,
-    )
-    horizontal = (times.size, lat.size, lon.size)
-    return (
-        edp.reshape(times.size, alt.size, lat.size, lon.size).astype(np.float32),
-        f2["Nm"].reshape(horizontal).astype(np.float32),
-        f2["hm"].reshape(horizontal).astype(np.float32),
-    )
+    ne = np.empty((times.size, alt.size, lat.size, lon.size), dtype=np.float32)
+    nmf2 = np.empty((times.size, lat.size, lon.size), dtype=np.float32)
+    hmf2 = np.empty_like(nmf2)
+    rows = max(1, PYIRI_VALUES_PER_CALL // (times.size * alt.size * lon.size))
+    for start in range(0, lat.size, rows):
+        band = slice(start, min(start + rows, lat.size))
+        grid_lat, grid_lon = (g.ravel() for g in np.meshgrid(lat[band], lon, indexing="ij"))
+        f2, *_, edp = sh_library.IRI_density_1day(
+            date.year,
+            date.month,
+            date.day,
+            hours_since(times, day),
+            grid_lon,
+            grid_lat,
+            alt,
+            float(f107),
+            foF2_coeff=FOF2_MODEL,
+            hmF2_model=HMF2_MODEL,
+            old_output=False,
+        )
+        n_rows = band.stop - band.start
+        ne[:, :, band] = edp.reshape(times.size, alt.size, n_rows, lon.size)
+        nmf2[:, band] = f2["Nm"].reshape(times.size, n_rows, lon.size)
+        hmf2[:, band] = f2["hm"].reshape(times.size, n_rows, lon.size)
+    return ne, nmf2, hmf2
 
 
 def _cube_dataset(
@@ -474,9 +491,10 @@ class BackgroundField:
     -----
     :meth:`log10_at` interpolates log10 Ne multilinearly on the grid: linearly in
     time, altitude and latitude, and periodically in longitude (across the
-    antimeridian). Latitudes between the grid's last row and the pole are given that
-    row's values when the row lies within one grid step of the pole (IONEX-like grids
-    stop at +-87.5 degrees). Times and altitudes outside the grid raise
+    antimeridian). When the grid's last row lies within one grid step of a pole
+    (IONEX-like grids stop at +-87.5 degrees), the field goes on linearly to the
+    zonal mean of that row at the pole, so it is single-valued and continuous there.
+    Times and altitudes outside the grid raise
     :class:`~ionofield.errors.CoverageError`.
 
     Examples
@@ -521,12 +539,22 @@ class BackgroundField:
             logger.info(
                 "background: %d of %d values below %g m-3 raised to it", n_floored, ne.size, floor
             )
+        log10 = np.log10(np.maximum(ne, self.floor)).astype(np.float32)
+        # Rows at the poles, where every longitude is the same point, hold the zonal
+        # mean of the nearest row: the field is single-valued there and continuous.
+        self._lat_ext = self.lat
+        if south_pole_near and self.lat[0] > -90.0:
+            log10 = np.concatenate([log10[..., :1, :].mean(-1, keepdims=True)
+                                    .repeat(log10.shape[-1], -1), log10], axis=-2)
+            self._lat_ext = np.append(-90.0, self._lat_ext)
+        if north_pole_near and self.lat[-1] < 90.0:
+            log10 = np.concatenate([log10, log10[..., -1:, :].mean(-1, keepdims=True)
+                                    .repeat(log10.shape[-1], -1)], axis=-2)
+            self._lat_ext = np.append(self._lat_ext, 90.0)
         # One more longitude column, a copy of the first one 360 degrees on, makes
         # the periodic axis an ordinary one: every query falls inside it.
         self._lon_ext = np.append(self.lon, self.lon[0] + 360.0)
-        self._log10 = np.empty(ne.shape[:-1] + (ne.shape[-1] + 1,), dtype=np.float32)
-        np.log10(np.maximum(ne, self.floor), out=self._log10[..., :-1], casting="same_kind")
-        self._log10[..., -1] = self._log10[..., 0]
+        self._log10 = np.ascontiguousarray(np.concatenate([log10, log10[..., :1]], axis=-1))
 
     def __repr__(self) -> str:
         return (
@@ -591,7 +619,7 @@ class BackgroundField:
             [
                 _cell(self._hours, hours),
                 _cell(self.alt, alt_q),
-                _cell(self.lat, lat_q),
+                _cell(self._lat_ext, lat_q),
                 _cell(self._lon_ext, lon_q),
             ],
         )

@@ -823,7 +823,7 @@ def write_samples(
     (out / "ionprf").mkdir(parents=True, exist_ok=True)
     world = storm_world(day, days=1, seed=seed, cache_dir=cache_dir)
     stamp = pd.Timestamp(world.start)
-    ionex_path = out / f"syng{stamp.dayofyear:03d}0.{stamp.year % 100:02d}i"
+    ionex_path = out / f"syng{stamp.day_of_year:03d}0.{stamp.year % 100:02d}i"
     write_ionex(tec_maps(world, world.start + HOUR * np.arange(25)), ionex_path)
     written = [ionex_path]
 
@@ -874,6 +874,7 @@ def _samples_readme(
         pd.Series(obs["mission"].values).groupby(obs["profile"].values).first().value_counts()
     )
     missions = ", ".join(f"{int(n)} {name}" for name, n in sorted(per_mission.items()))
+    tops = ", ".join(f"{m.top_km:g} km for {name}" for name, m in sorted(_MISSIONS.items()))
     p = world.perturbations
     lo, hi = world.alt_range
     bg = world.background
@@ -881,7 +882,7 @@ def _samples_readme(
     return f"""# data_samples: one synthetic day of the May 2024 storm
 
 Everything here was written by `ionofield.synthetic.write_samples` for
-{day:%Y-%m-%d} (day of year {day.dayofyear}), seed {seed}. Regenerate it with
+{day:%Y-%m-%d} (day of year {day.day_of_year}), seed {seed}. Regenerate it with
 
     python -m ionofield.synthetic --samples data_samples --day {day:%Y-%m-%d} \\
         --profiles {n_profiles} --ionprf {n_ionprf} --seed {seed}
@@ -904,10 +905,11 @@ celestrak record (only the date of writing in the IONEX header changes).
   ({bg.attrs.get("iri_fof2_model", "?")} foF2, {bg.attrs.get("iri_hmf2_model", "?")} hmF2,
   the day's real F10.7) on a grid {_grid_text(bg)},
   bent by analytic, Kp-driven perturbations: a negative storm phase at middle and
-  high magnetic latitudes (up to {p.depletion:g} in log10 Ne at lagged Kp 9), a daytime positive phase at low latitudes
-  ({p.enhancement:g}), an hmF2 uplift ({p.uplift_km:g} km), a stronger equatorial anomaly
-  ({p.anomaly_quiet:g} quiet + {p.anomaly_storm:g} storm) and an equatorward travelling
-  disturbance ({p.tid_amplitude:g}, {p.tid_wavelength_km:g} km, {p.tid_speed_ms:g} m/s).
+  high magnetic latitudes (up to {p.depletion:g} in log10 Ne at lagged Kp 9), a
+  daytime positive phase at low latitudes ({p.enhancement:g}), an hmF2 uplift
+  ({p.uplift_km:g} km), a stronger equatorial anomaly ({p.anomaly_quiet:g} quiet +
+  {p.anomaly_storm:g} storm) and an equatorward travelling disturbance
+  ({p.tid_amplitude:g}, {p.tid_wavelength_km:g} km, {p.tid_speed_ms:g} m/s).
   The truth itself is not stored; `ionofield.synthetic.storm_world("{day:%Y-%m-%d}",
   days=1, seed={seed})` rebuilds it. The IRI background's RMSE against it over
   150-600 km is {background_rmse(world):.3f} in log10 Ne that day.
@@ -917,7 +919,7 @@ celestrak record (only the date of writing in the IONEX header changes).
   the centre. TEC is the truth integrated from {lo:g} to {hi:g} km only: there is no
   plasmasphere above, which adds a few TECU to real GNSS TEC.
 - **RO profiles**: {n_profiles} profiles ({missions}), {levels} levels each from
-  90-110 km to the orbit (about 800 km for FY-3D, 530 km for COSMIC-2), tangent point
+  90-110 km to the orbit ({tops}), tangent point
   drifting 3-12 degrees along the profile, times uniform over the day. Noise:
   log-normal {100 * obs.attrs["relative_noise"]:g} % times the density, plus
   {obs.attrs["noise_floor_m3"]:g} m-3 additive: the low-density ends of the profiles
