@@ -13,6 +13,7 @@ import datetime as dt
 import os
 from typing import Any
 
+import dask
 import dask.array as dsa
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ import xarray as xr
 
 from ionofield._files import atomic_path
 from ionofield._version import __version__
-from ionofield.background import campaign_background
+from ionofield.background import BackgroundField, campaign_background
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import ConfigError
 from ionofield.nn.model import RSTMRF
@@ -163,7 +164,15 @@ def reconstruct(
         chunks=((len(_OUTPUTS),), time_chunks, alt.size, lat.size, lon.size),
         dtype=np.float32,
     )
-    f107 = ds["f107"].load()
+    hours = np.arange(
+        times.min().astype("datetime64[h]"),
+        times.max().astype("datetime64[h]") + np.timedelta64(2, "h"),
+        np.timedelta64(1, "h"),
+    ).astype("datetime64[ns]")
+    # Built once, when the graph first runs, and shared by every chunk.
+    field = dask.delayed(_background_field, pure=True)(
+        hours, ds["f107"].load(), model.config, background, cache_dir
+    )
     stacked = dsa.map_blocks(
         _reconstruct_block,
         template,
@@ -172,11 +181,9 @@ def reconstruct(
         alt=alt,
         lat=lat,
         lon=lon,
-        model=model,
-        drivers=drivers,
-        f107=f107,
-        background=background,
-        cache_dir=cache_dir,
+        model=dask.delayed(model, pure=True),
+        drivers=dask.delayed(drivers, pure=True),
+        field=field,
         meta=np.empty((0, 0, 0, 0, 0), dtype=np.float32),
     )
     dims = ("time", "alt", "lat", "lon")
@@ -188,6 +195,15 @@ def reconstruct(
     return out
 
 
+def _background_field(
+    hours: np.ndarray, f107: xr.DataArray, config: Any, background: Any, cache_dir: Any
+) -> BackgroundField:
+    field, _ = campaign_background(
+        hours, f107, config=config, background=background, cache_dir=cache_dir
+    )
+    return field
+
+
 def _reconstruct_block(
     block: np.ndarray,
     *,
@@ -197,22 +213,12 @@ def _reconstruct_block(
     lon: np.ndarray,
     model: RSTMRF,
     drivers: HourlyDrivers,
-    f107: xr.DataArray,
-    background: Any,
-    cache_dir: Any,
+    field: BackgroundField,
     block_info: dict | None = None,
 ) -> np.ndarray:
+    """Compute one time chunk: ne, ne_background, ne_log10_sigma stacked on axis 0."""
     start, stop = block_info[0]["array-location"][1]
     t = times[start:stop]
-    hours = np.arange(
-        t.min().astype("datetime64[h]"),
-        t.max().astype("datetime64[h]") + np.timedelta64(2, "h"),
-        np.timedelta64(1, "h"),
-    ).astype("datetime64[ns]")
-    hours = hours[hours <= max(drivers.hours[-1], t.max())]
-    field, _ = campaign_background(
-        hours, f107, config=model.config, background=background, cache_dir=cache_dir
-    )
     out = np.empty((len(_OUTPUTS), len(t), alt.size, lat.size, lon.size), dtype=np.float32)
     out[1] = field.log10_at(
         t[:, None, None, None], alt[None, :, None, None], lat[None, None, :, None],

@@ -8,16 +8,21 @@ is given (position, local time, time and the Kp history)::
 
 with, all smooth (C1) and continuous across the antimeridian and at the poles:
 
-- ``dh``: hmF2 uplift (km) growing with the fast-lagged Kp;
-- ``storm``: the ionospheric storm, a negative phase (depletion) at middle and high
-  magnetic latitudes driven by the slow-lagged Kp, and a daytime positive phase
-  (enhancement) at low magnetic latitudes driven by the fast-lagged Kp;
+- ``dh``: hmF2 uplift (km) growing with the fast-lagged Kp, 30 % larger at noon
+  than at midnight;
+- ``storm``: the ionospheric storm. A negative phase (depletion) driven by the
+  slow-lagged Kp, growing poleward as ``1 - exp(-(sin mlat / sin 35deg)**2)``, 40 %
+  stronger in the summer hemisphere at a solstice and modulated by 25 % in
+  longitude; and a positive phase (enhancement) driven by the fast-lagged Kp within
+  about 25 degrees of the magnetic equator, in the daytime (around 13 LT);
 - ``anomaly``: stronger equatorial-anomaly crests near +-15 degrees magnetic
-  latitude in the afternoon and evening (present in quiet time; stronger, and
-  moved poleward, in a storm), with a deeper trough over the magnetic equator;
-- ``tid``: a large-scale travelling ionospheric disturbance, a wave packet launched
-  from the auroral zones (70 degrees magnetic latitude) while Kp is high and
-  travelling equatorward;
+  latitude in the afternoon and evening (around 16 LT), present in quiet time,
+  stronger and moved poleward in a storm, with a deeper trough over the magnetic
+  equator;
+- ``tid``: a large-scale travelling ionospheric disturbance: waves launched from
+  70 degrees magnetic latitude with an amplitude following the fast-lagged Kp at
+  the launch time, travelling equatorward, fading out within 10 degrees of the
+  magnetic equator;
 - ``r(h)``: a smooth ramp from 0 below 100 km to 1 above 250 km (E region intact).
 
 "Lagged Kp" is Kp passed through two first-order lags of one time constant (the
@@ -85,6 +90,7 @@ TID_SOURCE_MLAT = 70.0
 """Magnetic latitude (degrees) from which the travelling disturbance is launched."""
 
 _F_RAMP_KM = (100.0, 250.0)
+_KP_SLOT = np.timedelta64(3, "h")
 _SECONDS_PER_HOUR = 3600.0
 
 
@@ -161,6 +167,23 @@ class SyntheticWorld:
     ------
     CoverageError
         When the indices do not cover the background's period and a day before it.
+
+    Examples
+    --------
+    A uniform background (1e11 m-3) and quiet Kp: only the equatorial-anomaly
+    change remains, in the F region near a crest in the afternoon (16 LT here).
+
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> ne = xr.DataArray(
+    ...     np.full((3, 2, 3, 4), 1e11), dims=("time", "alt", "lat", "lon"),
+    ...     coords={"time": pd.date_range("2024-05-10", periods=3, freq="h"),
+    ...             "alt": [60.0, 1000.0], "lat": [-90.0, 0.0, 90.0],
+    ...             "lon": [-180.0, -90.0, 0.0, 90.0]}, attrs={"units": "m-3"})
+    >>> kp = xr.Dataset({"kp": ("time", np.zeros(24))},
+    ...                 coords={"time": pd.date_range("2024-05-08", periods=24, freq="3h")})
+    >>> world = SyntheticWorld(ne.to_dataset(name="ne_background"), kp)
+    >>> world.log10_ne(np.datetime64("2024-05-10T01:00"), [90.0, 400.0], 10.0, -135.0).round(3)
+    array([11.   , 11.143])
     """
 
     background: xr.Dataset
@@ -172,11 +195,13 @@ class SyntheticWorld:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_field", BackgroundField(self.background))
         kp_time = to_datetime64(self.indices["time"].values)
-        if kp_time[0] > self.start - np.timedelta64(1, "D") or kp_time[-1] < self.end - HOUR:
+        early = kp_time[0] > self.start - np.timedelta64(1, "D")
+        if early or kp_time[-1] + _KP_SLOT < self.end:
             raise CoverageError(
-                f"SyntheticWorld: Kp covers {kp_time[0]}..{kp_time[-1]}, but the background "
-                f"runs {self.start}..{self.end}; give indices from at least one day before "
-                f"the start (open_indices(start - {SPINUP_DAYS} days, end))"
+                f"SyntheticWorld: Kp starts {kp_time[0]} and its last 3-hour slot starts "
+                f"{kp_time[-1]}, but the background runs {self.start}..{self.end}; give "
+                "indices from at least one day before the start to the end "
+                f"(open_indices(start - {SPINUP_DAYS} days, end))"
             )
 
     @property
@@ -209,10 +234,12 @@ class SyntheticWorld:
         numpy.ndarray
             Lagged Kp (0-9), float64, shape of ``time``.
         """
+        return self._lag(hours_since(time, self.start), tau_h)
+
+    def _lag(self, t_h: np.ndarray, tau_h: float) -> np.ndarray:
+        """:meth:`lagged_kp` at ``t_h`` hours since the world's start."""
         nodes = hours_since(self.indices["time"].values, self.start)
-        return _two_stage_lag(
-            hours_since(time, self.start), nodes, self.indices["kp"].values, tau_h
-        )
+        return _two_stage_lag(t_h, nodes, self.indices["kp"].values, tau_h)
 
     def log10_ne(
         self,
@@ -248,8 +275,8 @@ class SyntheticWorld:
         lat_deg = np.asarray(lat, dtype=np.float64)
         lon_deg = fold_longitude(lon)
         geo = _Geometry(self.start, t_h, lat_deg, lon_deg)
-        intensity_fast = _intensity(self.lagged_kp(time, p.tau_fast_h))
-        intensity_slow = _intensity(self.lagged_kp(time, p.tau_slow_h))
+        intensity_fast = _intensity(self._lag(t_h, p.tau_fast_h))
+        intensity_slow = _intensity(self._lag(t_h, p.tau_slow_h))
         ramp = _smoothstep((alt_km - _F_RAMP_KM[0]) / (_F_RAMP_KM[1] - _F_RAMP_KM[0]))
         phase_dep, phase_tid, lon_tid = _seeded_phases(self.seed)
 
@@ -305,10 +332,7 @@ class SyntheticWorld:
         taper = _smoothstep((TID_SOURCE_MLAT - mlat) / 5.0) * _smoothstep(mlat / 10.0)
         speed_kmh = p.tid_speed_ms * _SECONDS_PER_HOUR / 1000.0
         launched = t_h - np.maximum(distance_km, 0.0) / speed_kmh
-        nodes = hours_since(self.indices["time"].values, self.start)
-        source = _intensity(
-            _two_stage_lag(launched, nodes, self.indices["kp"].values, p.tau_fast_h)
-        )
+        source = _intensity(self._lag(launched, p.tau_fast_h))
         wave = np.cos(2.0 * np.pi * (distance_km - speed_kmh * t_h) / p.tid_wavelength_km + phase)
         return p.tid_amplitude * taper * source * wave * (1.0 + 0.3 * geo.earth_fixed(lon_tid))
 
@@ -406,7 +430,9 @@ def _two_stage_lag(t: np.ndarray, nodes: np.ndarray, values: np.ndarray, tau: fl
             f"({nodes[0]:.2f} h, hours from the world's start); give earlier indices"
         )
 
-    def advance(y1, y2, u, s):
+    def advance(
+        y1: np.ndarray, y2: np.ndarray, u: np.ndarray, s: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         decay = np.exp(-s / tau)
         return (
             u + (y1 - u) * decay,

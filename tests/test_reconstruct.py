@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+import json
+
+import dask
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import ionofield as iof
+from ionofield.background import BackgroundField
+from ionofield.drivers import HourlyDrivers
+from ionofield.errors import ConfigError, CoverageError
+from ionofield.reconstruct import predict_residual
+from tests.conftest import START, TINY
+
+
+@pytest.fixture(scope="module")
+def model(tiny_campaign, chapman_background):
+    return iof.fit(tiny_campaign, background=chapman_background, epochs=2, **TINY)
+
+
+def small_grid(**overrides):
+    axes = dict(
+        time=pd.date_range(START, periods=4, freq="97min"),
+        alt=np.arange(150.0, 601.0, 50.0),
+        lat=np.arange(-90.0, 90.1, 30.0),
+        lon=np.arange(-180.0, 180.0, 45.0),
+    )
+    return iof.grid(**{**axes, **overrides})
+
+
+@pytest.fixture(scope="module")
+def volume(tiny_campaign, model, chapman_background):
+    return iof.reconstruct(tiny_campaign, small_grid(), model=model,
+                           background=chapman_background, chunks=2)
+
+
+def _raise_if_computed(dsk, keys, **kwargs):
+    raise AssertionError("dask computed while building the volume")
+
+
+def test_grid_folds_longitudes_and_checks_axes():
+    g = iof.grid(time=[np.datetime64("2024-05-10T01")], alt=[100.0], lat=[0.0],
+                 lon=[0.0, 90.0, 270.0, 359.0])
+    np.testing.assert_array_equal(g.lon.values, [-90.0, -1.0, 0.0, 90.0])
+    assert g.alt.attrs["units"] == "km" and g.alt.attrs["positive"] == "up"
+    with pytest.raises(ConfigError, match="metres"):
+        iof.grid(time=[START], alt=[300e3], lat=[0.0], lon=[0.0])
+    with pytest.raises(ConfigError, match="lat"):
+        iof.grid(time=[START], alt=[300.0], lat=[95.0], lon=[0.0])
+
+
+def test_reconstruct_is_lazy(tiny_campaign, model, chapman_background):
+    with dask.config.set(scheduler=_raise_if_computed):
+        vol = iof.reconstruct(tiny_campaign, small_grid(), model=model,
+                              background=chapman_background)
+    assert all(isinstance(vol[name].data, dask.array.Array) for name in vol.data_vars)
+    assert vol.ne.dims == ("time", "alt", "lat", "lon") and vol.ne.dtype == np.float32
+
+
+def test_volume_values(volume, tiny_campaign, model, chapman_background):
+    vol = volume.compute()
+    assert np.all(vol.ne > 0) and np.all(np.isfinite(vol.ne))
+    times = vol.time.values
+    drivers = HourlyDrivers.from_campaign(tiny_campaign)
+    residual, log_var = predict_residual(model, drivers, times, vol.alt.values, vol.lat.values,
+                                         vol.lon.values)
+    np.testing.assert_allclose(np.log10(vol.ne / vol.ne_background), residual, atol=2e-5)
+    np.testing.assert_allclose(vol.ne_log10_sigma, np.exp(0.5 * log_var), rtol=1e-6)
+    field = BackgroundField(chapman_background)
+    expected = field.log10_at(times[:, None, None, None], vol.alt.values[:, None, None],
+                              vol.lat.values[:, None], vol.lon.values)
+    np.testing.assert_allclose(np.log10(vol.ne_background), expected, atol=2e-6)
+
+
+def test_chunkings_and_schedulers_agree(volume, tiny_campaign, model, chapman_background):
+    reference = volume.compute(scheduler="threads")
+    one_by_one = iof.reconstruct(tiny_campaign, small_grid(), model=model,
+                                 background=chapman_background, chunks=1)
+    # Equal to float32 rounding: the network's matrix products see other batch sizes.
+    xr.testing.assert_allclose(one_by_one.compute(scheduler="synchronous"), reference, rtol=1e-5)
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        xr.testing.assert_allclose(volume.compute(), reference, rtol=1e-5)
+
+
+def test_uncovered_times_fail_early(tiny_campaign, model, chapman_background):
+    late = small_grid(time=[START + np.timedelta64(30, "h")])
+    with pytest.raises(CoverageError):
+        iof.reconstruct(tiny_campaign, late, model=model, background=chapman_background)
+
+
+def test_user_background_must_be_passed_again(tiny_campaign, model):
+    with pytest.raises(ConfigError, match="background="):
+        iof.reconstruct(tiny_campaign, small_grid(), model=model)
+
+
+def test_antimeridian_and_poles(tiny_campaign, model, chapman_background):
+    drivers = HourlyDrivers.from_campaign(tiny_campaign)
+    times = np.array([START + np.timedelta64(150, "m")])
+    alt = np.array([200.0, 400.0])
+    residual, _ = predict_residual(model, drivers, times, alt, np.array([-40.0, 10.0]),
+                                   np.array([-180.0, 180.0]))
+    np.testing.assert_allclose(residual[..., 0], residual[..., 1], atol=1e-6)
+    lons = np.linspace(-180.0, 180.0, 13)
+    for pole in (-90.0, 90.0):
+        at_pole, _ = predict_residual(model, drivers, times, alt, np.array([pole]), lons)
+        assert np.ptp(at_pole, axis=-1).max() < 1e-5
+    field = BackgroundField(chapman_background)
+    assert field.log10_at(times[0], 300.0, 20.0, -180.0) == pytest.approx(
+        field.log10_at(times[0], 300.0, 20.0, 180.0), abs=1e-9)
+
+
+def test_netcdf_round_trip_and_cf_attributes(volume, tmp_path):
+    path = tmp_path / "ne.nc"
+    iof.to_netcdf(volume, path)
+    with xr.open_dataset(path) as back:
+        xr.testing.assert_allclose(back.load(), volume.compute(), rtol=0, atol=0)
+        assert back.attrs["Conventions"] == "CF-1.11"
+        assert back.attrs["history"][:4].isdigit()
+        assert back.time.encoding["units"].startswith("seconds since")
+        for name in back.coords:
+            assert "_FillValue" not in back[name].encoding or np.isnan(
+                back[name].encoding["_FillValue"]) is False
+        assert back.ne.attrs == {"long_name": "electron number density", "units": "m-3"}
+        assert "standard_name" not in back.ne.attrs
+        assert back.ne.encoding["zlib"]
+
+
+def test_atomic_write_leaves_nothing_on_failure(volume, tmp_path, monkeypatch):
+    path = tmp_path / "ne.nc"
+
+    def failing_write(self, target, *args, **kwargs):
+        with open(target, "wb") as fh:
+            fh.write(b"CDF partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", failing_write)
+    with pytest.raises(OSError, match="disk full"):
+        iof.to_netcdf(volume, path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_volume_passes_the_cf_checker(volume, tmp_path):
+    from compliance_checker.runner import CheckSuite, ComplianceChecker
+
+    path = tmp_path / "ne.nc"
+    iof.to_netcdf(volume, path)
+    report = tmp_path / "report.json"
+    CheckSuite.load_all_available_checkers()
+    passed, errors = ComplianceChecker.run_checker(
+        str(path), ["cf:1.11"], 0, "strict", output_filename=str(report), output_format="json"
+    )
+    assert not errors
+    results = json.loads(report.read_text())["cf:1.11"]
+    failures = [m for m in results.get("all_priorities", []) if m["value"][0] < m["value"][1]]
+    assert passed, failures
+
+
+def test_accessor_reconstruct_equals_function(volume, tiny_campaign, model, chapman_background):
+    ds = tiny_campaign.copy()
+    via_accessor = ds.rstmrf.reconstruct(small_grid(), model=model,
+                                         background=chapman_background, chunks=2)
+    xr.testing.assert_equal(via_accessor.compute(), volume.compute())  # history stamps differ
+    with pytest.raises(ConfigError, match="model="):
+        ds.rstmrf.reconstruct(small_grid())
