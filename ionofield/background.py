@@ -221,8 +221,9 @@ def campaign_background(
     Returns
     -------
     field : BackgroundField
-        The IRI cube is built hourly over every whole UT day that ``hours`` touch,
-        so calls for different hours of the same days share the cached days.
+        The IRI cube is built on the whole hours spanning ``hours``; it is cached per
+        UT day, so a later call for the same hours (a reconstruction of the fitted
+        period) reads it back.
     info : dict
         JSON-ready description to store with a model: ``kind`` (``"iri"`` or
         ``"user"``) and the options or extent of the background.
@@ -235,8 +236,13 @@ def campaign_background(
             "shape": [field.time.size, field.alt.size, field.lat.size, field.lon.size],
         }
         return field, info
-    days = np.unique(to_datetime64(hours).astype("datetime64[D]"))
-    times = (days[:, None] + np.arange(24) * HOUR).ravel()
+    when = to_datetime64(hours)
+    first, last = when.min().astype("datetime64[h]"), when.max().astype("datetime64[h]")
+    if last < when.max():
+        last = last + np.timedelta64(1, "h")
+    times = np.arange(first, last + np.timedelta64(1, "h"), np.timedelta64(1, "h")).astype(
+        "datetime64[ns]"
+    )
     start, stop, step = config.background_alt
     lat_step, lon_step = config.background_lat_step, config.background_lon_step
     alt = np.arange(start, stop + step / 2, step)

@@ -444,20 +444,22 @@ def test_days_already_cached_are_not_recomputed(tmp_path, pyiri_calls):
     assert both.sizes["time"] == 48
 
 
-def test_campaign_background_builds_whole_days_on_the_config_grid(tmp_path, pyiri_calls):
+def test_campaign_background_spans_whole_hours_on_the_config_grid(tmp_path, pyiri_calls):
     config = FitConfig(
         background_alt=(100.0, 500.0, 100.0), background_lat_step=30.0, background_lon_step=90.0
     )
-    hours = np.array(["2024-03-20T05:00", "2024-03-20T06:00"], dtype="datetime64[ns]")
+    hours = np.array(["2024-03-20T05:00", "2024-03-20T06:20"], dtype="datetime64[ns]")
     field, info = campaign_background(hours, 150.0, config=config, cache_dir=tmp_path)
-    assert field.time.size == 24 and field.time[0] == np.datetime64("2024-03-20T00:00")
+    np.testing.assert_array_equal(
+        field.time, np.array(["2024-03-20T05", "2024-03-20T06", "2024-03-20T07"], "M8[ns]")
+    )
     np.testing.assert_array_equal(field.alt, [100.0, 200.0, 300.0, 400.0, 500.0])
     np.testing.assert_array_equal(field.lat, [-60.0, -30.0, 0.0, 30.0, 60.0])
     np.testing.assert_array_equal(field.lon, [-180.0, -90.0, 0.0, 90.0])
     assert info["kind"] == "iri" and info["fof2_model"] == "URSI"
     assert np.isfinite(field.log10_at(hours[0], 250.0, -90.0, 179.0))
-    campaign_background(hours + np.timedelta64(9, "h"), 150.0, config=config, cache_dir=tmp_path)
-    assert len(pyiri_calls) == 1  # same UT day: the cached cube
+    campaign_background(hours, 150.0, config=config, cache_dir=tmp_path)
+    assert len(pyiri_calls) == 1  # the same hours again: the cached cube
 
 
 def test_campaign_background_takes_a_user_background(pyiri_calls):

