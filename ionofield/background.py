@@ -42,7 +42,7 @@ from ionofield.errors import (
     TimeOrderError,
     UnitsError,
 )
-from ionofield.timeutil import HOUR, fold_longitude, hours_since, to_datetime64
+from ionofield.timeutil import fold_longitude, hours_since, to_datetime64
 
 if TYPE_CHECKING:
     from ionofield.config import FitConfig
