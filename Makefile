@@ -25,6 +25,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ionofield tests benchmarks
 
+docs: $(STAMP)
+	$(PY) -c "import sphinx, numpydoc, sphinx_autosummary_accessors, pydata_sphinx_theme" 2>/dev/null \
+		|| $(PY) -m pip install --quiet -e ".[docs]"
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+
 bench: $(STAMP)
 	$(PY) benchmarks/readers.py
 

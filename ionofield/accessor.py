@@ -7,14 +7,16 @@ with the Dataset as its first argument, so ``ds.rstmrf.align(t)`` is
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import xarray as xr
 
 from ionofield.align import check_campaign, drivers_at
 from ionofield.errors import ConfigError
 from ionofield.nn.model import RSTMRF
+from ionofield.plot import CampaignPlots
 from ionofield.reconstruct import reconstruct
+from ionofield.tec_cache import tec_direction
 from ionofield.training import fit
 
 __all__ = ["RSTMRFAccessor"]
@@ -112,6 +114,13 @@ class RSTMRFAccessor:
             The lazy volume ``ne``, ``ne_background``, ``ne_log10_sigma``.
         """
         check_campaign(self._obj)
+        return reconstruct(
+            self._obj, grid, model=self._fitted(model), background=background, chunks=chunks,
+            cache_dir=cache_dir,
+        )
+
+    def _fitted(self, model: RSTMRF | None) -> RSTMRF:
+        """``model``, else the one :meth:`fit` left here; ConfigError when neither."""
         model = model if model is not None else self._model
         if model is None:
             raise ConfigError(
@@ -119,7 +128,53 @@ class RSTMRFAccessor:
                 "every Dataset object); pass model= (from ds.rstmrf.fit(...) or "
                 "ionofield.load_model(path))"
             )
-        return reconstruct(
-            self._obj, grid, model=model, background=background, chunks=chunks,
-            cache_dir=cache_dir,
-        )
+        return model
+
+    def tec_direction(
+        self,
+        times: object = None,
+        *,
+        model: RSTMRF | None = None,
+        source: Literal["model", "data"] = "model",
+    ) -> xr.Dataset:
+        """TEC direction field on the TEC grid; forwards to :func:`ionofield.tec_direction`.
+
+        Parameters
+        ----------
+        times
+            Times within the campaign's hourly axis; ``None`` means its whole hours.
+        model
+            For ``source="model"``: the model, by default the one :meth:`fit` left on
+            this accessor. Unused for ``source="data"``.
+        source
+            ``"model"`` (the direction head's field) or ``"data"`` (the unit
+            finite-difference TEC gradient).
+
+        Returns
+        -------
+        xarray.Dataset
+            ``north``, ``east`` on ``(time, lat, lon)``.
+
+        Raises
+        ------
+        ConfigError
+            When ``source="model"`` and there is no model here and none is passed.
+        """
+        if source == "model":
+            model = self._fitted(model)
+        return tec_direction(self._obj, times, model=model, source=source)
+
+    @property
+    def plot(self) -> CampaignPlots:
+        """Plots of this campaign: ``ds.rstmrf.plot.coverage()``, ``.drivers()``, ...
+
+        Each method forwards to the function of the same name in
+        :mod:`ionofield.plot` with this Dataset as the campaign.
+
+        Returns
+        -------
+        ionofield.plot.CampaignPlots
+            ``coverage``, ``drivers``, ``tec_direction`` and ``profile``, bound to
+            this Dataset.
+        """
+        return CampaignPlots(self._obj)

@@ -64,7 +64,7 @@ F107_RANGE = (30.0, 600.0)
 COVERAGE_TOLERANCE = 1e-6
 """How far (hours for time, km for altitude) a query may stray outside the cube."""
 
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: PyIRI run in latitude bands
 _NE_UNITS = {"m-3", "m^-3", "m**-3", "/m3", "1/m3"}
 
 

@@ -875,10 +875,6 @@ def write_samples(
             )
         )
     rest = obs.isel(obs=~np.isin(obs["profile"].values, list(as_files)))
-    # Fixed-width strings: netCDF-4 variable-length strings would double the file.
-    rest = rest.assign_coords(
-        profile=rest["profile"].astype("S"), mission=rest["mission"].astype("S")
-    )
     written.append(write_ro_table(rest, out / "ro_profiles.nc"))
 
     readme = out / "README.md"

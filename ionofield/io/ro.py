@@ -372,8 +372,12 @@ def write_ro_table(obs: xr.Dataset, path: PathLike) -> Path:
             frame = pd.DataFrame({name: table[name].values for name in columns})
             frame.to_csv(tmp, index=False)
         else:
-            encoding = {name: {"_FillValue": None} for name in columns
-                        if table[name].dtype.kind == "f"}
+            # Fixed-width strings: netCDF-4 variable-length strings would double the file.
+            strings = {name: table[name].astype("S") for name in columns
+                       if table[name].dtype.kind in "OU"}
+            table = table.assign(strings)
+            encoding = {name: {"_FillValue": None, "zlib": True, "complevel": 4}
+                        for name in columns if table[name].dtype.kind == "f"}
             table.to_netcdf(tmp, encoding=encoding)
     return path
 

@@ -1,0 +1,361 @@
+"""The TEC path's direction field at any time: an hourly LRU cache and a labelled view.
+
+The ConvLSTM + direction head of R-STMRF reads the last ``seq_len`` hourly TEC maps
+and gives one direction field per whole hour; at a time between two hours the field
+is the cosine-squared blend of the two (DESIGN.md §3). Evaluating it at many minute
+times therefore needs the network only once per distinct hour:
+:class:`HourlyTECCache` keeps those hourly fields in a least-recently-used cache
+(eval mode only: in training mode it computes every call, with gradients), and
+:func:`tec_direction` returns the field as an ``xarray.Dataset`` for plotting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from typing import Literal
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ionofield.align import check_campaign
+from ionofield.drivers import HourlyDrivers
+from ionofield.errors import ConfigError
+from ionofield.nn.model import RSTMRF
+from ionofield.nn.recurrent import reference_direction, sample_direction
+from ionofield.timeutil import to_datetime64
+
+__all__ = ["HourlyTECCache", "tec_direction"]
+
+logger = logging.getLogger(__name__)
+
+_SOURCES = ("model", "data")
+
+
+class _HourBlend:
+    """The distinct hours behind N times and how each time blends them (internal).
+
+    ``hours`` holds only hours with a non-zero weight somewhere: a time on a whole
+    hour needs that hour alone. ``side0`` / ``side1`` index ``hours`` (shape [N]);
+    where a weight is 0 its side points at the other side's hour, so the blend
+    ``w0 * f[side0] + w1 * f[side1]`` is exactly ``f`` of the one hour used.
+    """
+
+    def __init__(self, drivers: HourlyDrivers, times: object) -> None:
+        i0, i1, w0, w1 = drivers.bracket(to_datetime64(times).ravel())
+        i0 = np.where(w0 > 0, i0, i1)
+        i1 = np.where(w1 > 0, i1, i0)
+        self.hours, inverse = np.unique(np.concatenate([i0, i1]), return_inverse=True)
+        self.side0 = torch.from_numpy(inverse[: i0.size])
+        self.side1 = torch.from_numpy(inverse[i0.size :])
+        self.w0 = torch.from_numpy(w0)
+        self.w1 = torch.from_numpy(w1)
+
+    def maps(self, fields: torch.Tensor) -> torch.Tensor:
+        """Blend hourly maps [len(hours), C, H, W] into maps at the times [N, C, H, W]."""
+        w0 = self.w0.to(fields)[:, None, None, None]
+        w1 = self.w1.to(fields)[:, None, None, None]
+        return w0 * fields[self.side0.to(fields.device)] + w1 * fields[
+            self.side1.to(fields.device)
+        ]
+
+
+class HourlyTECCache:
+    """The TEC path's hourly direction fields, computed once per hour in eval mode.
+
+    In eval mode (``not model.training``) :meth:`fields` runs the ConvLSTM and the
+    direction head under ``torch.no_grad()`` only for hours it does not hold, all
+    such hours of one call in one batch, and keeps the results in an LRU cache of
+    at most ``max_size`` hours. In training mode it computes every hour on every
+    call, with gradients, and stores nothing (nor counts hits or misses).
+
+    The cache notices new weights: when any parameter of the model has changed
+    in place since the fields were stored (an optimiser step, ``load_state_dict``)
+    or been replaced, the stored fields are dropped.
+
+    Parameters
+    ----------
+    model
+        The model whose TEC path is evaluated.
+    drivers
+        The campaign's hourly drivers (with TEC maps).
+    max_size
+        Most hours kept (each is ``2 * H * W`` floats, 41 kB on the IONEX grid).
+    batch_hours
+        Most hours per ConvLSTM call, to bound the memory of a call.
+
+    Raises
+    ------
+    ConfigError
+        When ``max_size`` or ``batch_hours`` is below 1.
+
+    Examples
+    --------
+    >>> cache = HourlyTECCache(model.eval(), drivers)  # doctest: +SKIP
+    >>> cache.at(times, lat, lon).shape  # doctest: +SKIP
+    torch.Size([1000, 2])
+    """
+
+    def __init__(
+        self,
+        model: RSTMRF,
+        drivers: HourlyDrivers,
+        *,
+        max_size: int = 100,
+        batch_hours: int = 48,
+    ) -> None:
+        if max_size < 1 or batch_hours < 1:
+            raise ConfigError(
+                f"HourlyTECCache: max_size={max_size} and batch_hours={batch_hours}; both "
+                "must be at least 1"
+            )
+        self.model = model
+        self.drivers = drivers
+        self.max_size = max_size
+        self.batch_hours = batch_hours
+        self._fields: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self._weights_id: tuple[tuple[int, int], ...] = ()
+        self.hits = 0
+        self.misses = 0
+        self._lat = torch.from_numpy(drivers.tec_lat)
+        self._lon = torch.from_numpy(drivers.tec_lon)
+
+    # -- statistics ------------------------------------------------------------------
+    def get_stats(self) -> dict[str, float | int]:
+        """Cache statistics, counted per distinct hour per call in eval mode.
+
+        Returns
+        -------
+        dict
+            ``hits``, ``misses``, ``hit_rate`` (hits / (hits + misses), 0 before any
+            look-up), ``size`` (hours held) and ``max_size``.
+        """
+        looked_up = self.hits + self.misses
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_rate": self.hits / looked_up if looked_up else 0.0,
+            "size": len(self._fields),
+            "max_size": self.max_size,
+        }
+
+    def clear(self) -> None:
+        """Drop every stored field and reset the statistics."""
+        self._fields.clear()
+        self.hits = 0
+        self.misses = 0
+
+    # -- hourly fields ---------------------------------------------------------------
+    def _compute(self, hours: np.ndarray) -> torch.Tensor:
+        """Run the TEC path for whole hours, ``batch_hours`` at a time: [U, 2, H, W]."""
+        param = next(self.model.parameters())
+        lat = self._lat.to(param)
+        lon = self._lon.to(param)
+        parts = []
+        for start in range(0, len(hours), self.batch_hours):
+            seqs = self.drivers.tec_sequences(
+                hours[start : start + self.batch_hours], self.model.config.seq_len
+            ).to(param)
+            parts.append(self.model.tec_direction(seqs, lat, lon)[0])
+        return torch.cat(parts)
+
+    def _current_weights_id(self) -> tuple[tuple[int, int], ...]:
+        # A parameter's storage address changes when it is replaced; its version
+        # counter grows with every in-place change (optimiser steps, copy_).
+        return tuple((p.data_ptr(), p._version) for p in self.model.parameters())
+
+    def fields(self, hours: np.ndarray) -> torch.Tensor:
+        """Direction fields of whole hours.
+
+        Parameters
+        ----------
+        hours
+            Indices on the campaign's hourly axis, shape [U] (a repeated hour is
+            looked up and counted once).
+
+        Returns
+        -------
+        torch.Tensor
+            Shape [U, 2, H, W], (north, east) components in the spherical metric, on
+            the drivers' grid of W distinct meridians. Without gradients in eval mode
+            (from the cache where possible); with gradients in training mode.
+        """
+        hours = np.asarray(hours, dtype=np.int64).ravel()
+        if self.model.training:
+            return self._compute(hours)
+        weights_id = self._current_weights_id()
+        if weights_id != self._weights_id:
+            if self._fields:
+                logger.debug("model weights changed: dropping %d cached hours", len(self._fields))
+            self._fields.clear()
+            self._weights_id = weights_id
+        distinct = list(dict.fromkeys(hours.tolist()))
+        found: dict[int, torch.Tensor] = {}
+        for hour in distinct:
+            if hour in self._fields:
+                self._fields.move_to_end(hour)
+                found[hour] = self._fields[hour]
+        missing = np.array([h for h in distinct if h not in found], dtype=np.int64)
+        self.hits += len(found)
+        self.misses += missing.size
+        if missing.size:
+            with torch.no_grad():
+                computed = self._compute(missing)
+            for hour, field in zip(missing.tolist(), computed, strict=True):
+                found[hour] = self._fields[hour] = field.clone()  # not a view of the batch
+            while len(self._fields) > self.max_size:
+                self._fields.popitem(last=False)
+        return torch.stack([found[h] for h in hours.tolist()])
+
+    def field(self, hour: int) -> torch.Tensor:
+        """Direction field of one whole hour, shape [2, H, W] (see :meth:`fields`)."""
+        return self.fields(np.array([hour]))[0]
+
+    # -- any time, any point -----------------------------------------------------------
+    def at(self, times: object, lat: torch.Tensor, lon: torch.Tensor) -> torch.Tensor:
+        """Direction at query points and times, cosine-squared in time between hours.
+
+        ``w0 * field(i0) + w1 * field(i1)`` sampled bilinearly at each point, with the
+        two whole hours around its time and their weights from
+        :meth:`ionofield.drivers.HourlyDrivers.bracket`; only the distinct hours with
+        a non-zero weight are computed (or read from the cache).
+
+        Parameters
+        ----------
+        times
+            Times of the points (datetime64 or cftime), shape [N], within the
+            campaign's hourly axis.
+        lat
+            Latitudes in degrees north, shape [N].
+        lon
+            Longitudes in degrees east, any range, shape [N].
+
+        Returns
+        -------
+        torch.Tensor
+            Shape [N, 2], (north, east) components in the spherical metric, in the
+            model's dtype.
+
+        Raises
+        ------
+        CoverageError
+            When a time lies outside the hourly axis, or the campaign has no TEC.
+        """
+        blend = _HourBlend(self.drivers, times)
+        maps = self.fields(blend.hours)
+        lat = torch.as_tensor(lat).to(maps).ravel()
+        lon = torch.as_tensor(lon).to(maps).ravel()
+        grid = dict(
+            lat0=float(self._lat[0]), dlat=float(self._lat[1] - self._lat[0]),
+            lon0=float(self._lon[0]), dlon=float(self._lon[1] - self._lon[0]),
+        )
+        # (point, hour, weight) terms with a non-zero weight, grouped by hour, so that
+        # each hour's map is sampled only at its own points.
+        n = lat.numel()
+        slot = torch.cat([blend.side0, blend.side1]).to(maps.device)
+        weight = torch.cat([blend.w0, blend.w1]).to(maps)
+        point = torch.arange(2 * n, device=maps.device) % n
+        keep = torch.nonzero(weight > 0).ravel()
+        keep = keep[torch.argsort(slot[keep], stable=True)]
+        counts = torch.bincount(slot[keep], minlength=len(blend.hours)).tolist()
+        out = maps.new_zeros(n, maps.shape[1])
+        for k, terms in enumerate(torch.split(keep, counts)):
+            p = point[terms]
+            values = sample_direction(
+                maps[k : k + 1], torch.zeros_like(p), lat[p], lon[p], **grid
+            )
+            out = out.index_add(0, p, values * weight[terms, None])
+        return out
+
+
+def tec_direction(
+    ds: xr.Dataset,
+    times: object = None,
+    *,
+    model: RSTMRF | None = None,
+    source: Literal["model", "data"] = "model",
+) -> xr.Dataset:
+    """The TEC direction field of a campaign on its TEC grid, as labelled data.
+
+    ``source="data"`` gives the unit finite-difference gradient of each hourly TEC
+    map on the sphere (the anchor of the direction head); ``source="model"`` the
+    head's field (ConvLSTM over the last ``seq_len`` maps, through
+    :class:`HourlyTECCache`, once per hour). At times between whole hours both are
+    the cosine-squared blend of the two hours' fields, as the TEC direction loss
+    sees them (the blend of two unit vectors is shorter than 1 where the direction
+    turns; only directions matter to the loss).
+
+    Parameters
+    ----------
+    ds
+        A campaign Dataset (:func:`ionofield.campaign`) with TEC maps.
+    times
+        Times within the campaign's hourly axis (datetime64 or cftime), 1-D or
+        scalar; ``None`` means the campaign's whole hours.
+    model
+        The model whose TEC path to evaluate; required for ``source="model"``,
+        unused for ``"data"``.
+    source
+        ``"model"`` or ``"data"``.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``north`` and ``east`` (float32, dimensionless) on ``(time, lat, lon)``:
+        ``lat`` ascending, ``lon`` the W distinct meridians (IONEX's repeated
+        +180 column dropped). Components in the spherical metric: ``north`` along
+        d/dlat, ``east`` along d/dlon / cos(lat).
+
+    Raises
+    ------
+    ConfigError
+        When ``source`` is unknown, or is ``"model"`` without ``model=``.
+    CampaignError
+        When ``ds`` is not a campaign.
+    CoverageError
+        When the campaign has no TEC maps or times fall outside its hourly axis.
+
+    Examples
+    --------
+    >>> field = tec_direction(ds, source="data")  # doctest: +SKIP
+    >>> field.north.isel(time=0).plot()  # doctest: +SKIP
+    """
+    if source not in _SOURCES:
+        raise ConfigError(f"tec_direction: source={source!r}; use one of {_SOURCES}")
+    if source == "model" and model is None:
+        raise ConfigError(
+            "tec_direction: source='model' needs the model; pass model= (from "
+            "ds.rstmrf.fit(...) or ionofield.load_model(path)), or use source='data'"
+        )
+    check_campaign(ds)
+    drivers = HourlyDrivers.from_campaign(ds)
+    times = to_datetime64(ds["time"].values if times is None else times).ravel()
+    blend = _HourBlend(drivers, times)
+    with torch.no_grad():
+        if source == "model":
+            hourly = HourlyTECCache(model, drivers).fields(blend.hours)
+        else:
+            tec = drivers.tec_sequences(blend.hours, 1)[:, -1]
+            hourly = reference_direction(tec, drivers.tec_lat, drivers.tec_lon)
+        maps = blend.maps(hourly).to(torch.float32).cpu().numpy()
+    dims = ("time", "lat", "lon")
+    note = "cosine-squared blend of the neighbouring whole hours between them"
+    what = (
+        "TEC path direction field (ConvLSTM + direction head)"
+        if source == "model"
+        else "unit finite-difference TEC gradient"
+    )
+    attrs = {"units": "1", "source": source, "interpolation": note}
+    return xr.Dataset(
+        {
+            "north": (dims, maps[:, 0], {**attrs, "long_name": f"{what}, northward component"}),
+            "east": (dims, maps[:, 1], {**attrs, "long_name": f"{what}, eastward component"}),
+        },
+        coords={
+            "time": ("time", times),
+            "lat": ("lat", drivers.tec_lat, {"units": "degrees_north"}),
+            "lon": ("lon", drivers.tec_lon, {"units": "degrees_east"}),
+        },
+        attrs={"title": f"TEC direction field ({source})"},
+    )
