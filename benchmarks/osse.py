@@ -56,6 +56,7 @@ def prepare(work: Path, *, profiles_per_day: int, levels: int, quick: bool) -> N
     held_out = start + np.timedelta64(DAYS - 1, "D")
     obs = sample_ro_profiles(world, profiles_per_day * (DAYS - 1), start=start, end=held_out,
                              seed=1, levels=levels)
+    obs = obs.where(obs.ne > 0, drop=True)  # as the readers do with real files
     hours = pd.date_range(start, periods=24 * DAYS + 1, freq="h").values
     tec = tec_maps(world, hours)
     ds = iof.campaign(obs=obs, tec=tec, period=(hours[0], hours[-1]))

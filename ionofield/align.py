@@ -565,6 +565,13 @@ def _check_observations(obs: xr.Dataset) -> None:
     ]
     if "time" in obs.coords and np.isnat(to_datetime64(obs["time"].values)).any():
         problems.append("'time' holds NaT values; drop those observations")
+    if "ne" in obs.data_vars:
+        bad = int(np.count_nonzero(~(np.asarray(obs["ne"].values, dtype=np.float64) > 0)))
+        if bad:
+            problems.append(
+                f"'ne' holds {bad} zero, negative or NaN values; drop them (the readers do, "
+                "with a count), e.g. obs.where(obs.ne > 0, drop=True)"
+            )
     if problems:
         raise ManyProblemsError(
             "observations Dataset (build it with ionofield.open_ro_profiles)", problems

@@ -71,6 +71,9 @@ class FitConfig:
         Use the LSTM environment shift (``False`` is the ablation without it).
     collocation_fraction
         Fraction of each batch on which the physics losses (double backward) run.
+    collocation_hours
+        The collocation points come from at most this many whole hours of the batch,
+        so the ConvLSTM runs for few hours per batch.
     physics_alt_range
         Altitudes (km) where the TEC direction loss applies (the F region the TEC
         gradient speaks for).
@@ -103,6 +106,7 @@ class FitConfig:
     w_tec_anchor: float = 1.0
     use_env: bool = True
     collocation_fraction: float = 0.25
+    collocation_hours: int = 1
     physics_alt_range: tuple[float, float] = (150.0, 600.0)
     batch_size: int = 2048
     lr: float = 3e-4
@@ -120,7 +124,8 @@ class FitConfig:
     def __post_init__(self) -> None:
         problems = []
         for name in ("basis_dim", "siren_hidden", "siren_layers", "env_len", "seq_len",
-                     "tec_feat_dim", "convlstm_layers", "batch_size", "epochs"):
+                     "tec_feat_dim", "convlstm_layers", "batch_size", "epochs",
+                     "collocation_hours"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} = {getattr(self, name)} must be >= 1")
         for name in ("w_chapman", "w_tec_direction", "w_tec_anchor", "weight_decay", "patience"):

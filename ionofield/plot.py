@@ -102,6 +102,11 @@ def coverage(ds: xr.Dataset, *, time: Any = None, ax: Axes | None = None) -> Axe
         When ``ds`` is not a campaign.
     CoverageError
         When ``time`` lies outside the campaign's hours.
+
+    Examples
+    --------
+    >>> ax = coverage(ds)  # doctest: +SKIP
+    >>> ax.figure.savefig("coverage.png")  # doctest: +SKIP
     """
     check_campaign(ds)
     obs_time = to_datetime64(ds["obs_time"].values)
@@ -171,6 +176,10 @@ def tec_direction(
         When ``ds`` is not a campaign.
     CoverageError
         When ``time`` is not on the campaign's hourly axis.
+
+    Examples
+    --------
+    >>> fig = tec_direction(ds, time="2024-05-11T12", model=model)  # doctest: +SKIP
     """
     check_campaign(ds)
     hour = _at_time(ds["time"], time, what="the campaign's hours", tolerance=np.timedelta64(0))
@@ -212,6 +221,11 @@ def drivers(ds: xr.Dataset, *, native: xr.Dataset | None = None, ax: Axes | None
     ------
     CampaignError
         When ``ds`` is not a campaign.
+
+    Examples
+    --------
+    >>> idx = ionofield.open_indices("2024-05-10", "2024-05-12")  # doctest: +SKIP
+    >>> ax = drivers(ds, native=idx)  # doctest: +SKIP
     """
     check_campaign(ds)
     ax = _axes(ax, figsize=(9, 3.5))
@@ -229,8 +243,7 @@ def drivers(ds: xr.Dataset, *, native: xr.Dataset | None = None, ax: Axes | None
                   label=label)
     if native is not None:
         slots = to_datetime64(native["time"].values)
-        width = np.timedelta64(3, "h")
-        middle = slots + width / 2
+        middle = slots + np.timedelta64(90, "m")  # the middle of each 3-hour slot
         keep = (middle >= edges[0]) & (middle <= edges[-1])
         middle = middle[keep]
         for name, marker in (("kp", "o"), ("f107", "s")):
@@ -285,6 +298,15 @@ def profile(
         When no observation carries ``profile_id``.
     CoverageError
         When the volume does not cover the profile's time or position.
+
+    Examples
+    --------
+    >>> pid = str(ds.obs_profile.values[0])  # doctest: +SKIP
+    >>> t = pd.Timestamp(ds.obs_time.values[0]).floor("h")  # doctest: +SKIP
+    >>> g = ionofield.grid(time=[t, t + pd.Timedelta("1h")],  # doctest: +SKIP
+    ...                    alt=np.arange(100, 801, 10), lat=np.arange(-90, 91, 2.5),
+    ...                    lon=np.arange(-180, 180, 5.0))
+    >>> ax = profile(ds, ds.rstmrf.reconstruct(g), pid)  # doctest: +SKIP
     """
     check_campaign(ds)
     ids = ds["obs_profile"].values.astype(str)
@@ -310,7 +332,7 @@ def profile(
     ax.set_xlabel(_LABELS["ne"])
     ax.set_ylabel(_ALT_LABEL)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="upper right", fontsize="small")
+    ax.legend(loc="best", fontsize="small")
     mid = obs.isel(obs=len(alt) // 2)
     ax.set_title(
         f"{profile_id}: {_fmt_time(to_datetime64(mid['obs_time'].values)[()])} UTC, "
@@ -357,6 +379,15 @@ def volume_map(
         When ``variable`` is not in the volume.
     CoverageError
         When ``time`` lies outside the volume's times.
+
+    Examples
+    --------
+    >>> vol = xr.Dataset(
+    ...     {"ne": (("time", "alt", "lat", "lon"), np.logspace(10, 12, 24).reshape(1, 2, 3, 4))},
+    ...     coords={"time": [np.datetime64("2024-05-11T12", "ns")], "alt": [250.0, 350.0],
+    ...             "lat": [-45.0, 0.0, 45.0], "lon": [-180.0, -90.0, 0.0, 90.0]})
+    >>> volume_map(vol, alt=280.0).get_title()
+    'Ne at 250 km, 2024-05-11 12:00 UTC'
     """
     da = _at_time(_variable(volume, variable), time, what="the volume")
     da = da.sel(alt=alt, method="nearest").load()
@@ -489,6 +520,13 @@ def history(
     ------
     ConfigError
         When there is no history (the model was never fitted).
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"epoch": [1, 2], "data": [0.9, 0.4], "val_loss": [1.0, 0.5],
+    ...                       "val_rmse": [0.3, 0.2], "val_rmse_background": [0.4, 0.4]})
+    >>> [ax.get_ylabel() for ax in history(table.set_index("epoch")).axes]
+    ['loss (unweighted term)', 'validation RMSE of log$_{10}$ Ne (dex)']
     """
     table = model_or_table if isinstance(model_or_table, pd.DataFrame) else history_table(
         model_or_table
@@ -517,7 +555,8 @@ def history(
                 label="R-STMRF")
     scores.plot(epoch, table["val_rmse_background"].to_numpy(), "--", color="C7",
                 label="background alone")
-    scores.set_ylim(bottom=0)
+    rmse = table[["val_rmse", "val_rmse_background"]].to_numpy(dtype=np.float64)
+    scores.set_ylim(0, 1.1 * np.nanmax(rmse))
     scores.set_ylabel("validation RMSE of log$_{10}$ Ne (dex)")
     scores.set_title("Validation error")
     for panel in (losses, scores):
@@ -575,11 +614,7 @@ class CampaignPlots:
 
 def _axes(ax: Axes | None, *, figsize: tuple[float, float]) -> Axes:
     """The given Axes, or the Axes of a new (pyplot-managed) figure."""
-    if ax is not None:
-        return ax
-    import matplotlib.pyplot as plt
-
-    return plt.figure(figsize=figsize, layout="constrained").add_subplot()
+    return _panels(ax, 1, figsize=figsize)[0]
 
 
 def _panels(ax: Any, n: int, *, figsize: tuple[float, float]) -> list[Axes]:
@@ -628,10 +663,12 @@ def _at_time(
     grid = to_datetime64(obj["time"].values)
     k = int(np.abs(grid - t).argmin())
     outside = t < grid[0] - tolerance or t > grid[-1] + tolerance
-    if outside or (tolerance == np.timedelta64(0) and grid[k] != t):
+    exact = tolerance == np.timedelta64(0)
+    if outside or (exact and grid[k] != t):
+        where, fix = ("one", "one of them") if exact else ("within the span", "a time in it")
         raise CoverageError(
-            f"time {t} is not covered by {what} ({grid.size} times, {grid[0]} to {grid[-1]}); "
-            "pick a time within them."
+            f"time {t} is not {where} of {what} ({grid.size} times, {grid[0]} to "
+            f"{grid[-1]}); pick {fix}."
         )
     return obj.isel(time=k)
 

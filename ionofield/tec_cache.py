@@ -66,11 +66,12 @@ class HourlyTECCache:
 
     In eval mode (``not model.training``) :meth:`fields` runs the ConvLSTM and the
     direction head under ``torch.no_grad()`` only for hours it does not hold, all
-    such hours of one call in one batch, and keeps the results in an LRU cache of
+    such hours of one call batched together (``batch_hours`` at most per ConvLSTM
+    call), and keeps the results in an LRU cache of
     at most ``max_size`` hours. In training mode it computes every hour on every
     call, with gradients, and stores nothing (nor counts hits or misses).
 
-    The cache notices new weights: when any parameter of the model has changed
+    The cache notices new weights: when any parameter of the TEC path has changed
     in place since the fields were stored (an optimiser step, ``load_state_dict``)
     or been replaced, the stored fields are dropped.
 
@@ -92,9 +93,25 @@ class HourlyTECCache:
 
     Examples
     --------
-    >>> cache = HourlyTECCache(model.eval(), drivers)  # doctest: +SKIP
-    >>> cache.at(times, lat, lon).shape  # doctest: +SKIP
-    torch.Size([1000, 2])
+    Three hourly TEC maps growing northward, and an untrained model, whose head
+    starts at the TEC gradient:
+
+    >>> import numpy as np, torch, ionofield as iof
+    >>> from ionofield.drivers import HourlyDrivers
+    >>> hours = np.arange("2024-05-11T00", "2024-05-11T03", dtype="datetime64[h]")
+    >>> lat, lon = np.arange(-80.0, 81.0, 20.0), np.arange(-180.0, 180.0, 30.0)
+    >>> tec = np.zeros((3, 9, 12), "float32") + 20 + 10 * np.sin(np.deg2rad(lat))[:, None]
+    >>> drivers = HourlyDrivers(hours.astype("datetime64[ns]"), np.zeros((3, 3)), tec, lat, lon)
+    >>> cache = HourlyTECCache(iof.RSTMRF(iof.FitConfig(seq_len=2)).eval(), drivers)
+    >>> times = np.array(["2024-05-11T00:30", "2024-05-11T01:10"], "datetime64[ns]")
+    >>> cache.at(times, torch.tensor([10.0, -30.0]), torch.tensor([0.0, 100.0]))
+    tensor([[1., 0.],
+            [1., 0.]])
+    >>> cache.get_stats()
+    {'hits': 0, 'misses': 3, 'hit_rate': 0.0, 'size': 3, 'max_size': 100}
+    >>> _ = cache.at(times, torch.tensor([10.0, -30.0]), torch.tensor([0.0, 100.0]))
+    >>> cache.get_stats()["hit_rate"]
+    0.5
     """
 
     def __init__(
@@ -161,9 +178,11 @@ class HourlyTECCache:
         return torch.cat(parts)
 
     def _current_weights_id(self) -> tuple[tuple[int, int], ...]:
-        # A parameter's storage address changes when it is replaced; its version
+        # The parameters of the TEC path (RSTMRF.tec_direction's modules): a
+        # parameter's storage address changes when it is replaced, its version
         # counter grows with every in-place change (optimiser steps, copy_).
-        return tuple((p.data_ptr(), p._version) for p in self.model.parameters())
+        modules = (self.model.convlstm, self.model.direction_head)
+        return tuple((p.data_ptr(), p._version) for m in modules for p in m.parameters())
 
     def fields(self, hours: np.ndarray) -> torch.Tensor:
         """Direction fields of whole hours.
@@ -239,20 +258,27 @@ class HourlyTECCache:
 
         Raises
         ------
+        ConfigError
+            When ``times``, ``lat`` and ``lon`` differ in length.
         CoverageError
             When a time lies outside the hourly axis, or the campaign has no TEC.
         """
         blend = _HourBlend(self.drivers, times)
+        lat, lon = torch.as_tensor(lat).ravel(), torch.as_tensor(lon).ravel()
+        n = blend.w0.numel()
+        if lat.numel() != n or lon.numel() != n:
+            raise ConfigError(
+                f"HourlyTECCache.at: {n} times but {lat.numel()} latitudes and "
+                f"{lon.numel()} longitudes; pass one time, latitude and longitude per point"
+            )
         maps = self.fields(blend.hours)
-        lat = torch.as_tensor(lat).to(maps).ravel()
-        lon = torch.as_tensor(lon).to(maps).ravel()
+        lat, lon = lat.to(maps), lon.to(maps)
         grid = dict(
             lat0=float(self._lat[0]), dlat=float(self._lat[1] - self._lat[0]),
             lon0=float(self._lon[0]), dlon=float(self._lon[1] - self._lon[0]),
         )
         # (point, hour, weight) terms with a non-zero weight, grouped by hour, so that
         # each hour's map is sampled only at its own points.
-        n = lat.numel()
         slot = torch.cat([blend.side0, blend.side1]).to(maps.device)
         weight = torch.cat([blend.w0, blend.w1]).to(maps)
         point = torch.arange(2 * n, device=maps.device) % n
@@ -318,8 +344,31 @@ def tec_direction(
 
     Examples
     --------
-    >>> field = tec_direction(ds, source="data")  # doctest: +SKIP
-    >>> field.north.isel(time=0).plot()  # doctest: +SKIP
+    A campaign whose TEC grows northward everywhere (indices from the default
+    source); its gradient points due north:
+
+    >>> import numpy as np, xarray as xr, ionofield as iof
+    >>> hours = np.arange("2024-05-11T00", "2024-05-11T04", dtype="datetime64[h]")
+    >>> lat, lon = np.arange(-80.0, 81.0, 20.0), np.arange(-180.0, 181.0, 30.0)
+    >>> tec = np.zeros((4, 9, 13)) + 20 + 10 * np.sin(np.deg2rad(lat))[:, None]
+    >>> tec = xr.Dataset({"tec": (("time", "lat", "lon"), tec)},
+    ...                  coords={"time": hours, "lat": lat, "lon": lon})
+    >>> obs = xr.Dataset({"ne": ("obs", [1e11])}, coords={
+    ...     "time": ("obs", hours[:1]), "lat": ("obs", [0.0]), "lon": ("obs", [0.0]),
+    ...     "alt": ("obs", [300.0])})
+    >>> ds = iof.campaign(obs=obs, tec=tec)
+    >>> field = tec_direction(ds, ["2024-05-11T01:30"], source="data")
+    >>> dict(field.sizes)
+    {'time': 1, 'lat': 9, 'lon': 12}
+    >>> float(field.north.min().round(6)), float(abs(field.east).max())
+    (1.0, 0.0)
+
+    An untrained model's field is that same gradient (``ds.rstmrf.tec_direction``
+    is the same call):
+
+    >>> model = iof.RSTMRF(iof.FitConfig(seq_len=2))
+    >>> bool(np.allclose(tec_direction(ds, model=model).north, 1.0))
+    True
     """
     if source not in _SOURCES:
         raise ConfigError(f"tec_direction: source={source!r}; use one of {_SOURCES}")

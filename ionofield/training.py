@@ -222,15 +222,16 @@ class _Trainer:
                 dlon=float(drivers.tec_lon[1] - drivers.tec_lon[0]),
             )
 
-    def predict(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Any, np.ndarray]:
-        """Predicted log10 Ne and log-variance at points ``idx``."""
+    def predict(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Any, np.ndarray, Any]:
+        """Predicted log10 Ne and log-variance at points ``idx``, with the time inputs."""
         data = self.data
         tids, inverse = np.unique(data.time_id[idx], return_inverse=True)
         inputs = self.drivers.time_inputs(data.times[tids], self.config.env_len)
-        code = self.model.time_code(inputs.features, inputs.history, inputs.weights)[inverse]
+        codes = self.model.time_code(inputs.features, inputs.history, inputs.weights)
         coords = torch.from_numpy(data.coords[idx])
-        residual, log_var = self.model(coords, code)
-        return torch.from_numpy(data.background[idx]) + residual, log_var, inputs, inverse
+        residual, log_var = self.model(coords, codes[inverse])
+        prediction = torch.from_numpy(data.background[idx]) + residual
+        return prediction, log_var, inputs, inverse, codes
 
     def data_loss(self, pred: torch.Tensor, log_var: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
         target = torch.from_numpy(self.data.target[idx])
@@ -238,44 +239,76 @@ class _Trainer:
             return gaussian_nll(pred, log_var, target)
         return mse(pred, target)
 
+    def collocation(self, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Positions in ``idx`` of the points where the physics losses run.
+
+        A random ``collocation_fraction`` of the batch, drawn from at most
+        ``collocation_hours`` of its whole hours, so that the ConvLSTM runs for few
+        hours per batch.
+        """
+        config = self.config
+        bins = self.data.hour_bin[idx]
+        hours = np.unique(bins)
+        if len(hours) > config.collocation_hours:
+            hours = rng.choice(hours, size=config.collocation_hours, replace=False)
+        candidates = np.flatnonzero(np.isin(bins, hours))
+        size = max(1, int(round(config.collocation_fraction * len(idx))))
+        return rng.choice(candidates, size=min(size, len(candidates)), replace=False)
+
     def batch_losses(self, idx: np.ndarray, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """All loss terms of one training batch."""
         config, data = self.config, self.data
-        pred, log_var, inputs, inverse = self.predict(idx)
+        pred, log_var, inputs, inverse, codes = self.predict(idx)
         losses = {"data": self.data_loss(pred, log_var, idx)}
         if config.w_chapman == 0 and not self.use_tec:
             return losses
-        n_colloc = max(1, int(round(config.collocation_fraction * len(idx))))
-        pick = rng.choice(len(idx), size=min(n_colloc, len(idx)), replace=False)
+        pick = self.collocation(idx, rng)
         coords = torch.from_numpy(data.coords[idx[pick]]).requires_grad_(True)
-        i0, i1, w0, w1 = (w[inverse[pick]] for w in inputs.weights)
-        code = self.model.time_code(inputs.features, inputs.history, inputs.weights)[inverse[pick]]
-        residual, _ = self.model(coords, code)
+        residual, _ = self.model(coords, codes[inverse[pick]])
         if config.w_chapman > 0:
             losses["chapman"] = chapman_smoothness(
                 residual, coords, alt_index=2, scale_km=config.chapman_scale_km
             )
         if self.use_tec:
-            (grad,) = torch.autograd.grad(residual.sum(), coords, create_graph=True)
-            lat = coords[:, 0].detach()
-            total = grad[:, :2] + torch.from_numpy(data.background_gradient[idx[pick]])
-            metric = horizontal_gradient_metric(total[:, 0], total[:, 1], lat)
-            seqs = self.drivers.tec_sequences(inputs.hours, config.seq_len)
-            direction, reference = self.model.tec_direction(seqs, self.tec_lat, self.tec_lon)
-            lon = coords[:, 1].detach()
-            sampled = w0[:, None] * sample_direction(direction, i0, lat, lon, **self.grid) + w1[
-                :, None
-            ] * sample_direction(direction, i1, lat, lon, **self.grid)
-            alt = coords[:, 2].detach()
-            lo, hi = config.physics_alt_range
-            inside = (alt >= lo) & (alt <= hi)
-            losses["tec_direction"] = (
-                direction_consistency(metric[inside], sampled[inside])
-                if bool(inside.any())
-                else metric.sum() * 0.0
-            )
-            losses["tec_anchor"] = ((direction - reference) ** 2).mean()
+            losses.update(self.tec_losses(residual, coords, idx[pick], inputs, inverse[pick]))
         return losses
+
+    def tec_losses(
+        self,
+        residual: torch.Tensor,
+        coords: torch.Tensor,
+        points: np.ndarray,
+        inputs: Any,
+        time_index: np.ndarray,
+    ) -> dict[str, torch.Tensor]:
+        """Direction consistency with the TEC path, and the head's anchor, at points."""
+        config = self.config
+        (grad,) = torch.autograd.grad(residual.sum(), coords, create_graph=True)
+        lat, lon, alt = (coords[:, k].detach() for k in range(3))
+        total = grad[:, :2] + torch.from_numpy(self.data.background_gradient[points])
+        metric = horizontal_gradient_metric(total[:, 0], total[:, 1], lat)
+        i0, i1, w0, w1 = (w[time_index] for w in inputs.weights)
+        hours, local = np.unique(
+            np.concatenate([inputs.hours[i0.numpy()], inputs.hours[i1.numpy()]]),
+            return_inverse=True,
+        )
+        seqs = self.drivers.tec_sequences(hours, config.seq_len)
+        direction, reference = self.model.tec_direction(seqs, self.tec_lat, self.tec_lon)
+        k0, k1 = torch.from_numpy(local[: len(points)]), torch.from_numpy(local[len(points):])
+        sampled = w0[:, None] * sample_direction(direction, k0, lat, lon, **self.grid) + w1[
+            :, None
+        ] * sample_direction(direction, k1, lat, lon, **self.grid)
+        lo, hi = config.physics_alt_range
+        inside = (alt >= lo) & (alt <= hi)
+        consistency = (
+            direction_consistency(metric[inside], sampled[inside])
+            if bool(inside.any())
+            else metric.sum() * 0.0
+        )
+        return {
+            "tec_direction": consistency,
+            "tec_anchor": ((direction - reference) ** 2).mean(),
+        }
 
     def total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
         config = self.config
@@ -294,7 +327,7 @@ class _Trainer:
         loss_sum, sq_sum = 0.0, 0.0
         for start in range(0, len(idx), chunk):
             part = idx[start : start + chunk]
-            pred, log_var, _, _ = self.predict(part)
+            pred, log_var, *_ = self.predict(part)
             loss_sum += float(self.data_loss(pred, log_var, part)) * len(part)
             sq_sum += float(((pred - torch.from_numpy(self.data.target[part])) ** 2).sum())
         self.model.train()

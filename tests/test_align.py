@@ -374,6 +374,10 @@ def test_campaign_bad_observations(day_tec):
         campaign(make_obs(OBS_TIMES).isel(obs=slice(0, 0)), day_tec, idx)
     with pytest.raises(ManyProblemsError, match=r"(?s)2 problem.*'ne'.*'alt'"):
         campaign(make_obs(OBS_TIMES).drop_vars(["ne", "alt"]), day_tec, idx)
+    negative = make_obs(OBS_TIMES)
+    negative["ne"][[0, 2]] = [-1e9, np.nan]
+    with pytest.raises(ManyProblemsError, match=r"'ne' holds 2 zero, negative or NaN.*drop"):
+        campaign(negative, day_tec, idx)
 
 
 # --- drivers at minute times ------------------------------------------------------

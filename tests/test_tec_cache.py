@@ -183,8 +183,11 @@ def test_training_mode_bypasses_the_cache_and_gradients_reach_the_convlstm(model
 def test_bad_sizes_and_times(model, drivers):
     with pytest.raises(ConfigError, match="max_size"):
         HourlyTECCache(model, drivers, max_size=0)
+    cache = HourlyTECCache(model, drivers)
     with pytest.raises(CoverageError):
-        HourlyTECCache(model, drivers).at([START - HOUR], torch.zeros(1), torch.zeros(1))
+        cache.at([START - HOUR], torch.zeros(1), torch.zeros(1))
+    with pytest.raises(ConfigError, match="2 latitudes"):
+        cache.at([START], torch.zeros(2), torch.zeros(2))
 
 
 # -- the labelled field ----------------------------------------------------------------
