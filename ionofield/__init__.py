@@ -6,6 +6,7 @@ labelled xarray Datasets; the model is reached through the ``.rstmrf`` accessor.
 """
 
 from ionofield import accessor as _accessor  # noqa: F401  (registers Dataset.rstmrf)
+from ionofield import plot, synthetic
 from ionofield._version import __version__
 from ionofield.align import campaign, drivers_at
 from ionofield.config import FitConfig
@@ -15,10 +16,12 @@ from ionofield.io.ionex import open_ionex, write_ionex
 from ionofield.io.ro import open_ro_profiles, write_ionprf, write_ro_table
 from ionofield.nn.model import RSTMRF, load_model
 from ionofield.reconstruct import grid, reconstruct, to_netcdf
+from ionofield.tec_cache import HourlyTECCache, tec_direction
 from ionofield.training import fit, history_table
 
 __all__ = [
     "FitConfig",
+    "HourlyTECCache",
     "RSTMRF",
     "__version__",
     "campaign",
@@ -32,7 +35,10 @@ __all__ = [
     "open_ionex",
     "open_ro_profiles",
     "peak_parameters",
+    "plot",
     "reconstruct",
+    "synthetic",
+    "tec_direction",
     "to_netcdf",
     "write_ionex",
     "write_ionprf",

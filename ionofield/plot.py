@@ -250,7 +250,7 @@ def drivers(ds: xr.Dataset, *, native: xr.Dataset | None = None, ax: Axes | None
             axis, color, _, label = styles[name]
             axis.plot(middle, native[name].values[keep], marker, color=color, ms=4, mfc="none",
                       label=label.replace("hourly", "native 3-hourly"))
-    ax.set_ylim(0, 9)
+    ax.set_ylim(0, 9.5)
     ax.set_ylabel("Kp (0-9)", color="C0")
     solar = np.concatenate([ds["f107"].values, ds["f107_81"].values])
     pad = max(10.0, 0.1 * float(np.ptp(solar)))

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import ionofield as iof
+from ionofield.cli import build_parser, main
+from tests.conftest import TINY, observations, tec_dataset
+
+COARSE_IRI = dict(background_alt=[80.0, 1000.0, 40.0], background_lat_step=15.0,
+                  background_lon_step=30.0)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    iof.write_ionex(tec_dataset(), folder / "tiny0010.24i")
+    obs = observations(n_profiles=12)
+    for pid in np.unique(obs.profile.values):
+        one = obs.isel(obs=np.flatnonzero(obs.profile.values == pid))
+        iof.write_ionprf(folder / "ro" / f"ionPrf_{pid}.nc", time=one.time.values[0],
+                         alt=one.alt.values, lat=one.lat.values, lon=one.lon.values,
+                         ne=one.ne.values)
+    config = {k: v for k, v in TINY.items() if k != "progress"} | COARSE_IRI | {"epochs": 2}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_fit_then_reconstruct_end_to_end(inputs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("IONOFIELD_CACHE", str(tmp_path / "cache"))
+    common = ["--ro", str(inputs / "ro" / "ionPrf_*"), "--tec", str(inputs / "*.24i")]
+    model_path = tmp_path / "model.pt"
+    assert main(["-q", "fit", *common, "--config", str(inputs / "config.json"),
+                 "--checkpoint", str(tmp_path / "fit.ckpt"), "--out", str(model_path)]) == 0
+    model = iof.load_model(model_path)
+    assert model.config.epochs == 2 and model.info["n_obs"] > 0
+    assert (tmp_path / "fit.ckpt").exists()
+    out = tmp_path / "ne.nc"
+    assert main(["reconstruct", *common, "--model", str(model_path),
+                 "--start", "2024-05-10T02:00", "--end", "2024-05-10T04:00",
+                 "--alt", "150:600:150", "--lat=-60,0,60", "--lon=-180:90:90",
+                 "--out", str(out)]) == 0
+    with xr.open_dataset(out) as vol:
+        assert dict(vol.ne.sizes) == {"time": 3, "alt": 4, "lat": 3, "lon": 4}
+        assert bool((vol.ne > 0).all())
+        assert vol.attrs["Conventions"] == "CF-1.11"
+    assert "volume written to" in capsys.readouterr().out
+
+
+def test_errors_exit_2_with_a_message(inputs, tmp_path, capsys):
+    code = main(["fit", "--ro", str(tmp_path / "nothing*"), "--tec", str(inputs / "*.24i"),
+                 "--out", str(tmp_path / "m.pt")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "ionofield fit: error" in err and "nothing*" in err
+
+
+def test_help_documents_every_command(capsys):
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    text = capsys.readouterr().out
+    for command in ("fit", "reconstruct", "demo"):
+        assert command in text
+    with pytest.raises(SystemExit):
+        parser.parse_args(["reconstruct", "--help"])
+    assert "--chunks" in capsys.readouterr().out
