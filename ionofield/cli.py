@@ -183,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_rec.add_argument("--end", required=True, help="last time")
     p_rec.add_argument("--freq", default="1h", help="time step (pandas alias, default 1h)")
     p_rec.add_argument("--alt", default="100:1000:10", help="km, start:stop:step or list")
-    p_rec.add_argument("--lat", default="-87.5:87.5:2.5", help="deg N, start:stop:step or list (write --lat=-60:60:5 for negative starts)")
+    p_rec.add_argument("--lat", default="-87.5:87.5:2.5",
+                       help="deg N, start:stop:step or list (--lat=-60:60:5 when negative)")
     p_rec.add_argument("--lon", default="-180:175:5", help="deg E, start:stop:step or list")
     p_rec.add_argument("--chunks", type=int, help="times per dask chunk")
     p_rec.add_argument("--out", required=True, help="output NetCDF path (written atomically)")
