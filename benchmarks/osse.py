@@ -88,7 +88,7 @@ def fit_variant(work: Path, name: str, options: dict) -> dict:
     """Fit one variant (in this process) and save it; returns time and memory."""
     ds = xr.open_dataset(work / "campaign.nc").load()
     started = time.perf_counter()
-    model = iof.fit(ds, seed=0, progress=False, **BACKGROUND, **options)
+    model = iof.fit(ds, seed=0, progress=False, threads=1, **BACKGROUND, **options)
     wall = time.perf_counter() - started
     model.save(work / f"model_{name}.pt")
     table = iof.history_table(model)
@@ -173,6 +173,8 @@ def main() -> None:
     parser.add_argument("--work", help="work folder (default: a temporary one)")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--profiles-per-day", type=int, default=None)
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the world prepared in --work by an earlier run")
     parser.add_argument("--stage-fit", nargs=2, metavar=("NAME", "OPTIONS_JSON"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -184,7 +186,9 @@ def main() -> None:
     profiles = args.profiles_per_day or (150 if args.quick else 500)
     epochs = args.epochs or (3 if args.quick else 30)
     started = time.perf_counter()
-    prepare(work, profiles_per_day=profiles, levels=60 if args.quick else 120, quick=args.quick)
+    if not (args.reuse and (work / "truth.nc").exists()):
+        prepare(work, profiles_per_day=profiles, levels=60 if args.quick else 120,
+                quick=args.quick)
     report: dict = {"world": f"synthetic storm world {START} + {DAYS} days, real Kp/F10.7",
                     "train_days": DAYS - 1, "held_out_day": DAYS,
                     "profiles_per_day": profiles, "epochs": epochs,

@@ -69,7 +69,7 @@ def _config(args: argparse.Namespace) -> FitConfig:
 def _cmd_fit(args: argparse.Namespace) -> None:
     ds = _load_campaign(args)
     model = fit(ds, config=_config(args), seed=args.seed, checkpoint=args.checkpoint,
-                resume=args.resume, progress=not args.quiet)
+                resume=args.resume, progress=not args.quiet, threads=args.threads)
     model.save(args.out)
     print(f"model written to {args.out}")
     print(history_table(model).tail(3).to_string())
@@ -84,7 +84,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> None:
     ds = _load_campaign(args)
     model = load_model(args.model)
     volume = reconstruct(ds, _grid_from_args(args), model=model, chunks=args.chunks)
-    to_netcdf(volume, args.out)
+    to_netcdf(volume, args.out, progress=not args.quiet)
     print(f"volume written to {args.out}")
 
 
@@ -115,7 +115,7 @@ def run_demo(samples: Path, out: Path, *, quiet: bool = False) -> dict[str, Path
     ds = campaign(obs=obs, tec=tec)
     print(f"campaign: {ds.sizes['obs']} points in {ds.attrs.get('n_profiles')} profiles, "
           f"{ds.sizes['time']} hourly TEC maps {ds.time.values[0]} .. {ds.time.values[-1]}")
-    model = fit(ds, config=FitConfig(**DEMO_CONFIG), seed=0, progress=not quiet)
+    model = fit(ds, config=FitConfig(**DEMO_CONFIG), seed=0, progress=not quiet, threads=1)
     paths = {"model": out / "model.pt", "volume": out / "ne.nc"}
     model.save(paths["model"])
     print(model)
@@ -123,7 +123,7 @@ def run_demo(samples: Path, out: Path, *, quiet: bool = False) -> dict[str, Path
     target = grid(time=day, alt=np.arange(100.0, 1001.0, 20.0), lat=np.arange(-87.5, 88, 5.0),
                   lon=np.arange(-180.0, 180.0, 10.0))
     volume = reconstruct(ds, target, model=model)
-    to_netcdf(volume, paths["volume"])
+    to_netcdf(volume, paths["volume"], progress=not quiet)
     volume = xr.open_dataset(paths["volume"])
     busiest = pd.Timestamp(ds.obs_time.values[len(ds.obs_time) // 2]).floor("h")
     figures = {
@@ -171,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_fit.add_argument("--batch-size", dest="batch_size", type=int, help="override batch size")
     p_fit.add_argument("--lr", type=float, help="override learning rate")
     p_fit.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p_fit.add_argument("--threads", type=int, default=None,
+                       help="torch threads for the fit (1 is often fastest for small batches)")
     p_fit.add_argument("--checkpoint", help="training checkpoint path (written atomically)")
     p_fit.add_argument("--resume", help="continue from this training checkpoint")
     p_fit.add_argument("--out", required=True, help="where to save the fitted model (.pt)")

@@ -9,6 +9,7 @@ peak memory is bounded by the chunk, not the grid, and the graph runs unchanged 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from typing import Any
@@ -18,6 +19,7 @@ import dask.array as dsa
 import numpy as np
 import torch
 import xarray as xr
+from dask.diagnostics import ProgressBar
 
 from ionofield._files import atomic_path
 from ionofield._version import __version__
@@ -310,7 +312,13 @@ def _global_attrs(model: RSTMRF) -> dict[str, str]:
     }
 
 
-def to_netcdf(volume: xr.Dataset, path: str | os.PathLike, *, compression: int = 4) -> None:
+def to_netcdf(
+    volume: xr.Dataset,
+    path: str | os.PathLike,
+    *,
+    compression: int = 4,
+    progress: bool = False,
+) -> None:
     """Write a volume to NetCDF-4 atomically, CF-1.11 compliant, compressed.
 
     Parameters
@@ -322,6 +330,8 @@ def to_netcdf(volume: xr.Dataset, path: str | os.PathLike, *, compression: int =
         an interrupted write leaves nothing at ``path``.
     compression
         zlib level of the data variables (0 disables compression).
+    progress
+        Show dask's progress bar while the volume is computed and written.
     """
     volume = volume.copy()
     for name in volume.coords:
@@ -342,5 +352,6 @@ def to_netcdf(volume: xr.Dataset, path: str | os.PathLike, *, compression: int =
         if not compression:
             encoding[name] = {"_FillValue": np.float32(np.nan)}
     volume["time"].attrs["units_metadata"] = "leap_seconds: none"
-    with atomic_path(path) as tmp:
+    bar = ProgressBar() if progress else contextlib.nullcontext()
+    with atomic_path(path) as tmp, bar:
         volume.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)

@@ -20,9 +20,11 @@ the ConvLSTM and LSTM run once per distinct hour, not per point.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -349,6 +351,7 @@ def fit(
     resume: str | os.PathLike | None = None,
     progress: bool = True,
     cache_dir: str | os.PathLike | None = None,
+    threads: int | None = None,
     **options: Any,
 ) -> RSTMRF:
     """Fit R-STMRF to a campaign's observations.
@@ -379,6 +382,10 @@ def fit(
         Show a tqdm progress bar with the running losses.
     cache_dir
         Disk cache of the IRI background.
+    threads
+        torch intra-op threads during the fit (default: torch's setting). Batches of a
+        few thousand points gain little from several threads, and on a busy machine
+        threads waiting for each other can cost far more: 1 is often fastest.
     **options
         :class:`~ionofield.config.FitConfig` fields.
 
@@ -389,6 +396,32 @@ def fit(
         the per-epoch loss table (pandas DataFrame).
     """
     config = _resolve_config(config, options)
+    with torch_threads(threads):
+        return _fit(ds, config, background, seed, checkpoint, resume, progress, cache_dir)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run a block with ``threads`` torch intra-op threads (None: leave as is)."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit(
+    ds: xr.Dataset,
+    config: FitConfig,
+    background: Any,
+    seed: int,
+    checkpoint: Any,
+    resume: Any,
+    progress: bool,
+    cache_dir: Any,
+) -> RSTMRF:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     drivers = HourlyDrivers.from_campaign(ds)

@@ -67,7 +67,6 @@ def iri_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("iri-cache")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs(name, kernel_specs, iri_cache, tmp_path, monkeypatch):
     from jupyter_client.manager import KernelManager
