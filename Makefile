@@ -31,7 +31,12 @@ docs: $(STAMP)
 	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 bench: $(STAMP)
-	$(PY) benchmarks/readers.py
+	$(PY) benchmarks/read_ionex.py
+	$(PY) benchmarks/read_ro.py
+	$(PY) benchmarks/background.py
+	$(PY) benchmarks/tec_cache.py
+	$(PY) benchmarks/perf.py
+	$(PY) benchmarks/osse.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache
