@@ -38,7 +38,7 @@ from ionofield._version import __version__
 from ionofield.background import campaign_background
 from ionofield.config import FitConfig
 from ionofield.drivers import HourlyDrivers
-from ionofield.errors import CheckpointError, ConfigError
+from ionofield.errors import ConfigError
 from ionofield.losses import (
     chapman_smoothness,
     direction_consistency,
@@ -46,7 +46,7 @@ from ionofield.losses import (
     horizontal_gradient_metric,
     mse,
 )
-from ionofield.nn.model import RSTMRF
+from ionofield.nn.model import RSTMRF, read_payload
 from ionofield.nn.recurrent import sample_direction
 from ionofield.timeutil import to_datetime64
 
@@ -563,20 +563,12 @@ def _load_training_checkpoint(
     rng: np.random.Generator,
     config: FitConfig,
 ) -> _FitState:
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise CheckpointError(
-            f"{path}: cannot be read as a training checkpoint ({type(exc).__name__}: {exc}); "
-            "it is truncated or damaged: start the fit afresh"
-        ) from exc
-    if not isinstance(payload, dict) or payload.get("format") != TRAINING_CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            f"{path}: not an ionofield training checkpoint; pass the file given as "
-            "checkpoint= to an earlier fit"
-        )
+    payload = read_payload(
+        path,
+        tag=TRAINING_CHECKPOINT_FORMAT,
+        what="an ionofield training checkpoint",
+        fix="pass the file given as checkpoint= to an earlier fit",
+    )
     saved = {k: v for k, v in payload["config"].items() if k not in ("epochs", "patience")}
     now = {k: v for k, v in config.to_dict().items() if k not in ("epochs", "patience")}
     differing = sorted(k for k in saved if k in now and _norm(saved[k]) != _norm(now[k]))

@@ -58,6 +58,11 @@ def test_resume_refuses_other_options(tiny_campaign, chapman_background, tmp_pat
     with pytest.raises(ConfigError, match="lr"):
         iof.fit(tiny_campaign, background=chapman_background, epochs=2, resume=ckpt,
                 **{**TINY, "lr": 1e-2})
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(ckpt.read_bytes()[:2000])
+    with pytest.raises(CheckpointError, match="truncated"):
+        iof.fit(tiny_campaign, background=chapman_background, epochs=2, resume=truncated,
+                **TINY)
 
 
 def test_save_load_round_trip_in_a_fresh_process(fitted, tmp_path):
@@ -92,7 +97,7 @@ def test_load_model_refuses_truncated_and_foreign_files(fitted, tmp_path):
         iof.load_model(truncated)
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
-    with pytest.raises(CheckpointError, match="not an ionofield model"):
+    with pytest.raises(CheckpointError, match="not an ionofield model file"):
         iof.load_model(foreign)
 
 

@@ -321,6 +321,44 @@ def _fmt(value: object) -> str:
     return "-" if value is None else f"{float(value):.4f}"
 
 
+def read_payload(path: str | os.PathLike, *, tag: str, what: str, fix: str) -> dict[str, Any]:
+    """Read a file written with ``torch.save`` and check its format tag.
+
+    Parameters
+    ----------
+    path
+        The file.
+    tag
+        The ``"format"`` entry the payload must carry.
+    what
+        What the file should be, for messages ("an ionofield model").
+    fix
+        What to do when the file is of another kind.
+
+    Returns
+    -------
+    dict
+        The payload (loaded with ``weights_only=True``: no code runs).
+
+    Raises
+    ------
+    CheckpointError
+        The file is truncated, damaged, or not ``what``.
+    """
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # torch raises several types for damaged files
+        raise CheckpointError(
+            f"{path}: cannot be read as {what} ({type(exc).__name__}: {exc}); the file is "
+            "truncated or damaged: write it again"
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("format") != tag:
+        raise CheckpointError(f"{path}: not {what} file (no format tag {tag!r}); {fix}")
+    return payload
+
+
 def load_model(path: str | os.PathLike) -> RSTMRF:
     """Rebuild a model written by :meth:`RSTMRF.save`, with no other input.
 
@@ -340,21 +378,13 @@ def load_model(path: str | os.PathLike) -> RSTMRF:
         The file is truncated, not an ionofield model, or its weights do not match
         its recorded config.
     """
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # torch raises several types for damaged files
-        raise CheckpointError(
-            f"{path}: cannot be read as an ionofield model ({type(exc).__name__}: {exc}); "
-            "the file is truncated or damaged: save the model again"
-        ) from exc
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            f"{path}: not an ionofield model file (no format tag {CHECKPOINT_FORMAT!r}); "
-            "training checkpoints are resumed with fit(..., resume=path), models are "
-            "written by model.save(path)"
-        )
+    payload = read_payload(
+        path,
+        tag=CHECKPOINT_FORMAT,
+        what="an ionofield model",
+        fix="training checkpoints are resumed with fit(..., resume=path), models are "
+        "written by model.save(path)",
+    )
     try:
         config = FitConfig.from_dict(payload["config"])
         model = RSTMRF(config, info=payload["info"])
