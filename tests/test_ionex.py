@@ -457,3 +457,12 @@ def test_damaged_compressed_data(tmp_path, raw):
     with pytest.raises(IONEXFormatError, match="damaged") as info:
         open_ionex(path)
     assert info.value.path == str(path)
+
+
+def test_source_date_epoch_makes_identical_files(tmp_path, monkeypatch):
+    ds = open_ionex(write(tmp_path, "src.24i", ionex_text([("2024-05-11T00:00", grid_values())])))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    write_ionex(ds, tmp_path / "a.24i")
+    write_ionex(ds, tmp_path / "b.24i")
+    assert (tmp_path / "a.24i").read_bytes() == (tmp_path / "b.24i").read_bytes()
+    assert "14-NOV-23 22:13" in (tmp_path / "a.24i").read_text()

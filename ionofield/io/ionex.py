@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,6 +33,7 @@ import pandas as pd
 import unlzw3
 import xarray as xr
 
+from ionofield._files import atomic_path
 from ionofield._version import __version__
 from ionofield.errors import IONEXFormatError, TimeOrderError, UnitsError
 from ionofield.timeutil import to_datetime64
@@ -738,21 +738,6 @@ def _quantise(values: np.ndarray, name: str, path: Path) -> np.ndarray:
     return np.where(missing, MISSING, scaled).astype(np.int64)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_ionex(ds: xr.Dataset, path: PathLike) -> None:
     """Write TEC maps to an IONEX 1.0 file, atomically.
 
@@ -825,7 +810,10 @@ def write_ionex(ds: xr.Dataset, path: PathLike) -> None:
     mapping = mapping if mapping in ("NONE", "COSZ", "QFAC") else "NONE"
     steps = np.unique(np.diff(times).astype("timedelta64[s]").astype(np.int64))
     interval = int(steps[0]) if steps.size == 1 else 0
-    created = datetime.now(timezone.utc).strftime("%d-%b-%y %H:%M").upper()
+    # SOURCE_DATE_EPOCH (reproducible-builds convention) fixes the date for identical files.
+    stamp = os.environ.get("SOURCE_DATE_EPOCH")
+    when = datetime.fromtimestamp(int(stamp), timezone.utc) if stamp else datetime.now(timezone.utc)
+    created = when.strftime("%d-%b-%y %H:%M").upper()
 
     lines = [
         _record(f"{1.0:8.1f}{'':12}{'IONOSPHERE MAPS':<20}MIX", "IONEX VERSION / TYPE"),
@@ -867,5 +855,6 @@ def write_ionex(ds: xr.Dataset, path: PathLike) -> None:
     data = ("\n".join(lines) + "\n").encode("ascii")
     if path.name.endswith(".gz"):
         data = gzip.compress(data, mtime=0)
-    _atomic_write(path, data)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
     logger.info("wrote %d TEC maps to %s", times.size, path)
