@@ -19,8 +19,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/ionofield demo --samples data_samples --out demo_output
 
+# The real IONEX / ionPrf files beside the checkout, when there (tests skip otherwise).
+REALDATA ?= $(wildcard ../shared/realdata)
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	IONOFIELD_REALDATA=$(REALDATA) $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ionofield tests benchmarks

@@ -18,7 +18,7 @@ import xarray as xr
 from ionofield.errors import IONEXFormatError
 from ionofield.io.ionex import open_ionex, write_ionex
 
-REALDATA = os.environ.get("IONOFIELD_REALDATA")
+REALDATA = os.environ.get("IONOFIELD_REALDATA") or None
 
 pytestmark = [
     pytest.mark.realdata,
