@@ -188,14 +188,15 @@ def main() -> None:
         name, options = args.stage_fit
         print(json.dumps(fit_variant(work, name, json.loads(options))))
         return
-    profiles = args.profiles_per_day or (150 if args.quick else 500)
+    profiles = args.profiles_per_day or (150 if args.quick else 400)
     epochs = args.epochs or (3 if args.quick else iof.FitConfig().epochs)
     started = time.perf_counter()
     if not (args.reuse and (work / "truth.nc").exists()):
-        prepare(work, profiles_per_day=profiles, levels=args.levels or (40 if args.quick else 60),
+        prepare(work, profiles_per_day=profiles, levels=args.levels or (40 if args.quick else 120),
                 quick=args.quick)
     report: dict = {"world": f"synthetic storm world {START} + {DAYS} days, real Kp/F10.7",
                     "train_days": DAYS - 1, "held_out_day": DAYS,
+                    "observations": int(xr.open_dataset(work / "campaign.nc").sizes["obs"]),
                     "profiles_per_day": profiles, "epochs": epochs,
                     "prepare_s": round(time.perf_counter() - started, 1)}
     variants = {"default": {}} if args.no_ablations else VARIANTS
