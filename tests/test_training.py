@@ -155,3 +155,13 @@ def test_unique_windows_equal_per_point_computation(tiny_campaign):
             for k in range(point_hours.size)
         ])
     torch.testing.assert_close(unique_way, per_point, rtol=1e-12, atol=1e-12)
+
+
+def test_repr_and_html_repr_summarise_the_fit(fitted):
+    text = repr(fitted)
+    assert "training period: 2024-05-10T00:00" in text
+    assert f"parameters: {fitted.n_parameters():,}" in text
+    assert f"validation RMSE (log10 Ne): {fitted.info['val_rmse']:.4f}" in text
+    assert "basis_dim=16" in text
+    html = fitted._repr_html_()
+    assert html.count("<tr>") == len(text.splitlines()) - 1 and "ionofield.RSTMRF" in html
