@@ -291,7 +291,7 @@ class RSTMRF(nn.Module):
     def _summary(self) -> dict[str, str]:
         info = self.info
         rows = {
-            "training period": " to ".join(info.get("period", ["not fitted"] * 1)),
+            "training period": " to ".join(info["period"]) if "period" in info else "not fitted",
             "observations": str(info.get("n_obs", "-")),
             "parameters": f"{self.n_parameters():,}",
             "validation RMSE (log10 Ne)": _fmt(info.get("val_rmse")),
