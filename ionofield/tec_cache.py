@@ -273,10 +273,7 @@ class HourlyTECCache:
             )
         maps = self.fields(blend.hours)
         lat, lon = lat.to(maps), lon.to(maps)
-        grid = dict(
-            lat0=float(self._lat[0]), dlat=float(self._lat[1] - self._lat[0]),
-            lon0=float(self._lon[0]), dlon=float(self._lon[1] - self._lon[0]),
-        )
+        grid = self.drivers.tec_grid
         # (point, hour, weight) terms with a non-zero weight, grouped by hour, so that
         # each hour's map is sampled only at its own points.
         slot = torch.cat([blend.side0, blend.side1]).to(maps.device)

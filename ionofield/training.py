@@ -217,12 +217,7 @@ class _Trainer:
         if self.use_tec:
             self.tec_lat = torch.from_numpy(drivers.tec_lat)
             self.tec_lon = torch.from_numpy(drivers.tec_lon)
-            self.grid = dict(
-                lat0=float(drivers.tec_lat[0]),
-                dlat=float(drivers.tec_lat[1] - drivers.tec_lat[0]),
-                lon0=float(drivers.tec_lon[0]),
-                dlon=float(drivers.tec_lon[1] - drivers.tec_lon[0]),
-            )
+            self.grid = drivers.tec_grid
 
     def predict(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Any, np.ndarray, Any]:
         """Predicted log10 Ne and log-variance at points ``idx``, with the time inputs."""

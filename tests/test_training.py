@@ -135,8 +135,7 @@ def test_unique_windows_equal_per_point_computation(tiny_campaign):
     torch.nn.init.normal_(model.direction_head.correction.weight, std=0.1)
     drivers = HourlyDrivers.from_campaign(tiny_campaign)
     lat_axis, lon_axis = torch.from_numpy(drivers.tec_lat), torch.from_numpy(drivers.tec_lon)
-    grid = dict(lat0=float(lat_axis[0]), dlat=float(lat_axis[1] - lat_axis[0]),
-                lon0=float(lon_axis[0]), dlon=float(lon_axis[1] - lon_axis[0]))
+    grid = drivers.tec_grid
     point_hours = np.array([3, 3, 7, 3, 7, 9, 9, 3])
     lat = torch.linspace(-60, 60, point_hours.size, dtype=torch.float64)
     lon = torch.linspace(-170, 170, point_hours.size, dtype=torch.float64)
