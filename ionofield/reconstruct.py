@@ -166,14 +166,10 @@ def reconstruct(
         chunks=((len(_OUTPUTS),), time_chunks, alt.size, lat.size, lon.size),
         dtype=np.float32,
     )
-    hours = np.arange(
-        times.min().astype("datetime64[h]"),
-        times.max().astype("datetime64[h]") + np.timedelta64(2, "h"),
-        np.timedelta64(1, "h"),
-    ).astype("datetime64[ns]")
-    # Built once, when the graph first runs, and shared by every chunk.
+    # Built once (on the whole hours the times span), when the graph first runs, and
+    # shared by every chunk.
     field = dask.delayed(_background_field, pure=True)(
-        hours, ds["f107"].load(), model.config, background, cache_dir
+        times, ds["f107"].load(), model.config, background, cache_dir
     )
     stacked = dsa.map_blocks(
         _reconstruct_block,
@@ -198,10 +194,10 @@ def reconstruct(
 
 
 def _background_field(
-    hours: np.ndarray, f107: xr.DataArray, config: Any, background: Any, cache_dir: Any
+    times: np.ndarray, f107: xr.DataArray, config: Any, background: Any, cache_dir: Any
 ) -> BackgroundField:
     field, _ = campaign_background(
-        hours, f107, config=config, background=background, cache_dir=cache_dir
+        times, f107, config=config, background=background, cache_dir=cache_dir
     )
     return field
 
