@@ -1,10 +1,11 @@
 """Electron-density volumes on a user's grid: :func:`grid`, :func:`reconstruct`, :func:`to_netcdf`.
 
 A volume is a lazy, dask-backed Dataset ``ne``, ``ne_background``, ``ne_log10_sigma``
-on ``(time, alt, lat, lon)``, chunked over time: each chunk computes its own
-background (from the disk-cached IRI cube) and runs the network on its points, so the
-peak memory is bounded by the chunk, not the grid, and the graph runs unchanged on a
-``dask.distributed`` cluster.
+on ``(time, alt, lat, lon)``, chunked over time. The graph has one background task
+per UT day (the disk-cached IRI cube), one network task per chunk, and one task per
+chunk that combines them; so the IRI of a day runs while the network works, the peak
+memory is bounded by a chunk and a day, not by the grid, and the graph runs unchanged
+on a ``dask.distributed`` cluster.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dask
@@ -22,6 +25,7 @@ import xarray as xr
 from dask.diagnostics import ProgressBar
 
 from ionofield._files import atomic_path
+from ionofield._threads import torch_threads
 from ionofield._version import __version__
 from ionofield.background import BackgroundField, campaign_background
 from ionofield.drivers import HourlyDrivers
@@ -29,8 +33,9 @@ from ionofield.errors import ConfigError
 from ionofield.nn.model import RSTMRF
 from ionofield.timeutil import fold_longitude, to_datetime64
 
-#: Points per network call inside a chunk (bounds the activations' memory).
-POINTS_PER_CALL = 131072
+#: Points per network call: small enough that a call's activations stay in the CPU's
+#: caches (32768 x 128 float32 = 16 MB), large enough that Python's overhead is small.
+POINTS_PER_CALL = 32768
 #: Output variables, in the order of the stacked chunk array.
 _OUTPUTS = ("ne", "ne_background", "ne_log10_sigma")
 
@@ -158,32 +163,19 @@ def reconstruct(
     _check_background(model, background)
     per_time = alt.size * lat.size * lon.size
     step = chunks or max(1, min(len(times), 4_000_000 // max(per_time, 1)))
-    time_chunks = tuple(
-        min(step, len(times) - start) for start in range(0, len(times), step)
-    )
-    template = dsa.empty(
-        (len(_OUTPUTS), len(times), alt.size, lat.size, lon.size),
-        chunks=((len(_OUTPUTS),), time_chunks, alt.size, lat.size, lon.size),
-        dtype=np.float32,
-    )
-    # Built once (on the whole hours the times span), when the graph first runs, and
-    # shared by every chunk.
-    field = dask.delayed(_background_field, pure=True)(
-        times, ds["f107"].load(), model.config, background, cache_dir
-    )
-    stacked = dsa.map_blocks(
-        _reconstruct_block,
-        template,
-        dtype=np.float32,
-        times=times,
-        alt=alt,
-        lat=lat,
-        lon=lon,
-        model=dask.delayed(model, pure=True),
-        drivers=dask.delayed(drivers, pure=True),
-        field=field,
-        meta=np.empty((0, 0, 0, 0, 0), dtype=np.float32),
-    )
+    fields = _background_pieces(times, ds["f107"].load(), model.config, background, cache_dir)
+    model_node = dask.delayed(model, pure=True)
+    drivers_node = dask.delayed(drivers, pure=True)
+    blocks = []
+    for start in range(0, len(times), step):
+        t = times[start : start + step]
+        network = dask.delayed(_network_block, pure=True)(model_node, drivers_node, t, alt, lat,
+                                                          lon)
+        pieces = [fields[day] for day in np.unique(t.astype("datetime64[D]"))]
+        block = dask.delayed(_combine_block, pure=True)(network, pieces, t, alt, lat, lon)
+        shape = (len(_OUTPUTS), len(t), alt.size, lat.size, lon.size)
+        blocks.append(dsa.from_delayed(block, shape, dtype=np.float32))
+    stacked = dsa.concatenate(blocks, axis=1)
     dims = ("time", "alt", "lat", "lon")
     out = xr.Dataset(
         {name: (dims, stacked[k], _ATTRS[name]) for k, name in enumerate(_OUTPUTS)},
@@ -191,6 +183,27 @@ def reconstruct(
     )
     out.attrs.update(_global_attrs(model))
     return out
+
+
+def _background_pieces(
+    times: np.ndarray, f107: xr.DataArray, config: Any, background: Any, cache_dir: Any
+) -> dict[np.datetime64, Any]:
+    """One delayed background field per UT day of ``times`` (one in all for a user's).
+
+    A chunk then holds the field of its own days only, so the memory of a long grid
+    does not grow with its length, and the IRI of one day runs while the network
+    works on another.
+    """
+    days = times.astype("datetime64[D]")
+    if background is not None:
+        shared = dask.delayed(_background_field, pure=True)(times, f107, config, background,
+                                                            cache_dir)
+        return dict.fromkeys(np.unique(days), shared)
+    return {
+        day: dask.delayed(_background_field, pure=True)(times[days == day], f107, config,
+                                                        None, cache_dir)
+        for day in np.unique(days)
+    }
 
 
 def _background_field(
@@ -202,35 +215,40 @@ def _background_field(
     return field
 
 
-def _reconstruct_block(
-    block: np.ndarray,
-    *,
-    times: np.ndarray,
-    alt: np.ndarray,
-    lat: np.ndarray,
-    lon: np.ndarray,
-    model: RSTMRF,
-    drivers: HourlyDrivers,
-    field: BackgroundField,
-    block_info: dict | None = None,
+#: One network evaluation at a time per process: torch already uses every core.
+_NETWORK_LOCK = threading.Lock()
+
+
+def _network_block(
+    model: RSTMRF, drivers: HourlyDrivers, times: np.ndarray, alt: np.ndarray,
+    lat: np.ndarray, lon: np.ndarray,
 ) -> np.ndarray:
-    """Compute one time chunk: ne, ne_background, ne_log10_sigma stacked on axis 0."""
-    start, stop = block_info[0]["array-location"][1]
-    t = times[start:stop]
-    out = np.empty((len(_OUTPUTS), len(t), alt.size, lat.size, lon.size), dtype=np.float32)
-    out[1] = field.log10_at(
-        t[:, None, None, None], alt[None, :, None, None], lat[None, None, :, None],
-        lon[None, None, None, :],
-    )
-    residual, log_var = predict_residual(model, drivers, t, alt, lat, lon)
-    out[0] = out[1] + residual
-    out[2] = np.exp(0.5 * log_var)  # log_var is ln(sigma^2), sigma in dex
+    """The network's residual and log-variance on a time chunk, stacked on axis 0."""
+    with _NETWORK_LOCK:
+        return np.stack(predict_residual(model, drivers, times, alt, lat, lon))
+
+
+def _combine_block(
+    network: np.ndarray, fields: list[BackgroundField], times: np.ndarray, alt: np.ndarray,
+    lat: np.ndarray, lon: np.ndarray,
+) -> np.ndarray:
+    """ne, ne_background, ne_log10_sigma of a time chunk, stacked on axis 0."""
+    out = np.empty((len(_OUTPUTS), *network.shape[1:]), dtype=np.float32)
+    days = times.astype("datetime64[D]")
+    for field, day in zip(fields, np.unique(days), strict=True):
+        inside = days == day
+        out[1, inside] = field.log10_at(
+            times[inside, None, None, None], alt[None, :, None, None],
+            lat[None, None, :, None], lon[None, None, None, :],
+        )
+    residual, log_var = network
+    np.add(out[1], residual, out=out[0])
+    np.exp(0.5 * log_var, out=out[2])  # log_var is ln(sigma^2), sigma in dex
     np.power(10.0, out[0], out=out[0])
     np.power(10.0, out[1], out=out[1])
     return out
 
 
-@torch.no_grad()
 def predict_residual(
     model: RSTMRF,
     drivers: HourlyDrivers,
@@ -238,10 +256,16 @@ def predict_residual(
     alt: np.ndarray,
     lat: np.ndarray,
     lon: np.ndarray,
+    *,
+    workers: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The network's log10 residual and log-variance on a (time, alt, lat, lon) grid.
 
-    The temporal path runs once per time; the spatial path once per point.
+    The temporal path (and the time half of the decoder) runs once per time; the
+    spatial path once per point, in calls of :data:`POINTS_PER_CALL` points spread
+    over ``workers`` threads of one torch thread each: on these narrow layers,
+    independent calls side by side use the cores better than torch's own intra-op
+    threads.
 
     Parameters
     ----------
@@ -253,6 +277,8 @@ def predict_residual(
         datetime64 times, shape [T].
     alt, lat, lon
         Grid axes (km, deg, deg), shapes [Z], [Y], [X].
+    workers
+        Threads evaluating the network (default: torch's intra-op thread count).
 
     Returns
     -------
@@ -260,24 +286,36 @@ def predict_residual(
         float32 arrays of shape [T, Z, Y, X].
     """
     model.eval()
-    inputs = drivers.time_inputs(times, model.config.env_len)
-    codes = model.time_code(inputs.features, inputs.history, inputs.weights)
+    with torch.inference_mode():
+        inputs = drivers.time_inputs(times, model.config.env_len)
+        codes = model.time_code(inputs.features, inputs.history, inputs.weights)
     za, ya, xa = np.meshgrid(alt, lat, lon, indexing="ij")
-    space = np.stack([ya.ravel(), xa.ravel(), za.ravel()], axis=-1).astype(np.float32)
+    space = torch.from_numpy(
+        np.stack([ya.ravel(), xa.ravel(), za.ravel()], axis=-1).astype(np.float32)
+    )
     ut = (times - times.astype("datetime64[D]")) / np.timedelta64(1, "h")
     shape = (len(times), alt.size, lat.size, lon.size)
     residual = np.empty(shape, dtype=np.float32)
     log_var = np.empty(shape, dtype=np.float32)
-    coords = torch.empty((len(space), 4), dtype=torch.float32)
-    coords[:, :3] = torch.from_numpy(space)
-    for k in range(len(times)):
+    flat_residual = residual.reshape(len(times), -1)
+    flat_log_var = log_var.reshape(len(times), -1)
+
+    def evaluate(task: tuple[int, int]) -> None:
+        k, start = task
+        stop = min(start + POINTS_PER_CALL, len(space))
+        coords = torch.empty((stop - start, 4), dtype=torch.float32)
+        coords[:, :3] = space[start:stop]
         coords[:, 3] = float(ut[k])
-        r_k, v_k = residual[k].reshape(-1), log_var[k].reshape(-1)
-        for s in range(0, len(space), POINTS_PER_CALL):
-            part = coords[s : s + POINTS_PER_CALL]
-            r, v = model(part, codes[k].expand(len(part), -1))
-            r_k[s : s + len(part)] = r.numpy()
-            v_k[s : s + len(part)] = v.numpy()
+        with torch.inference_mode():  # grad mode is per thread
+            r, v = model(coords, codes[k : k + 1])
+        flat_residual[k, start:stop] = r.numpy()
+        flat_log_var[k, start:stop] = v.numpy()
+
+    tasks = [(k, s) for k in range(len(times)) for s in range(0, len(space), POINTS_PER_CALL)]
+    n_workers = workers or torch.get_num_threads()
+    with torch_threads(1), ThreadPoolExecutor(n_workers) as pool:
+        for _ in pool.map(evaluate, tasks):
+            pass
     return residual, log_var
 
 

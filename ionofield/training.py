@@ -20,11 +20,9 @@ the ConvLSTM and LSTM run once per distinct hour, not per point.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +32,7 @@ import torch
 import xarray as xr
 
 from ionofield._files import atomic_path
+from ionofield._threads import torch_threads
 from ionofield._version import __version__
 from ionofield.background import campaign_background
 from ionofield.config import FitConfig
@@ -226,7 +225,7 @@ class _Trainer:
         inputs = self.drivers.time_inputs(data.times[tids], self.config.env_len)
         codes = self.model.time_code(inputs.features, inputs.history, inputs.weights)
         coords = torch.from_numpy(data.coords[idx])
-        residual, log_var = self.model(coords, codes[inverse])
+        residual, log_var = self.model(coords, codes, torch.from_numpy(inverse))
         prediction = torch.from_numpy(data.background[idx]) + residual
         return prediction, log_var, inputs, inverse, codes
 
@@ -261,7 +260,7 @@ class _Trainer:
             return losses
         pick = self.collocation(idx, rng)
         coords = torch.from_numpy(data.coords[idx[pick]]).requires_grad_(True)
-        residual, _ = self.model(coords, codes[inverse[pick]])
+        residual, _ = self.model(coords, codes, torch.from_numpy(inverse[pick]))
         if config.w_chapman > 0:
             losses["chapman"] = chapman_smoothness(
                 residual, coords, alt_index=2, scale_km=config.chapman_scale_km
@@ -393,18 +392,6 @@ def fit(
     config = _resolve_config(config, options)
     with torch_threads(threads):
         return _fit(ds, config, background, seed, checkpoint, resume, progress, cache_dir)
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run a block with ``threads`` torch intra-op threads (None: leave as is)."""
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _fit(

@@ -10,6 +10,7 @@ import torch
 import ionofield as iof
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import CheckpointError, ConfigError
+from ionofield.nn.model import spatial_features
 from ionofield.nn.recurrent import sample_direction
 from ionofield.training import split_by_profile, time_binned_batches
 from tests.conftest import TINY
@@ -164,3 +165,21 @@ def test_repr_and_html_repr_summarise_the_fit(fitted):
     assert "basis_dim=16" in text
     html = fitted._repr_html_()
     assert html.count("<tr>") == len(text.splitlines()) - 1 and "ionofield.RSTMRF" in html
+
+
+def test_decoder_time_half_once_per_time_equals_the_concatenated_decoder():
+    """Rows per distinct time (with an index, or one shared row) give the per-point result."""
+    torch.manual_seed(0)
+    model = iof.RSTMRF(iof.FitConfig(basis_dim=8, siren_hidden=16, siren_layers=1)).double()
+    torch.nn.init.normal_(model.decoder[-1].weight, std=0.5)
+    coords = torch.tensor([[10.0, 20.0, 300.0, 1.0], [-50.0, 170.0, 500.0, 7.5],
+                           [80.0, -179.0, 150.0, 12.0]], dtype=torch.float64)
+    codes = torch.randn(2, 8, dtype=torch.float64)
+    index = torch.tensor([1, 0, 1])
+    with torch.no_grad():
+        h_spatial = model.spatial(spatial_features(coords))
+        expected = model.decoder(torch.cat([h_spatial, codes[index]], dim=-1))
+        by_index = model(coords, codes, index)
+        shared = model(coords, codes[1:])
+    torch.testing.assert_close(by_index[0], expected[:, 0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(shared[0][[0, 2]], expected[[0, 2], 0], rtol=1e-12, atol=1e-12)

@@ -221,23 +221,41 @@ class RSTMRF(nn.Module):
         return code + w0[:, None] * shift[i0] + w1[:, None] * shift[i1]
 
     # -- main path -------------------------------------------------------------------
-    def forward(self, coords: torch.Tensor, time_code: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self,
+        coords: torch.Tensor,
+        time_code: torch.Tensor,
+        time_index: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, ...]:
         """Residual of log10 Ne over the background and its log-variance at points.
+
+        The decoder's first layer acts on ``concat(h_spatial, time_code)``; its time
+        half is computed once per row of ``time_code`` (once per distinct time), not
+        once per point.
 
         Parameters
         ----------
         coords
             Shape [N, 4]: latitude (deg), longitude (deg), altitude (km), UT (hours).
         time_code
-            Shape [N, basis_dim]: each point's :meth:`time_code`.
+            :meth:`time_code` rows: shape [N, basis_dim] (one per point), [1,
+            basis_dim] (shared by all points), or [U, basis_dim] with ``time_index``.
+        time_index
+            Shape [N]: the row of ``time_code`` of each point.
 
         Returns
         -------
         residual, log_var
             Each shape [N].
         """
+        first = self.decoder[0]
+        n_space = self.config.basis_dim
+        time_half = nn.functional.linear(time_code, first.weight[:, n_space:], first.bias)
+        if time_index is not None:
+            time_half = time_half[time_index]
         h_spatial = self.spatial(spatial_features(coords))
-        out = self.decoder(torch.cat([h_spatial, time_code], dim=-1))
+        hidden = nn.functional.linear(h_spatial, first.weight[:, :n_space]) + time_half
+        out = self.decoder[1:](hidden)
         return out[:, 0], out[:, 1] + LOG_VAR_OFFSET
 
     # -- TEC path (loss only) --------------------------------------------------------
