@@ -548,22 +548,28 @@ class BackgroundField:
             logger.info(
                 "background: %d of %d values below %g m-3 raised to it", n_floored, ne.size, floor
             )
-        log10 = np.log10(np.maximum(ne, self.floor)).astype(np.float32)
         # Rows at the poles, where every longitude is the same point, hold the zonal
         # mean of the nearest row: the field is single-valued there and continuous.
-        self._lat_ext = self.lat
-        if south_pole_near and self.lat[0] > -90.0:
-            log10 = np.concatenate([log10[..., :1, :].mean(-1, keepdims=True)
-                                    .repeat(log10.shape[-1], -1), log10], axis=-2)
-            self._lat_ext = np.append(-90.0, self._lat_ext)
-        if north_pole_near and self.lat[-1] < 90.0:
-            log10 = np.concatenate([log10, log10[..., -1:, :].mean(-1, keepdims=True)
-                                    .repeat(log10.shape[-1], -1)], axis=-2)
-            self._lat_ext = np.append(self._lat_ext, 90.0)
         # One more longitude column, a copy of the first one 360 degrees on, makes
-        # the periodic axis an ordinary one: every query falls inside it.
+        # the periodic axis an ordinary one: every query falls inside it. The array
+        # is filled in place, so building it costs no more memory than it holds.
+        add_south = south_pole_near and self.lat[0] > -90.0
+        add_north = north_pole_near and self.lat[-1] < 90.0
+        self._lat_ext = np.concatenate(
+            [[-90.0] if add_south else [], self.lat, [90.0] if add_north else []]
+        )
         self._lon_ext = np.append(self.lon, self.lon[0] + 360.0)
-        self._log10 = np.ascontiguousarray(np.concatenate([log10, log10[..., :1]], axis=-1))
+        shape = (*ne.shape[:2], self._lat_ext.size, self._lon_ext.size)
+        self._log10 = np.empty(shape, dtype=np.float32)
+        rows = slice(int(add_south), int(add_south) + self.lat.size)
+        inner = self._log10[:, :, rows, :-1]
+        np.maximum(ne, self.floor, out=inner, casting="same_kind")
+        np.log10(inner, out=inner)
+        if add_south:
+            self._log10[:, :, 0, :-1] = inner[:, :, 0].mean(-1, keepdims=True)
+        if add_north:
+            self._log10[:, :, -1, :-1] = inner[:, :, -1].mean(-1, keepdims=True)
+        self._log10[..., -1] = self._log10[..., 0]
 
     def __repr__(self) -> str:
         return (

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -33,9 +34,9 @@ from ionofield.errors import ConfigError
 from ionofield.nn.model import RSTMRF
 from ionofield.timeutil import fold_longitude, to_datetime64
 
-#: Points per network call: small enough that a call's activations stay in the CPU's
-#: caches (32768 x 128 float32 = 16 MB), large enough that Python's overhead is small.
-POINTS_PER_CALL = 32768
+#: Points per network call: small enough that a call's activations stay near the CPU
+#: (8192 x 128 float32 = 4 MB), large enough that Python's overhead is small.
+POINTS_PER_CALL = 8192
 #: Output variables, in the order of the stacked chunk array.
 _OUTPUTS = ("ne", "ne_background", "ne_log10_sigma")
 
@@ -206,17 +207,21 @@ def _background_pieces(
     }
 
 
+#: One background at a time per process: the IRI of a day uses one core and its own
+#: memory; two at once would double that memory and slow the network down.
+_BACKGROUND_LOCK = threading.Lock()
+#: One network evaluation at a time per process: it already uses every core.
+_NETWORK_LOCK = threading.Lock()
+
+
 def _background_field(
     times: np.ndarray, f107: xr.DataArray, config: Any, background: Any, cache_dir: Any
 ) -> BackgroundField:
-    field, _ = campaign_background(
-        times, f107, config=config, background=background, cache_dir=cache_dir
-    )
+    with _BACKGROUND_LOCK:
+        field, _ = campaign_background(
+            times, f107, config=config, background=background, cache_dir=cache_dir
+        )
     return field
-
-
-#: One network evaluation at a time per process: torch already uses every core.
-_NETWORK_LOCK = threading.Lock()
 
 
 def _network_block(
@@ -235,12 +240,9 @@ def _combine_block(
     """ne, ne_background, ne_log10_sigma of a time chunk, stacked on axis 0."""
     out = np.empty((len(_OUTPUTS), *network.shape[1:]), dtype=np.float32)
     days = times.astype("datetime64[D]")
-    for field, day in zip(fields, np.unique(days), strict=True):
-        inside = days == day
-        out[1, inside] = field.log10_at(
-            times[inside, None, None, None], alt[None, :, None, None],
-            lat[None, None, :, None], lon[None, None, None, :],
-        )
+    by_day = dict(zip(np.unique(days), fields, strict=True))
+    for k, (time, day) in enumerate(zip(times, days, strict=True)):  # bounds temporaries
+        out[1, k] = by_day[day].log10_at(time, alt[:, None, None], lat[:, None], lon)
     residual, log_var = network
     np.add(out[1], residual, out=out[0])
     np.exp(0.5 * log_var, out=out[2])  # log_var is ln(sigma^2), sigma in dex
@@ -313,10 +315,17 @@ def predict_residual(
 
     tasks = [(k, s) for k in range(len(times)) for s in range(0, len(space), POINTS_PER_CALL)]
     n_workers = workers or torch.get_num_threads()
-    with torch_threads(1), ThreadPoolExecutor(n_workers) as pool:
-        for _ in pool.map(evaluate, tasks):
+    with torch_threads(1):
+        for _ in _worker_pool(n_workers).map(evaluate, tasks):
             pass
     return residual, log_var
+
+
+@functools.cache
+def _worker_pool(workers: int) -> ThreadPoolExecutor:
+    """Threads kept for the life of the process: new threads for every chunk would each
+    take fresh malloc arenas, and the resident memory would grow chunk after chunk."""
+    return ThreadPoolExecutor(workers, thread_name_prefix="ionofield-network")
 
 
 def _check_background(model: RSTMRF, background: Any) -> None:
@@ -344,6 +353,24 @@ def _global_attrs(model: RSTMRF) -> dict[str, str]:
         "model_config_hash": model.config.digest(),
         "training_period": f"{period[0]} to {period[-1]}",
     }
+
+
+#: Largest number of values in one NetCDF chunk (2 MB of float32).
+VALUES_PER_FILE_CHUNK = 500_000
+
+
+def _file_chunks(var: xr.DataArray) -> tuple[int, ...]:
+    """NetCDF chunk shape: one time, whole lon rows, as many lat (then alt) rows as fit.
+
+    A chunk of bounded size keeps the writer's buffers the same on a bigger grid.
+    """
+    chunks = []
+    room = VALUES_PER_FILE_CHUNK
+    for dim, n in reversed(list(zip(var.dims, var.shape, strict=True))):
+        size = 1 if dim == "time" else max(1, min(n, room))
+        chunks.append(size)
+        room //= size
+    return tuple(reversed(chunks))
 
 
 def to_netcdf(
@@ -378,11 +405,8 @@ def to_netcdf(
         units="seconds since 1970-01-01 00:00:00", calendar="proleptic_gregorian", dtype="f8"
     )
     for name, var in volume.data_vars.items():
-        chunk = tuple(
-            1 if d == "time" else n for d, n in zip(var.dims, var.shape, strict=True)
-        )
         encoding[name] = {"zlib": compression > 0, "complevel": compression or None,
-                          "chunksizes": chunk, "_FillValue": np.float32(np.nan)}
+                          "chunksizes": _file_chunks(var), "_FillValue": np.float32(np.nan)}
         if not compression:
             encoding[name] = {"_FillValue": np.float32(np.nan)}
     volume["time"].attrs["units_metadata"] = "leap_seconds: none"
