@@ -83,7 +83,11 @@ class FitConfig:
     batch_size, lr, epochs, grad_clip, weight_decay
         Optimiser settings (Adam).
     val_fraction
-        Fraction of whole profiles held out for validation.
+        Fraction of the observation period held out for validation, in whole
+        blocks of ``val_block_hours`` (with every profile in them). Early stopping
+        and the calibration of the predicted sigma use it.
+    val_block_hours
+        Length (hours) of the held-out blocks.
     patience
         Epochs without validation improvement before early stopping (0 disables it).
     checkpoint_every
@@ -117,6 +121,7 @@ class FitConfig:
     grad_clip: float = 1.0
     weight_decay: float = 0.0
     val_fraction: float = 0.1
+    val_block_hours: float = 3.0
     patience: int = 10
     checkpoint_every: int = 5
     background_alt: tuple[float, float, float] = (60.0, 1000.0, 10.0)
@@ -136,6 +141,8 @@ class FitConfig:
                 problems.append(f"{name} = {getattr(self, name)} must be >= 0")
         if not 0 < self.collocation_fraction <= 1:
             problems.append(f"collocation_fraction = {self.collocation_fraction} must be in (0, 1]")
+        if self.val_block_hours <= 0:
+            problems.append(f"val_block_hours = {self.val_block_hours} must be > 0")
         if not 0 <= self.val_fraction < 1:
             problems.append(f"val_fraction = {self.val_fraction} must be in [0, 1)")
         if self.loss not in ("nll", "mse"):

@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 #: Tag identifying a training checkpoint (model, optimiser, history, random state).
 TRAINING_CHECKPOINT_FORMAT = "ionofield-rstmrf-training/1"
+#: Fraction of a Gaussian within one sigma of its mean.
+ONE_SIGMA_COVERAGE = 0.6826894921370859
 #: Step (deg) of the central differences that give the background's horizontal gradient.
 _BG_GRADIENT_STEP_DEG = 0.25
 
@@ -140,31 +142,48 @@ class ObservationArrays:
         return len(self.target)
 
 
-def split_by_profile(
-    profile: np.ndarray, fraction: float, rng: np.random.Generator
+def split_by_period(
+    profile: np.ndarray,
+    hour: np.ndarray,
+    fraction: float,
+    block_hours: float,
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Split point indices into training and validation sets by whole profiles.
+    """Split point indices into training and validation sets by whole periods.
+
+    The observation period is cut into blocks of ``block_hours``; a ``fraction`` of
+    the blocks is held out, and with it every profile that starts in them. The
+    validation error is then that of periods the model has not seen (profiles of
+    the same hour share their errors, so a random-profile split would flatter it),
+    and no profile has points on both sides.
 
     Parameters
     ----------
     profile
         Profile code of each point, shape [N].
+    hour
+        Hours since the first observation of each point, shape [N].
     fraction
-        Fraction of the profiles held out.
+        Fraction of the blocks held out (at least one, and one kept, when there
+        are two or more).
+    block_hours
+        Length of a block in hours.
     rng
         Random generator.
 
     Returns
     -------
     train, val
-        Point indices; no profile has points in both.
+        Point indices.
     """
-    codes = np.unique(profile)
-    n_val = int(round(fraction * len(codes)))
-    if fraction > 0 and len(codes) >= 2:
-        n_val = min(max(n_val, 1), len(codes) - 1)
-    held = rng.choice(codes, size=n_val, replace=False)
-    is_val = np.isin(profile, held)
+    codes, first, inverse = np.unique(profile, return_index=True, return_inverse=True)
+    block = np.floor(hour[first] / block_hours).astype(np.int64)[inverse]
+    blocks = np.unique(block)
+    n_val = int(round(fraction * len(blocks)))
+    if fraction > 0 and len(blocks) >= 2:
+        n_val = min(max(n_val, 1), len(blocks) - 1)
+    held = rng.choice(blocks, size=n_val, replace=False)
+    is_val = np.isin(block, held)
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
@@ -317,22 +336,31 @@ class _Trainer:
         return sum(weights[name] * value for name, value in losses.items())
 
     @torch.no_grad()
-    def evaluate(self, idx: np.ndarray, chunk: int = 65536) -> dict[str, float]:
-        """Validation data loss and RMSE of log10 Ne (model and background)."""
+    def predictions(self, idx: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted log10 Ne and log-variance at points ``idx``, in eval mode."""
         self.model.eval()
-        loss_sum, sq_sum = 0.0, 0.0
-        for start in range(0, len(idx), chunk):
-            part = idx[start : start + chunk]
-            pred, log_var, *_ = self.predict(part)
-            loss_sum += float(self.data_loss(pred, log_var, part)) * len(part)
-            sq_sum += float(((pred - torch.from_numpy(self.data.target[part])) ** 2).sum())
+        parts = [self.predict(idx[s : s + chunk])[:2] for s in range(0, len(idx), chunk)]
         self.model.train()
-        bg_error = self.data.background[idx] - self.data.target[idx]
+        return tuple(np.concatenate([p[k].numpy() for p in parts]) for k in range(2))
+
+    def evaluate(self, idx: np.ndarray) -> dict[str, float]:
+        """Validation data loss and RMSE of log10 Ne (model and background)."""
+        pred, log_var = self.predictions(idx)
+        target = self.data.target[idx]
+        with torch.no_grad():
+            loss = self.data_loss(torch.from_numpy(pred), torch.from_numpy(log_var), idx)
+        bg_error = self.data.background[idx] - target
         return {
-            "val_loss": loss_sum / len(idx),
-            "val_rmse": float(np.sqrt(sq_sum / len(idx))),
+            "val_loss": float(loss),
+            "val_rmse": float(np.sqrt(np.mean((pred - target).astype(np.float64) ** 2))),
             "val_rmse_background": float(np.sqrt(np.mean(bg_error.astype(np.float64) ** 2))),
         }
+
+    def sigma_factor(self, idx: np.ndarray) -> float:
+        """Factor on sigma that puts 68.3 % of the observations at ``idx`` within one sigma."""
+        pred, log_var = self.predictions(idx)
+        z = np.abs(self.data.target[idx] - pred) / np.exp(0.5 * log_var)
+        return float(np.quantile(z, ONE_SIGMA_COVERAGE))
 
 
 def fit(
@@ -411,8 +439,11 @@ def _fit(
         drivers.hours, ds["f107"], config=config, background=background, cache_dir=cache_dir
     )
     data = ObservationArrays.from_campaign(ds, bg_field)
-    train_idx, val_idx = split_by_profile(data.profile, config.val_fraction, rng)
-    if len(val_idx) == 0:
+    train_idx, val_idx = split_by_period(
+        data.profile, data.hour_bin, config.val_fraction, config.val_block_hours, rng
+    )
+    held_out = len(val_idx) > 0
+    if not held_out:
         val_idx = train_idx
     model = RSTMRF(config)
     model.train()
@@ -457,6 +488,8 @@ def _fit(
     bar.close()
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
+    sigma_factor = trainer.sigma_factor(val_idx) if held_out else 1.0
+    model.calibrate_sigma(sigma_factor)
     best = min(state.history, key=lambda r: r["val_loss"]) if state.history else {}
     model.info.update(
         period=[str(drivers.hours[0]), str(drivers.hours[-1])],
@@ -468,6 +501,7 @@ def _fit(
         best_epoch=state.best_epoch,
         val_rmse=best.get("val_rmse"),
         val_rmse_background=best.get("val_rmse_background"),
+        sigma_factor=sigma_factor,
         history=state.history,
         ionofield_version=__version__,
     )

@@ -12,7 +12,7 @@ from ionofield.drivers import HourlyDrivers
 from ionofield.errors import CheckpointError, ConfigError
 from ionofield.nn.model import spatial_features
 from ionofield.nn.recurrent import sample_direction
-from ionofield.training import split_by_profile, time_binned_batches
+from ionofield.training import ONE_SIGMA_COVERAGE, split_by_period, time_binned_batches
 from tests.conftest import TINY
 
 
@@ -110,12 +110,17 @@ def test_accessor_fit_equals_function(tiny_campaign, chapman_background):
     assert ds.rstmrf._model is via_accessor
 
 
-def test_split_keeps_profiles_whole():
-    profile = np.repeat(np.arange(50), 7)
-    train, val = split_by_profile(profile, 0.2, np.random.default_rng(0))
+def test_split_holds_out_whole_periods_and_whole_profiles():
+    profile = np.repeat(np.arange(60), 7)
+    hour = np.repeat(np.arange(60) * 0.8, 7) + np.tile(np.arange(7) * 0.01, 60)  # 48 h
+    profile[-7:] = profile[-8]  # one profile straddling a block edge at 47.2 h
+    hour[-7:] = 44.99 + np.arange(7) * 0.01
+    train, val = split_by_period(profile, hour, 0.25, 3.0, np.random.default_rng(0))
     assert set(profile[train]).isdisjoint(profile[val])
-    assert len(np.unique(profile[val])) == 10
     assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(profile.size))
+    val_blocks = {b for b in np.floor(hour[val] / 3.0).astype(int)}
+    train_blocks = {b for b in np.floor(hour[train] / 3.0).astype(int)}
+    assert len(val_blocks) == 4 and val_blocks.isdisjoint(train_blocks - {15})
 
 
 def test_time_binned_batches_cover_once_with_few_hours():
@@ -183,3 +188,19 @@ def test_decoder_time_half_once_per_time_equals_the_concatenated_decoder():
         shared = model(coords, codes[1:])
     torch.testing.assert_close(by_index[0], expected[:, 0], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(shared[0][[0, 2]], expected[[0, 2], 0], rtol=1e-12, atol=1e-12)
+
+
+def test_sigma_is_calibrated_on_the_held_out_periods(fitted, tiny_campaign, chapman_background):
+    """After the fit, 68 % of the validation observations lie within one predicted sigma."""
+    from ionofield.background import BackgroundField
+    from ionofield.training import ObservationArrays, _Trainer
+
+    data = ObservationArrays.from_campaign(tiny_campaign, BackgroundField(chapman_background))
+    rng = np.random.default_rng(fitted.info["seed"])
+    _, val = split_by_period(data.profile, data.hour_bin, fitted.config.val_fraction,
+                             fitted.config.val_block_hours, rng)
+    trainer = _Trainer(fitted, data, HourlyDrivers.from_campaign(tiny_campaign))
+    pred, log_var = trainer.predictions(val)
+    inside = np.abs(data.target[val] - pred) <= np.exp(0.5 * log_var)
+    assert fitted.info["sigma_factor"] != 1.0
+    assert inside.mean() == pytest.approx(ONE_SIGMA_COVERAGE, abs=0.01)

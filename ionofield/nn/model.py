@@ -182,6 +182,8 @@ class RSTMRF(nn.Module):
         with torch.no_grad():  # start at the background: residual ~0, sigma ~0.1
             self.decoder[-1].weight.mul_(0.01)
             self.decoder[-1].bias.zero_()
+        # ln of the squared sigma calibration factor, set after a fit (calibrate_sigma).
+        self.register_buffer("log_var_shift", torch.zeros(()))
         self.convlstm = ConvLSTM(1, c.tec_feat_dim, c.convlstm_layers)
         self.direction_head = DirectionHead(c.tec_feat_dim)
 
@@ -256,7 +258,21 @@ class RSTMRF(nn.Module):
         h_spatial = self.spatial(spatial_features(coords))
         hidden = nn.functional.linear(h_spatial, first.weight[:, :n_space]) + time_half
         out = self.decoder[1:](hidden)
-        return out[:, 0], out[:, 1] + LOG_VAR_OFFSET
+        return out[:, 0], out[:, 1] + (LOG_VAR_OFFSET + self.log_var_shift)
+
+    def calibrate_sigma(self, factor: float) -> None:
+        """Multiply the predicted sigma by ``factor`` from now on.
+
+        :func:`ionofield.fit` calls it with the factor that puts 68.3 % of the
+        held-out periods' observations within one sigma.
+
+        Parameters
+        ----------
+        factor
+            Positive factor.
+        """
+        with torch.no_grad():
+            self.log_var_shift.add_(2.0 * math.log(factor))
 
     # -- TEC path (loss only) --------------------------------------------------------
     def tec_direction(
