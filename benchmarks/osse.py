@@ -2,8 +2,8 @@
 
 A 3-day synthetic storm world (``ionofield.synthetic``, driven by the real Kp / F10.7
 of 10-12 May 2024) is sampled by RO-like profiles and integrated into TEC maps. The
-model is fitted on the profiles of the first two days (validation on whole held-out
-profiles), then the third day, which it has never seen, is reconstructed on the full
+model is fitted on the profiles of the first two days (validation on held-out 3-hour
+periods), then the third day, which it has never seen, is reconstructed on the full
 grid and compared with the truth. Prints one JSON document.
 
     python benchmarks/osse.py [--quick] [--no-ablations] [--work DIR]
@@ -96,7 +96,8 @@ def fit_variant(work: Path, name: str, options: dict) -> dict:
     return {"fit_wall_s": round(wall, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
             "epochs_run": int(len(table)), "best_epoch": int(model.info["best_epoch"]),
             "val_rmse": model.info["val_rmse"],
-            "val_rmse_background": model.info["val_rmse_background"]}
+            "val_rmse_background": model.info["val_rmse_background"],
+            "sigma_factor": round(model.info["sigma_factor"], 3)}
 
 
 def metrics(pred: np.ndarray, truth: np.ndarray) -> dict:
