@@ -323,8 +323,11 @@ def predict_residual(
 
 @functools.cache
 def _worker_pool(workers: int) -> ThreadPoolExecutor:
-    """Threads kept for the life of the process: new threads for every chunk would each
-    take fresh malloc arenas, and the resident memory would grow chunk after chunk."""
+    """Network threads kept for the life of the process.
+
+    New threads for every chunk would each take fresh malloc arenas, and the resident
+    memory would grow chunk after chunk.
+    """
     return ThreadPoolExecutor(workers, thread_name_prefix="ionofield-network")
 
 
