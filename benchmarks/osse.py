@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from _memory import peak_rss_mb
 
 import ionofield as iof
 from ionofield.background import campaign_background
@@ -44,10 +44,6 @@ VARIANTS = {
     "no_chapman": {"w_chapman": 0.0},
     "no_env_lstm": {"use_env": False},
 }
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def prepare(work: Path, *, profiles_per_day: int, levels: int, quick: bool) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -28,15 +27,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from _memory import peak_rss_mb
 
 DAY = "2024-05-11"
 ALT = np.arange(100.0, 1001.0, 10.0)
 LAT = np.arange(-87.5, 87.6, 2.5)
 LON = np.arange(-180.0, 180.1, 5.0)
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def pyiri_alone(hours: int) -> dict:
