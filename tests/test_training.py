@@ -204,3 +204,14 @@ def test_sigma_is_calibrated_on_the_held_out_periods(fitted, tiny_campaign, chap
     inside = np.abs(data.target[val] - pred) <= np.exp(0.5 * log_var)
     assert fitted.info["sigma_factor"] != 1.0
     assert inside.mean() == pytest.approx(ONE_SIGMA_COVERAGE, abs=0.01)
+
+
+def test_model_files_without_sigma_calibration_load_uncalibrated(fitted, tmp_path):
+    """Files of ionofield 0.1.0 have no log_var_shift: they load with sigma as fitted."""
+    fitted.save(tmp_path / "m.pt")
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    del payload["state_dict"]["log_var_shift"]
+    torch.save(payload, tmp_path / "old.pt")
+    old = iof.load_model(tmp_path / "old.pt")
+    assert float(old.log_var_shift) == 0.0
+    assert float(fitted.log_var_shift) != 0.0

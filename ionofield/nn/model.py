@@ -422,7 +422,9 @@ def load_model(path: str | os.PathLike) -> RSTMRF:
     try:
         config = FitConfig.from_dict(payload["config"])
         model = RSTMRF(config, info=payload["info"])
-        model.load_state_dict(payload["state_dict"])
+        state = dict(payload["state_dict"])
+        state.setdefault("log_var_shift", torch.zeros(()))  # files of 0.1.0: uncalibrated
+        model.load_state_dict(state)
     except (KeyError, RuntimeError, IonofieldError) as exc:
         raise CheckpointError(
             f"{path}: written by ionofield {payload.get('ionofield_version')}, its weights "
