@@ -176,7 +176,7 @@ def split_by_period(
     train, val
         Point indices.
     """
-    codes, first, inverse = np.unique(profile, return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(profile, return_index=True, return_inverse=True)
     block = np.floor(hour[first] / block_hours).astype(np.int64)[inverse]
     blocks = np.unique(block)
     n_val = int(round(fraction * len(blocks)))
