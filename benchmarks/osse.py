@@ -38,6 +38,13 @@ EVAL_ALT = (150.0, 600.0)
 #: The model's IRI cube on the synthetic world's background grid.
 BACKGROUND = dict(background_alt=(60.0, 1000.0, 10.0), background_lat_step=5.0,
                   background_lon_step=10.0)
+#: Profiles per day: about half of what COSMIC-2 alone delivers (some 4,000 ionospheric
+#: profiles a day within 45 degrees of the equator) plus FY-3D's few hundred, spread
+#: over the globe.
+PROFILES_PER_DAY = 2000
+#: Levels per profile, 100-800 km: about 15 km apart, a few per scale height (real
+#: ionPrf files have hundreds; neighbouring levels add little independent information).
+LEVELS = 48
 VARIANTS = {
     "default": {},
     "no_tec_direction": {"w_tec_direction": 0.0},
@@ -185,11 +192,11 @@ def main() -> None:
         name, options = args.stage_fit
         print(json.dumps(fit_variant(work, name, json.loads(options))))
         return
-    profiles = args.profiles_per_day or (150 if args.quick else 400)
+    profiles = args.profiles_per_day or (150 if args.quick else PROFILES_PER_DAY)
     epochs = args.epochs or (3 if args.quick else iof.FitConfig().epochs)
     started = time.perf_counter()
     if not (args.reuse and (work / "truth.nc").exists()):
-        prepare(work, profiles_per_day=profiles, levels=args.levels or (40 if args.quick else 120),
+        prepare(work, profiles_per_day=profiles, levels=args.levels or (40 if args.quick else LEVELS),
                 quick=args.quick)
     report: dict = {"world": f"synthetic storm world {START} + {DAYS} days, real Kp/F10.7",
                     "train_days": DAYS - 1, "held_out_day": DAYS,

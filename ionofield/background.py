@@ -64,7 +64,7 @@ F107_RANGE = (30.0, 600.0)
 COVERAGE_TOLERANCE = 1e-6
 """How far (hours for time, km for altitude) a query may stray outside the cube."""
 
-_CACHE_FORMAT = 3  # 3: PyIRI run once per time
+_CACHE_FORMAT = 4  # 3: PyIRI run once per time; 4: netCDF-3 files
 _NE_UNITS = {"m-3", "m^-3", "m**-3", "/m3", "1/m3"}
 
 
@@ -307,7 +307,7 @@ def _iri_day(
     path = folder / f"iri_{_cache_key(times, alt, lat, lon, f107, version)}.nc"
     if path.exists():
         logger.info("IRI background cache hit: %s", path)
-        with xr.open_dataset(path) as cached:
+        with xr.open_dataset(path, engine="scipy") as cached:
             return cached.load()
     logger.info(
         "IRI background cache miss: running PyIRI for %s (%d times)",
@@ -316,8 +316,11 @@ def _iri_day(
     )
     ne, nmf2, hmf2 = _pyiri_day(times, alt, lat, lon, f107)
     ds = _cube_dataset(times, alt, lat, lon, ne, nmf2, hmf2, f107, version)
+    # netCDF-3 through scipy, not HDF5: the cube is written from a dask task, maybe
+    # while the volume itself is being written, and HDF5 is not thread-safe.
     with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, encoding={name: {"_FillValue": None} for name in ds.coords})
+        ds.to_netcdf(tmp, engine="scipy", format="NETCDF3_64BIT",
+                     encoding={name: {"_FillValue": None} for name in ds.coords})
     logger.info("IRI background cached to %s", path)
     return ds
 

@@ -82,6 +82,14 @@ class FitConfig:
         gradient speaks for).
     batch_size, lr, epochs, grad_clip, weight_decay
         Optimiser settings (Adam).
+    weight_average_epochs
+        The model kept and validated is the exponential moving average of the
+        weights over the optimiser's steps, about this many epochs long (so it has
+        seen every hour of the campaign); 0 keeps the latest weights.
+    batch_hours
+        Whole hours whose points each batch mixes (the time-binned sampler): more
+        hours average a step's gradient over more of the storm, at the cost of
+        running the environment LSTM for more hours per batch.
     val_fraction
         Fraction of the observation period held out for validation, in whole
         blocks of ``val_block_hours`` (with every profile in them). Early stopping
@@ -116,6 +124,8 @@ class FitConfig:
     collocation_hours: int = 1
     physics_alt_range: tuple[float, float] = (150.0, 600.0)
     batch_size: int = 2048
+    batch_hours: int = 1
+    weight_average_epochs: float = 0.0
     lr: float = 3e-4
     epochs: int = 50
     grad_clip: float = 1.0
@@ -132,11 +142,12 @@ class FitConfig:
     def __post_init__(self) -> None:
         problems = []
         for name in ("basis_dim", "siren_hidden", "siren_layers", "env_len", "seq_len",
-                     "tec_feat_dim", "convlstm_layers", "batch_size", "epochs",
-                     "collocation_hours"):
+                     "tec_feat_dim", "convlstm_layers", "batch_size", "batch_hours",
+                     "epochs", "collocation_hours"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} = {getattr(self, name)} must be >= 1")
-        for name in ("w_chapman", "w_tec_direction", "w_tec_anchor", "weight_decay", "patience"):
+        for name in ("w_chapman", "w_tec_direction", "w_tec_anchor", "weight_decay", "patience",
+                     "weight_average_epochs"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} = {getattr(self, name)} must be >= 0")
         if not 0 < self.collocation_fraction <= 1:

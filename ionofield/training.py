@@ -20,6 +20,7 @@ the ConvLSTM and LSTM run once per distinct hour, not per point.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -52,7 +53,7 @@ from ionofield.timeutil import to_datetime64
 logger = logging.getLogger(__name__)
 
 #: Tag identifying a training checkpoint (model, optimiser, history, random state).
-TRAINING_CHECKPOINT_FORMAT = "ionofield-rstmrf-training/1"
+TRAINING_CHECKPOINT_FORMAT = "ionofield-rstmrf-training/2"
 #: Fraction of a Gaussian within one sigma of its mean.
 ONE_SIGMA_COVERAGE = 0.6826894921370859
 #: Step (deg) of the central differences that give the background's horizontal gradient.
@@ -188,14 +189,19 @@ def split_by_period(
 
 
 def time_binned_batches(
-    indices: np.ndarray, hour_bin: np.ndarray, batch_size: int, rng: np.random.Generator
+    indices: np.ndarray,
+    hour_bin: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator,
+    hours_per_batch: int = 1,
 ) -> list[np.ndarray]:
     """Shuffle points so that each batch holds few distinct hours.
 
-    Points are grouped by whole hour; the groups are visited in random order, points
-    shuffled within each group, and the concatenation cut into batches. A batch then
-    spans about ``batch_size / points_per_hour + 1`` hours, so the ConvLSTM and LSTM
-    run for few hours per batch.
+    The whole hours are dealt at random into groups of ``hours_per_batch``; the
+    points of a group are shuffled together, and the groups, one after another, are
+    cut into batches. A batch then spans about ``hours_per_batch`` hours (one more
+    where it straddles two groups), so the ConvLSTM and LSTM run for few hours per
+    batch, while the gradient of a step still averages over several hours.
 
     Parameters
     ----------
@@ -207,6 +213,8 @@ def time_binned_batches(
         Points per batch (the last batch may be smaller).
     rng
         Random generator.
+    hours_per_batch
+        Hours whose points are mixed together.
 
     Returns
     -------
@@ -215,12 +223,72 @@ def time_binned_batches(
     """
     bins = hour_bin[indices]
     order = rng.permutation(np.unique(bins))
-    rank = np.empty(bins.max() + 1, dtype=np.int64)
-    rank[order] = np.arange(len(order))
+    group = np.empty(bins.max() + 1, dtype=np.int64)
+    group[order] = np.arange(len(order)) // hours_per_batch
     shuffled = rng.permutation(len(indices))
-    grouped = shuffled[np.argsort(rank[bins[shuffled]], kind="stable")]
+    grouped = shuffled[np.argsort(group[bins[shuffled]], kind="stable")]
     ordered = indices[grouped]
     return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
+
+
+class WeightAverage:
+    """Exponential moving average of a model's weights over the optimiser's steps.
+
+    The time-binned sampler shows the optimiser a few hours at a time, so the weights
+    after any one step lean towards the hours just seen; their average over the last
+    ``1 / (1 - decay)`` steps or so has seen them all. The average starts from zero and
+    is divided by ``1 - decay**steps`` (as Adam's moments are), so it is the weighted
+    mean of the weights seen so far even after a few steps.
+
+    Parameters
+    ----------
+    model
+        The model being trained.
+    decay
+        Weight of the running average at each step, in [0, 1); 0 keeps the latest
+        weights.
+
+    Examples
+    --------
+    >>> layer = torch.nn.Linear(1, 1, bias=False)
+    >>> average = WeightAverage(layer, decay=0.5)
+    >>> for value in (1.0, 3.0):
+    ...     _ = layer.weight.data.fill_(value)
+    ...     average.update()
+    >>> with average.applied():
+    ...     round(float(layer.weight), 4)
+    2.3333
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.model = model
+        self.decay = decay
+        self.steps = 0
+        self.shadow = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """Fold the model's current weights into the average (after a step)."""
+        self.steps += 1
+        for name, value in self.model.state_dict().items():
+            self.shadow[name].mul_(self.decay).add_(value, alpha=1.0 - self.decay)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The averaged weights, as the model's ``state_dict`` holds them."""
+        if not self.steps:
+            return copy.deepcopy(self.model.state_dict())
+        scale = 1.0 / (1.0 - self.decay**self.steps)
+        return {name: value * scale for name, value in self.shadow.items()}
+
+    @contextlib.contextmanager
+    def applied(self) -> Any:
+        """Put the averaged weights into the model for the duration of the block."""
+        current = copy.deepcopy(self.model.state_dict())
+        self.model.load_state_dict(self.state_dict())
+        try:
+            yield self.model
+        finally:
+            self.model.load_state_dict(current)
 
 
 class _Trainer:
@@ -459,14 +527,19 @@ def _fit(
     model.train()
     trainer = _Trainer(model, data, drivers)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = -(-len(train_idx) // config.batch_size)
+    window = config.weight_average_epochs * steps_per_epoch
+    average = WeightAverage(model, decay=max(0.0, 1.0 - 1.0 / window) if window else 0.0)
     state = _FitState()
     if resume is not None:
-        state = _load_training_checkpoint(resume, model, optimizer, rng, config)
+        state = _load_training_checkpoint(resume, model, optimizer, average, rng, config)
     epochs = range(state.epoch, config.epochs)
     bar = _progress_bar(len(epochs), progress)
     for epoch in epochs:
         sums: dict[str, float] = {}
-        batches = time_binned_batches(train_idx, data.hour_bin, config.batch_size, rng)
+        batches = time_binned_batches(
+            train_idx, data.hour_bin, config.batch_size, rng, config.batch_hours
+        )
         for idx in batches:
             losses = trainer.batch_losses(idx, rng)
             total = trainer.total(losses)
@@ -475,15 +548,17 @@ def _fit(
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
+            average.update()
             for name, value in losses.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(idx)
         row = {"epoch": epoch + 1}
         row.update({name: value / len(train_idx) for name, value in sums.items()})
-        row.update(trainer.evaluate(val_idx))
+        with average.applied():
+            row.update(trainer.evaluate(val_idx))
         state.history.append(row)
         if row["val_loss"] < state.best_loss:
             state.best_loss, state.best_epoch = row["val_loss"], epoch + 1
-            state.best_state = copy.deepcopy(model.state_dict())
+            state.best_state = average.state_dict()
         state.epoch = epoch + 1
         bar.update(1)
         bar.set_postfix(loss=f"{row['data']:.4f}", val_rmse=f"{row['val_rmse']:.4f}")
@@ -491,7 +566,7 @@ def _fit(
         if checkpoint is not None and (
             state.epoch % config.checkpoint_every == 0 or stop or state.epoch == config.epochs
         ):
-            _save_training_checkpoint(checkpoint, model, optimizer, rng, state)
+            _save_training_checkpoint(checkpoint, model, optimizer, average, rng, state)
         if stop:
             logger.info("early stop at epoch %d (best %d)", state.epoch, state.best_epoch)
             break
@@ -561,6 +636,7 @@ def _save_training_checkpoint(
     path: str | os.PathLike,
     model: RSTMRF,
     optimizer: torch.optim.Optimizer,
+    average: WeightAverage,
     rng: np.random.Generator,
     state: _FitState,
 ) -> None:
@@ -570,6 +646,8 @@ def _save_training_checkpoint(
         "config": model.config.to_dict(),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
+        "average": average.shadow,
+        "average_steps": average.steps,
         "epoch": state.epoch,
         "best_loss": state.best_loss,
         "best_epoch": state.best_epoch,
@@ -586,6 +664,7 @@ def _load_training_checkpoint(
     path: str | os.PathLike,
     model: RSTMRF,
     optimizer: torch.optim.Optimizer,
+    average: WeightAverage,
     rng: np.random.Generator,
     config: FitConfig,
 ) -> _FitState:
@@ -605,6 +684,8 @@ def _load_training_checkpoint(
         )
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
+    average.shadow = payload["average"]
+    average.steps = payload["average_steps"]
     rng.bit_generator.state = payload["numpy_rng"]
     torch.set_rng_state(payload["torch_rng"])
     return _FitState(

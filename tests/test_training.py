@@ -12,7 +12,12 @@ from ionofield.drivers import HourlyDrivers
 from ionofield.errors import CheckpointError, ConfigError
 from ionofield.nn.model import spatial_features
 from ionofield.nn.recurrent import sample_direction
-from ionofield.training import ONE_SIGMA_COVERAGE, split_by_period, time_binned_batches
+from ionofield.training import (
+    ONE_SIGMA_COVERAGE,
+    WeightAverage,
+    split_by_period,
+    time_binned_batches,
+)
 from tests.conftest import TINY
 
 
@@ -136,6 +141,38 @@ def test_time_binned_batches_cover_once_with_few_hours():
     shuffled = min(len(np.unique(hour_bin[b])) for b in np.array_split(rng.permutation(5000), 20))
     bound = int(np.ceil((256 - 1) / np.bincount(hour_bin).min())) + 1  # consecutive hours
     assert binned <= bound < 20 < shuffled
+
+
+@pytest.mark.parametrize("hours_per_batch", [2, 8])
+def test_time_binned_batches_mix_the_given_number_of_hours(hours_per_batch):
+    rng = np.random.default_rng(1)
+    hour_bin = np.repeat(np.arange(48), 100)  # 100 points in each of 48 hours
+    indices = rng.permutation(hour_bin.size)
+    batches = time_binned_batches(indices, hour_bin, 200, rng, hours_per_batch)
+    assert np.array_equal(np.sort(np.concatenate(batches)), np.arange(hour_bin.size))
+    spans = [len(np.unique(hour_bin[b])) for b in batches]
+    # A group of hours holds 100 * hours_per_batch points: whole batches of 200 fall
+    # inside one group, so each spans exactly the group's hours or fewer.
+    assert max(spans) <= hours_per_batch
+    assert np.median(spans) == hours_per_batch
+
+
+def test_weight_average_is_the_weighted_mean_of_the_steps():
+    layer = torch.nn.Linear(2, 1)
+    decay = 0.8
+    average = WeightAverage(layer, decay=decay)
+    seen = []
+    for step in range(5):
+        with torch.no_grad():
+            layer.weight.fill_(float(step) ** 2)
+        seen.append(layer.weight.detach().clone())
+        average.update()
+    weights = decay ** np.arange(4, -1, -1)  # the latest step weighs most
+    expected = sum(w * v for w, v in zip(weights, seen)) / weights.sum()
+    with average.applied():
+        assert torch.allclose(layer.weight, expected.float())
+    assert torch.equal(layer.weight, seen[-1])  # restored after the block
+    assert torch.equal(WeightAverage(layer, decay=0.0).state_dict()["weight"], seen[-1])
 
 
 def test_unique_windows_equal_per_point_computation(tiny_campaign):

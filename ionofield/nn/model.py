@@ -151,7 +151,7 @@ class RSTMRF(nn.Module):
 
     Examples
     --------
-    >>> model = RSTMRF(FitConfig(basis_dim=8, siren_hidden=16, siren_layers=1))
+    >>> model = RSTMRF(FitConfig(basis_dim=8, siren_hidden=16, siren_layers=1, use_env=False))
     >>> coords = torch.tensor([[10.0, 20.0, 300.0, 12.0]])
     >>> code = model.time_code(torch.zeros(1, 4), None, None)
     >>> [t.shape for t in model(coords, code)]
