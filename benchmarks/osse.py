@@ -196,8 +196,8 @@ def main() -> None:
     epochs = args.epochs or (3 if args.quick else iof.FitConfig().epochs)
     started = time.perf_counter()
     if not (args.reuse and (work / "truth.nc").exists()):
-        prepare(work, profiles_per_day=profiles, levels=args.levels or (40 if args.quick else LEVELS),
-                quick=args.quick)
+        levels = args.levels or (40 if args.quick else LEVELS)
+        prepare(work, profiles_per_day=profiles, levels=levels, quick=args.quick)
     report: dict = {"world": f"synthetic storm world {START} + {DAYS} days, real Kp/F10.7",
                     "train_days": DAYS - 1, "held_out_day": DAYS,
                     "observations": int(xr.open_dataset(work / "campaign.nc").sizes["obs"]),

@@ -168,7 +168,7 @@ def test_weight_average_is_the_weighted_mean_of_the_steps():
         seen.append(layer.weight.detach().clone())
         average.update()
     weights = decay ** np.arange(4, -1, -1)  # the latest step weighs most
-    expected = sum(w * v for w, v in zip(weights, seen)) / weights.sum()
+    expected = sum(w * v for w, v in zip(weights, seen, strict=True)) / weights.sum()
     with average.applied():
         assert torch.allclose(layer.weight, expected.float())
     assert torch.equal(layer.weight, seen[-1])  # restored after the block
