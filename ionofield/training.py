@@ -404,7 +404,7 @@ class _Trainer:
         return sum(weights[name] * value for name, value in losses.items())
 
     @torch.no_grad()
-    def predictions(self, idx: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    def predictions(self, idx: np.ndarray, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
         """Predicted log10 Ne and log-variance at points ``idx``, in eval mode."""
         self.model.eval()
         parts = [self.predict(idx[s : s + chunk])[:2] for s in range(0, len(idx), chunk)]
