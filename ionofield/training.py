@@ -273,8 +273,8 @@ class WeightAverage:
         for name, value in self.model.state_dict().items():
             self.shadow[name].mul_(self.decay).add_(value, alpha=1.0 - self.decay)
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """The averaged weights, as the model's ``state_dict`` holds them."""
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The averaged weights, keyed as the model's ``state_dict``."""
         if not self.steps:
             return copy.deepcopy(self.model.state_dict())
         scale = 1.0 / (1.0 - self.decay**self.steps)
@@ -284,7 +284,7 @@ class WeightAverage:
     def applied(self) -> Any:
         """Put the averaged weights into the model for the duration of the block."""
         current = copy.deepcopy(self.model.state_dict())
-        self.model.load_state_dict(self.state_dict())
+        self.model.load_state_dict(self.weights())
         try:
             yield self.model
         finally:
@@ -558,7 +558,7 @@ def _fit(
         state.history.append(row)
         if row["val_loss"] < state.best_loss:
             state.best_loss, state.best_epoch = row["val_loss"], epoch + 1
-            state.best_state = average.state_dict()
+            state.best_state = average.weights()
         state.epoch = epoch + 1
         bar.update(1)
         bar.set_postfix(loss=f"{row['data']:.4f}", val_rmse=f"{row['val_rmse']:.4f}")
