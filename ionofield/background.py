@@ -7,15 +7,15 @@ R-STMRF learns a residual on top of a climatological background::
 Two public objects serve it:
 
 - :func:`iri_cube` evaluates the International Reference Ionosphere through PyIRI on
-  a regular (time, alt, lat, lon) grid, one PyIRI call per UT day with that day's
-  F10.7, and caches the cube on disk as NetCDF.
+  a regular (time, alt, lat, lon) grid, one PyIRI call per time with that UT day's
+  F10.7, and caches each time's grid on disk as NetCDF.
 - :class:`BackgroundField` turns any background cube (IRI's or one a user supplies)
   into log10 Ne at scattered points by multilinear interpolation in log10 space.
   It is the only interpolation of the background: fitting and reconstruction both
   call :meth:`BackgroundField.log10_at`, so they see the same value at the same point.
 
 :func:`campaign_background` joins the two for :func:`ionofield.fit` and
-:func:`ionofield.reconstruct`: the IRI cube of a configuration over whole UT days, or
+:func:`ionofield.reconstruct`: the IRI cube of a configuration over whole hours, or
 a user's background, as a :class:`BackgroundField`.
 """
 
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 import xarray as xr
+from xarray.backends.locks import HDF5_LOCK
 
 from ionofield._files import atomic_path
 from ionofield._version import __version__
@@ -64,7 +65,7 @@ F107_RANGE = (30.0, 600.0)
 COVERAGE_TOLERANCE = 1e-6
 """How far (hours for time, km for altitude) a query may stray outside the cube."""
 
-_CACHE_FORMAT = 4  # 3: PyIRI run once per time; 4: netCDF-3 files
+_CACHE_FORMAT = 5  # 4: netCDF-3 files of a day; 5: a file per time
 _NE_UNITS = {"m-3", "m^-3", "m**-3", "/m3", "1/m3"}
 
 
@@ -92,12 +93,13 @@ def iri_cube(
 ) -> xr.Dataset:
     """Electron density of IRI (PyIRI) on a regular grid, cached on disk.
 
-    PyIRI's spherical-harmonics model is run once per UT day covered by ``times``,
-    with URSI foF2 coefficients, the SHU-2015 hmF2 model and that day's F10.7. Each
-    day's cube is written to ``cache_dir`` as a NetCDF file named by a hash of that
-    day's times, the grids, its F10.7, the options and the PyIRI version (written
-    atomically); a later call asking for the same day reads the file and does not
-    run PyIRI, so requests that share whole UT days share their cache.
+    PyIRI's spherical-harmonics model is run once per time, with URSI foF2
+    coefficients, the SHU-2015 hmF2 model and the F10.7 of the time's UT day. Each
+    time's grid is written to ``cache_dir`` as a NetCDF file named by a hash of the
+    time, the grids, its F10.7, the options and the PyIRI version (written
+    atomically); a later call asking for the same time reads the file and does not
+    run PyIRI, so requests that share times share their cache (a reconstruction of
+    a few hours reads what a fit of the whole campaign computed).
 
     Parameters
     ----------
@@ -119,7 +121,7 @@ def iri_cube(
     cache_dir
         Directory of the disk cache; default :func:`default_cache_dir`.
     progress
-        Show a progress bar over the UT days run through PyIRI.
+        Show a progress bar over the times.
 
     Returns
     -------
@@ -173,23 +175,27 @@ def iri_cube(
         )
     days = np.unique(t.astype("datetime64[D]"))
     f107_days = _daily_f107(f107, days)
+    f107_of_time = f107_days[np.searchsorted(days, t.astype("datetime64[D]"))]
     version = importlib.metadata.version("PyIRI")
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    day_of_time = t.astype("datetime64[D]")
-    loop = zip(days, f107_days, strict=True)
+    ne = np.empty((t.size, alt_km.size, lat_deg.size, lon_deg.size), dtype=np.float32)
+    nmf2 = np.empty((t.size, lat_deg.size, lon_deg.size), dtype=np.float32)
+    hmf2 = np.empty_like(nmf2)
+    loop = range(t.size)
     if progress:
         from tqdm.auto import tqdm
 
-        loop = tqdm(loop, total=days.size, desc="IRI background", unit="day")
-    parts = [
-        _iri_day(t[day_of_time == day], alt_km, lat_deg, lon_deg, f107_day, version, folder)
-        for day, f107_day in loop
-    ]
-    if len(parts) == 1:
-        return parts[0]
-    cube = xr.concat(parts, dim="time", combine_attrs="override")
-    cube.attrs["iri_f107_daily"] = " ".join(part.attrs["iri_f107_daily"] for part in parts)
-    return cube
+        loop = tqdm(loop, desc="IRI background", unit="time")
+    cached = 0
+    for k in loop:
+        ne[k], nmf2[k], hmf2[k], hit = _iri_time(
+            t[k], alt_km, lat_deg, lon_deg, f107_of_time[k], version, folder
+        )
+        cached += hit
+    logger.info("IRI background: %d of %d times read from the cache in %s", cached, t.size,
+                folder)
+    daily = " ".join(f"{day}={value:g}" for day, value in zip(days, f107_days, strict=True))
+    return _cube_dataset(t, alt_km, lat_deg, lon_deg, ne, nmf2, hmf2, daily, version)
 
 
 def campaign_background(
@@ -222,7 +228,7 @@ def campaign_background(
     -------
     field : BackgroundField
         The IRI cube is built on the whole hours spanning ``hours``; it is cached per
-        UT day, so a later call for the same hours (a reconstruction of the fitted
+        hour, so a later call for the same hours (a reconstruction of the fitted
         period) reads it back.
     info : dict
         JSON-ready description to store with a model: ``kind`` (``"iri"`` or
@@ -294,45 +300,48 @@ def _daily_f107(f107: float | xr.DataArray, days: np.ndarray) -> np.ndarray:
     return values
 
 
-def _iri_day(
-    times: np.ndarray,
+def _iri_time(
+    time: np.datetime64,
     alt: np.ndarray,
     lat: np.ndarray,
     lon: np.ndarray,
     f107: float,
     version: str,
     folder: Path,
-) -> xr.Dataset:
-    """The cube of one UT day's ``times``, from the cache or from one PyIRI call."""
-    path = folder / f"iri_{_cache_key(times, alt, lat, lon, f107, version)}.nc"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Ne [Z, Y, X], NmF2 and hmF2 [Y, X] at one time, and whether the cache had them.
+
+    The cache holds one file per time, so any request reuses every time it shares
+    with an earlier one: a reconstruction chunk of a few hours reads the hours a fit
+    of the whole campaign computed.
+    """
+    path = folder / f"iri_{_cache_key(time, alt, lat, lon, f107, version)}.nc"
     if path.exists():
-        logger.info("IRI background cache hit: %s", path)
         with xr.open_dataset(path, engine="scipy") as cached:
-            return cached.load()
-    logger.info(
-        "IRI background cache miss: running PyIRI for %s (%d times)",
-        times[0].astype("datetime64[D]"),
-        times.size,
-    )
-    ne, nmf2, hmf2 = _pyiri_day(times, alt, lat, lon, f107)
-    ds = _cube_dataset(times, alt, lat, lon, ne, nmf2, hmf2, f107, version)
+            ne, nmf2, hmf2 = (cached[name].values[0] for name in ("ne_background", "nmf2", "hmf2"))
+        return ne, nmf2, hmf2, True
+    logger.info("IRI background cache miss: running PyIRI for %s", time)
+    ne, nmf2, hmf2 = _pyiri_time(time, alt, lat, lon, f107)
+    times = np.array([time])
+    daily = f"{time.astype('datetime64[D]')}={f107:g}"
+    ds = _cube_dataset(times, alt, lat, lon, ne[None], nmf2[None], hmf2[None], daily, version)
     # netCDF-3 through scipy, not HDF5: the cube is written from a dask task, maybe
     # while the volume itself is being written, and HDF5 is not thread-safe.
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="scipy", format="NETCDF3_64BIT",
                      encoding={name: {"_FillValue": None} for name in ds.coords})
-    logger.info("IRI background cached to %s", path)
-    return ds
+    return ne, nmf2, hmf2, False
 
 
 def _cache_key(
-    times: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray, f107: float, version: str
+    time: np.datetime64, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray, f107: float,
+    version: str,
 ) -> str:
-    """Hex digest naming the cube made from these inputs by this PyIRI version."""
+    """Hex digest naming the IRI of these inputs by this PyIRI version."""
     digest = hashlib.sha256()
     digest.update(f"format={_CACHE_FORMAT};PyIRI={version};{FOF2_MODEL};{HMF2_MODEL}".encode())
     for name, values in (
-        ("times", times.astype("datetime64[ns]").astype(np.int64)),
+        ("time", np.int64(time.astype("datetime64[ns]").astype(np.int64))),
         ("alt", alt),
         ("lat", lat),
         ("lon", lon),
@@ -347,13 +356,13 @@ def _cache_key(
 PYIRI_VALUES_PER_CALL = 2_000_000
 
 
-def _pyiri_day(
-    times: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray, f107: float
+def _pyiri_time(
+    time: np.datetime64, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray, f107: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """PyIRI for times of one UT day; Ne [T, Z, Y, X], NmF2 and hmF2 [T, Y, X].
+    """PyIRI at one time: Ne [Z, Y, X], NmF2 and hmF2 [Y, X].
 
-    PyIRI runs once per time. Most of a call's cost is per time (its quasi-dipole
-    coordinates), so this is as fast as one call for the whole day, and its memory
+    PyIRI is run once per time. Most of a call's cost is per time (its quasi-dipole
+    coordinates), so this is as fast as one call for a whole day, and its memory
     (about 200 bytes per value) is that of one time, not of the day: on the IONEX
     grid, 0.35 GB instead of 2.4 GB. The values equal those of one call. A time
     whose grid exceeds :data:`PYIRI_VALUES_PER_CALL` values goes to PyIRI in bands
@@ -363,16 +372,20 @@ def _pyiri_day(
     """
     from PyIRI import sh_library
 
-    day = times[0].astype("datetime64[D]")
+    day = time.astype("datetime64[D]")
     date = day.item()
-    ne = np.empty((times.size, alt.size, lat.size, lon.size), dtype=np.float32)
-    nmf2 = np.empty((times.size, lat.size, lon.size), dtype=np.float32)
+    ut = float(hours_since(np.array([time]), day)[0])
+    ne = np.empty((alt.size, lat.size, lon.size), dtype=np.float32)
+    nmf2 = np.empty((lat.size, lon.size), dtype=np.float32)
     hmf2 = np.empty_like(nmf2)
     rows = max(1, PYIRI_VALUES_PER_CALL // (alt.size * lon.size))
-    for k, ut in enumerate(hours_since(times, day)):
-        for start in range(0, lat.size, rows):
-            band = slice(start, min(start + rows, lat.size))
-            grid_lat, grid_lon = (g.ravel() for g in np.meshgrid(lat[band], lon, indexing="ij"))
+    for start in range(0, lat.size, rows):
+        band = slice(start, min(start + rows, lat.size))
+        grid_lat, grid_lon = (g.ravel() for g in np.meshgrid(lat[band], lon, indexing="ij"))
+        # PyIRI reads its coefficient files through netCDF4, i.e. HDF5, which is not
+        # thread-safe: a volume may be written by another thread (a dask task) right
+        # now. xarray takes this lock around its own netCDF4 calls.
+        with HDF5_LOCK:
             f2, *_, edp = sh_library.IRI_density_1day(
                 date.year,
                 date.month,
@@ -386,10 +399,10 @@ def _pyiri_day(
                 hmF2_model=HMF2_MODEL,
                 old_output=False,
             )
-            n_rows = band.stop - band.start
-            ne[k, :, band] = edp.reshape(alt.size, n_rows, lon.size)
-            nmf2[k, band] = f2["Nm"].reshape(n_rows, lon.size)
-            hmf2[k, band] = f2["hm"].reshape(n_rows, lon.size)
+        n_rows = band.stop - band.start
+        ne[:, band] = edp.reshape(alt.size, n_rows, lon.size)
+        nmf2[band] = f2["Nm"].reshape(n_rows, lon.size)
+        hmf2[band] = f2["hm"].reshape(n_rows, lon.size)
     return ne, nmf2, hmf2
 
 
@@ -401,7 +414,7 @@ def _cube_dataset(
     ne: np.ndarray,
     nmf2: np.ndarray,
     hmf2: np.ndarray,
-    f107: float,
+    f107_daily: str,
     version: str,
 ) -> xr.Dataset:
     """Wrap PyIRI output in a CF-described Dataset."""
@@ -468,7 +481,7 @@ def _cube_dataset(
             "iri_version": version,
             "iri_fof2_model": FOF2_MODEL,
             "iri_hmf2_model": HMF2_MODEL,
-            "iri_f107_daily": f"{times[0].astype('datetime64[D]')}={f107:g}",
+            "iri_f107_daily": f107_daily,
         },
     )
     ds["time"].attrs["units_metadata"] = "leap_seconds: none"

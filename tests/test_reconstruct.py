@@ -145,6 +145,27 @@ def test_atomic_write_leaves_nothing_on_failure(volume, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_write_goes_without_chunk_cache_and_restores_it(volume, tmp_path, monkeypatch):
+    """Through HDF5's chunk cache a volume's write memory grows with its length; it is
+    off during the write only."""
+    import netCDF4
+
+    before = netCDF4.get_chunk_cache()
+    seen = []
+    write = xr.Dataset.to_netcdf
+
+    def recording_write(self, *args, **kwargs):
+        seen.append(netCDF4.get_chunk_cache())
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", recording_write)
+    iof.to_netcdf(volume, tmp_path / "ne.nc")
+    assert seen[0][0] == 0 < before[0]
+    assert netCDF4.get_chunk_cache() == before
+    with xr.open_dataset(tmp_path / "ne.nc") as back:
+        xr.testing.assert_equal(back.load(), volume.compute())
+
+
 @pytest.mark.slow
 def test_volume_passes_the_cf_checker(volume, tmp_path):
     from compliance_checker.runner import CheckSuite, ComplianceChecker
