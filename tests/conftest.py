@@ -114,3 +114,28 @@ def chapman_background() -> xr.Dataset:
 #: Small, fast settings for fits in tests.
 TINY = dict(basis_dim=16, siren_hidden=32, siren_layers=1, env_hidden=8, env_len=4, seq_len=2,
             tec_feat_dim=4, batch_size=128, lr=3e-3, w0=10.0, patience=0, progress=False)
+
+
+@pytest.fixture
+def pyiri_calls(monkeypatch):
+    """Replace PyIRI by a fast fake; return the list of its calls' arguments.
+
+    The fake's densities encode the call: Ne = F10.7 * 1e9 + UT hour * 1e6 m-3. It
+    fails unless called under xarray's HDF5 lock: PyIRI reads its coefficients through
+    HDF5, which must not run beside a volume being written by another thread.
+    """
+    from PyIRI import sh_library
+    from xarray.backends.locks import HDF5_LOCK
+
+    calls = []
+
+    def fake(year, month, day, ut, glon, glat, alt, f107, **options):
+        assert HDF5_LOCK.locked(), "PyIRI called without xarray's HDF5 lock"
+        calls.append(((year, month, day, ut, glon, glat, alt, f107), options))
+        shape = (ut.size, glon.size)
+        f2 = {"Nm": np.full(shape, 1e12), "hm": np.full(shape, 300.0)}
+        ne = f107 * 1e9 + ut[:, None, None] * 1e6 + np.zeros((1, alt.size, glon.size))
+        return f2, {}, {}, {}, {}, {}, ne
+
+    monkeypatch.setattr(sh_library, "IRI_density_1day", fake)
+    return calls

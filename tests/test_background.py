@@ -298,31 +298,6 @@ IRI_LAT = np.array([-60.0, -30.0, 0.0, 30.0, 60.0])
 IRI_LON = np.arange(-180.0, 180.1, 60.0)
 
 
-@pytest.fixture
-def pyiri_calls(monkeypatch):
-    """Replace PyIRI by a fast fake; return the list of its calls' arguments.
-
-    The fake's densities encode the call: Ne = F10.7 * 1e9 + UT hour * 1e6 m-3. It
-    fails unless called under xarray's HDF5 lock: PyIRI reads its coefficients through
-    HDF5, which must not run beside a volume being written by another thread.
-    """
-    from PyIRI import sh_library
-    from xarray.backends.locks import HDF5_LOCK
-
-    calls = []
-
-    def fake(year, month, day, ut, glon, glat, alt, f107, **options):
-        assert HDF5_LOCK.locked(), "PyIRI called without xarray's HDF5 lock"
-        calls.append(((year, month, day, ut, glon, glat, alt, f107), options))
-        shape = (ut.size, glon.size)
-        f2 = {"Nm": np.full(shape, 1e12), "hm": np.full(shape, 300.0)}
-        ne = f107 * 1e9 + ut[:, None, None] * 1e6 + np.zeros((1, alt.size, glon.size))
-        return f2, {}, {}, {}, {}, {}, ne
-
-    monkeypatch.setattr(sh_library, "IRI_density_1day", fake)
-    return calls
-
-
 def assert_same_cube(a: xr.Dataset, b: xr.Dataset) -> None:
     """Identical but for ``history``, which dates the assembly of each cube."""
     xr.testing.assert_identical(a.assign_attrs(history=""), b.assign_attrs(history=""))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import json
 
 import dask
@@ -86,6 +87,21 @@ def test_chunkings_and_schedulers_agree(volume, tiny_campaign, model, chapman_ba
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster):
         xr.testing.assert_allclose(volume.compute(), reference, rtol=1e-5)
+
+
+def test_iri_of_each_chunk_comes_once_per_hour(tiny_campaign, model, pyiri_calls, tmp_path):
+    """Each chunk takes the IRI of its own hours; hours shared by chunks come from the
+    cache, and the background does not depend on the chunking."""
+    iri_model = copy.deepcopy(model)
+    iri_model.info["background"] = {"kind": "iri"}
+    target = small_grid()  # 4 times 97 minutes apart: hours 00 to 05
+    whole = iof.reconstruct(tiny_campaign, target, model=iri_model, chunks=4,
+                            cache_dir=tmp_path / "whole").compute()
+    assert len(pyiri_calls) == 6
+    apart = iof.reconstruct(tiny_campaign, target, model=iri_model, chunks=1,
+                            cache_dir=tmp_path / "apart").compute()
+    assert len(pyiri_calls) == 12  # chunks 3:14 and 4:51 share hour 04
+    xr.testing.assert_equal(apart.ne_background, whole.ne_background)
 
 
 def test_uncovered_times_fail_early(tiny_campaign, model, chapman_background):
