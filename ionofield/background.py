@@ -194,8 +194,7 @@ def iri_cube(
         cached += hit
     logger.info("IRI background: %d of %d times read from the cache in %s", cached, t.size,
                 folder)
-    daily = " ".join(f"{day}={value:g}" for day, value in zip(days, f107_days, strict=True))
-    return _cube_dataset(t, alt_km, lat_deg, lon_deg, ne, nmf2, hmf2, daily, version)
+    return _cube_dataset(t, alt_km, lat_deg, lon_deg, ne, nmf2, hmf2, f107_of_time, version)
 
 
 def campaign_background(
@@ -322,9 +321,8 @@ def _iri_time(
         return ne, nmf2, hmf2, True
     logger.info("IRI background cache miss: running PyIRI for %s", time)
     ne, nmf2, hmf2 = _pyiri_time(time, alt, lat, lon, f107)
-    times = np.array([time])
-    daily = f"{time.astype('datetime64[D]')}={f107:g}"
-    ds = _cube_dataset(times, alt, lat, lon, ne[None], nmf2[None], hmf2[None], daily, version)
+    ds = _cube_dataset(np.array([time]), alt, lat, lon, ne[None], nmf2[None], hmf2[None],
+                       np.array([f107]), version)
     # netCDF-3 through scipy, not HDF5: the cube is written from a dask task, maybe
     # while the volume itself is being written, and HDF5 is not thread-safe.
     with atomic_path(path) as tmp:
@@ -414,10 +412,13 @@ def _cube_dataset(
     ne: np.ndarray,
     nmf2: np.ndarray,
     hmf2: np.ndarray,
-    f107_daily: str,
+    f107: np.ndarray,
     version: str,
 ) -> xr.Dataset:
-    """Wrap PyIRI output in a CF-described Dataset."""
+    """Wrap PyIRI output (and the F10.7 of each time, shape [T]) in a CF-described Dataset."""
+    days, first = np.unique(times.astype("datetime64[D]"), return_index=True)
+    f107_daily = " ".join(f"{day}={value:g}" for day, value in zip(days, f107[first],
+                                                                    strict=True))
     coords = {
         "time": ("time", times, {"standard_name": "time", "axis": "T"}),
         "alt": (

@@ -246,7 +246,7 @@ class WeightAverage:
         The model being trained.
     decay
         Weight of the running average at each step, in [0, 1); 0 keeps the latest
-        weights.
+        weights, and then the average costs nothing.
 
     Examples
     --------
@@ -269,6 +269,8 @@ class WeightAverage:
     @torch.no_grad()
     def update(self) -> None:
         """Fold the model's current weights into the average (after a step)."""
+        if not self.decay:
+            return
         self.steps += 1
         for name, value in self.model.state_dict().items():
             self.shadow[name].mul_(self.decay).add_(value, alpha=1.0 - self.decay)
@@ -283,6 +285,9 @@ class WeightAverage:
     @contextlib.contextmanager
     def applied(self) -> Any:
         """Put the averaged weights into the model for the duration of the block."""
+        if not self.steps:  # nothing averaged: the model's weights are the average
+            yield self.model
+            return
         current = copy.deepcopy(self.model.state_dict())
         self.model.load_state_dict(self.weights())
         try:

@@ -172,7 +172,12 @@ def test_weight_average_is_the_weighted_mean_of_the_steps():
     with average.applied():
         assert torch.allclose(layer.weight, expected.float())
     assert torch.equal(layer.weight, seen[-1])  # restored after the block
-    assert torch.equal(WeightAverage(layer, decay=0.0).weights()["weight"], seen[-1])
+    latest = WeightAverage(layer, decay=0.0)
+    latest.update()
+    assert latest.steps == 0  # switched off: no copy of the weights per step
+    assert torch.equal(latest.weights()["weight"], seen[-1])
+    with latest.applied():
+        assert torch.equal(layer.weight, seen[-1])
 
 
 def test_unique_windows_equal_per_point_computation(tiny_campaign):
