@@ -73,10 +73,13 @@ class FitConfig:
     use_env
         Use the LSTM environment shift (``False`` is the ablation without it).
     collocation_fraction
-        Fraction of each batch on which the physics losses (double backward) run.
+        Number of collocation points of each step, as a fraction of ``batch_size``:
+        the physics losses (double backward) run there. They are drawn uniformly on
+        the sphere within the observed latitudes and altitudes and over the whole
+        campaign period, so the TEC maps constrain the hours without profiles too.
     collocation_hours
-        The collocation points come from at most this many whole hours of the batch,
-        so the ConvLSTM runs for few hours per batch.
+        The collocation points of a step lie at this many random whole hours of the
+        campaign, so the ConvLSTM runs for few hours per step.
     physics_alt_range
         Altitudes (km) where the TEC direction loss applies (the F region the TEC
         gradient speaks for).

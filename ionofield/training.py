@@ -6,10 +6,11 @@ The loop minimises, per batch of observed points,
 
 * ``data``: heteroscedastic Gaussian NLL (or MSE) of log10 Ne;
 * ``chapman``: squared second altitude derivative of the residual (double autograd),
-  on a random collocation subset of the batch;
+  at random collocation points spread over the globe and the whole campaign period,
+  hours without profiles included;
 * ``direction``: ``1 - cos`` between the horizontal gradient of the model's log10 Ne
-  and the TEC path's direction field, both in the spherical metric, on the same
-  subset within ``physics_alt_range``;
+  and the TEC path's direction field, both in the spherical metric, at the same
+  points within ``physics_alt_range``;
 * ``anchor``: mean squared departure of the direction head from the unit
   finite-difference TEC gradient it starts from, so that the direction loss cannot be
   satisfied by any direction.
@@ -37,7 +38,7 @@ from ionofield._threads import torch_threads
 from ionofield._version import __version__
 from ionofield.background import campaign_background
 from ionofield.config import FitConfig
-from ionofield.drivers import HourlyDrivers
+from ionofield.drivers import HourlyDrivers, TimeInputs
 from ionofield.errors import ConfigError
 from ionofield.losses import (
     chapman_smoothness,
@@ -54,8 +55,6 @@ logger = logging.getLogger(__name__)
 
 #: Tag identifying a training checkpoint (model, optimiser, history, random state).
 TRAINING_CHECKPOINT_FORMAT = "ionofield-rstmrf-training/2"
-#: Fraction of a Gaussian within one sigma of its mean.
-ONE_SIGMA_COVERAGE = 0.6826894921370859
 #: Step (deg) of the central differences that give the background's horizontal gradient.
 _BG_GRADIENT_STEP_DEG = 0.25
 
@@ -114,33 +113,88 @@ class ObservationArrays:
         alt = ds["obs_alt"].values.astype(np.float64)
         times, time_id = np.unique(time, return_inverse=True)
         _, profile = np.unique(ds["obs_profile"].values.astype(str), return_inverse=True)
-        ut = (time - time.astype("datetime64[D]")) / np.timedelta64(1, "h")
-        step = _BG_GRADIENT_STEP_DEG
-        lat_lo, lat_hi = np.clip(lat - step, -90, 90), np.clip(lat + step, -90, 90)
-        def at(lat_q: np.ndarray, lon_q: np.ndarray) -> np.ndarray:
-            return bg_field.log10_at(time, alt, lat_q, lon_q)
-
-        gradient = np.stack(
-            [
-                (at(lat_hi, lon) - at(lat_lo, lon)) / np.maximum(lat_hi - lat_lo, 1e-9),
-                (at(lat, lon + step) - at(lat, lon - step)) / (2 * step),
-            ],
-            axis=-1,
-        )
+        background, gradient = background_with_gradient(bg_field, time, alt, lat, lon)
         hours = (time - time.min().astype("datetime64[h]")) // np.timedelta64(1, "h")
         return cls(
-            coords=np.stack([lat, lon, alt, ut], axis=-1).astype(np.float32),
+            coords=point_coords(time, alt, lat, lon),
             time_id=time_id.astype(np.int64),
             times=times,
             hour_bin=hours.astype(np.int64),
             target=np.log10(ds["ne"].values).astype(np.float32),
-            background=at(lat, lon).astype(np.float32),
-            background_gradient=gradient.astype(np.float32),
+            background=background,
+            background_gradient=gradient,
             profile=profile.astype(np.int64),
         )
 
     def __len__(self) -> int:
         return len(self.target)
+
+
+def point_coords(time: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """The network's coordinates of points: float32 [N, 4] of lat, lon, alt, UT (hours)."""
+    ut = (time - time.astype("datetime64[D]")) / np.timedelta64(1, "h")
+    return np.stack([lat, lon, alt, ut], axis=-1).astype(np.float32)
+
+
+def background_with_gradient(
+    bg_field: Any, time: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """log10 background and its horizontal gradient at points.
+
+    Parameters
+    ----------
+    bg_field
+        A :class:`~ionofield.background.BackgroundField`.
+    time, alt, lat, lon
+        The points, each shape [N] (datetime64, km, degrees).
+
+    Returns
+    -------
+    background, gradient
+        float32 [N] and [N, 2]: log10 Ne and its d/dlat, d/dlon per degree (central
+        differences of ``_BG_GRADIENT_STEP_DEG``, one-sided at the poles).
+    """
+    step = _BG_GRADIENT_STEP_DEG
+    lat_lo, lat_hi = np.clip(lat - step, -90, 90), np.clip(lat + step, -90, 90)
+
+    def at(lat_q: np.ndarray, lon_q: np.ndarray) -> np.ndarray:
+        return bg_field.log10_at(time, alt, lat_q, lon_q)
+
+    gradient = np.stack(
+        [
+            (at(lat_hi, lon) - at(lat_lo, lon)) / np.maximum(lat_hi - lat_lo, 1e-9),
+            (at(lat, lon + step) - at(lat, lon - step)) / (2 * step),
+        ],
+        axis=-1,
+    )
+    return at(lat, lon).astype(np.float32), gradient.astype(np.float32)
+
+
+def sigma_scale(error: np.ndarray, log_var: np.ndarray) -> float:
+    """The constant factor on sigma that minimises the Gaussian NLL of errors.
+
+    It is the root mean square of the z-scores ``error / sigma``: after it, sigma is
+    the standard deviation of the errors it is fitted on (the "std scaling"
+    calibration of regression uncertainty, Levi et al. 2019).
+
+    Parameters
+    ----------
+    error
+        Observed minus predicted log10 Ne, shape [N].
+    log_var
+        Predicted log-variance, shape [N].
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> round(sigma_scale(np.array([0.3, -0.1]), np.log([0.01, 0.01])), 4)  # sqrt((9 + 1) / 2)
+    2.2361
+    """
+    z2 = error.astype(np.float64) ** 2 * np.exp(-np.asarray(log_var, dtype=np.float64))
+    return float(np.sqrt(z2.mean()))
 
 
 def split_by_period(
@@ -299,27 +353,37 @@ class WeightAverage:
 class _Trainer:
     """One fit: the model, its optimiser and the per-batch loss (internal)."""
 
-    def __init__(self, model: RSTMRF, data: ObservationArrays, drivers: HourlyDrivers) -> None:
+    def __init__(
+        self, model: RSTMRF, data: ObservationArrays, drivers: HourlyDrivers, bg_field: Any
+    ) -> None:
         self.model = model
         self.config = model.config
         self.data = data
         self.drivers = drivers
+        self.bg_field = bg_field
         self.use_tec = self.config.w_tec_direction > 0 and drivers.tec is not None
         if self.use_tec:
             self.tec_lat = torch.from_numpy(drivers.tec_lat)
             self.tec_lon = torch.from_numpy(drivers.tec_lon)
             self.grid = drivers.tec_grid
 
-    def predict(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Any, np.ndarray, Any]:
-        """Predicted log10 Ne and log-variance at points ``idx``, with the time inputs."""
-        data = self.data
-        tids, inverse = np.unique(data.time_id[idx], return_inverse=True)
-        inputs = self.drivers.time_inputs(data.times[tids], self.config.env_len)
+    def network(
+        self, coords: torch.Tensor, times: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor, TimeInputs, np.ndarray]:
+        """Residual and log-variance at points of the given times, with the time inputs."""
+        distinct, inverse = np.unique(times, return_inverse=True)
+        inputs = self.drivers.time_inputs(distinct, self.config.env_len)
         codes = self.model.time_code(inputs.features, inputs.history, inputs.weights)
-        coords = torch.from_numpy(data.coords[idx])
         residual, log_var = self.model(coords, codes, torch.from_numpy(inverse))
-        prediction = torch.from_numpy(data.background[idx]) + residual
-        return prediction, log_var, inputs, inverse, codes
+        return residual, log_var, inputs, inverse
+
+    def predict(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predicted log10 Ne and log-variance at observed points ``idx``."""
+        data = self.data
+        residual, log_var, _, _ = self.network(
+            torch.from_numpy(data.coords[idx]), data.times[data.time_id[idx]]
+        )
+        return torch.from_numpy(data.background[idx]) + residual, log_var
 
     def data_loss(self, pred: torch.Tensor, log_var: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
         target = torch.from_numpy(self.data.target[idx])
@@ -327,62 +391,77 @@ class _Trainer:
             return gaussian_nll(pred, log_var, target)
         return mse(pred, target)
 
-    def collocation(self, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Positions in ``idx`` of the points where the physics losses run.
+    def collocation_points(
+        self, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Random points where the physics losses run, over the whole campaign.
 
-        A random ``collocation_fraction`` of the batch, drawn from at most
-        ``collocation_hours`` of its whole hours, so that the ConvLSTM runs for few
-        hours per batch.
+        ``collocation_fraction * batch_size`` points, uniform on the sphere within the
+        observed latitudes and altitudes, at ``collocation_hours`` random whole hours
+        of the campaign (the hours of its TEC maps, where the direction field is the
+        map's own, so the ConvLSTM runs once per such hour). They include hours
+        without profiles, where the TEC maps are the only data.
+
+        Returns
+        -------
+        coords, times, background_gradient
+            float32 [M, 4] network coordinates, datetime64 [M], float32 [M, 2].
         """
-        config = self.config
-        bins = self.data.hour_bin[idx]
-        hours = np.unique(bins)
-        if len(hours) > config.collocation_hours:
-            hours = rng.choice(hours, size=config.collocation_hours, replace=False)
-        candidates = np.flatnonzero(np.isin(bins, hours))
-        size = max(1, int(round(config.collocation_fraction * len(idx))))
-        return rng.choice(candidates, size=min(size, len(candidates)), replace=False)
+        config, data, hours = self.config, self.data, self.drivers.hours
+        n = max(1, int(round(config.collocation_fraction * config.batch_size)))
+        instants = rng.choice(hours, size=min(config.collocation_hours, len(hours)), replace=False)
+        times = instants[rng.integers(0, len(instants), n)]
+        lat, alt = data.coords[:, 0], data.coords[:, 2]
+        sin_lat = rng.uniform(np.sin(np.radians(lat.min())), np.sin(np.radians(lat.max())), n)
+        lat_q = np.degrees(np.arcsin(sin_lat))
+        lon_q = rng.uniform(-180.0, 180.0, n)
+        alt_q = rng.uniform(float(alt.min()), float(alt.max()), n)
+        _, gradient = background_with_gradient(self.bg_field, times, alt_q, lat_q, lon_q)
+        return point_coords(times, alt_q, lat_q, lon_q), times, gradient
 
     def batch_losses(self, idx: np.ndarray, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """All loss terms of one training batch."""
-        config, data = self.config, self.data
-        pred, log_var, inputs, inverse, codes = self.predict(idx)
+        config = self.config
+        pred, log_var = self.predict(idx)
         losses = {"data": self.data_loss(pred, log_var, idx)}
         if config.w_chapman == 0 and not self.use_tec:
             return losses
-        pick = self.collocation(idx, rng)
-        coords = torch.from_numpy(data.coords[idx[pick]]).requires_grad_(True)
-        residual, _ = self.model(coords, codes, torch.from_numpy(inverse[pick]))
+        points, times, bg_gradient = self.collocation_points(rng)
+        coords = torch.from_numpy(points).requires_grad_(True)
+        residual, _, inputs, inverse = self.network(coords, times)
         if config.w_chapman > 0:
             losses["chapman"] = chapman_smoothness(
                 residual, coords, alt_index=2, scale_km=config.chapman_scale_km
             )
         if self.use_tec:
-            losses.update(self.tec_losses(residual, coords, idx[pick], inputs, inverse[pick]))
+            losses.update(self.tec_losses(residual, coords, bg_gradient, inputs, inverse))
         return losses
 
     def tec_losses(
         self,
         residual: torch.Tensor,
         coords: torch.Tensor,
-        points: np.ndarray,
-        inputs: Any,
+        bg_gradient: np.ndarray,
+        inputs: TimeInputs,
         time_index: np.ndarray,
     ) -> dict[str, torch.Tensor]:
         """Direction consistency with the TEC path, and the head's anchor, at points."""
         config = self.config
         (grad,) = torch.autograd.grad(residual.sum(), coords, create_graph=True)
         lat, lon, alt = (coords[:, k].detach() for k in range(3))
-        total = grad[:, :2] + torch.from_numpy(self.data.background_gradient[points])
+        total = grad[:, :2] + torch.from_numpy(bg_gradient)
         metric = horizontal_gradient_metric(total[:, 0], total[:, 1], lat)
         i0, i1, w0, w1 = (w[time_index] for w in inputs.weights)
-        hours, local = np.unique(
-            np.concatenate([inputs.hours[i0.numpy()], inputs.hours[i1.numpy()]]),
-            return_inverse=True,
-        )
+        # The TEC path runs only for the hours with weight (one per whole-hour point).
+        rows = np.concatenate([i0.numpy(), i1.numpy()])
+        used = np.concatenate([w0.numpy(), w1.numpy()]) > 0
+        hours, local = np.unique(inputs.hours[rows[used]], return_inverse=True)
+        slot = np.zeros(len(rows), dtype=np.int64)
+        slot[used] = local
         seqs = self.drivers.tec_sequences(hours, config.seq_len)
         direction, reference = self.model.tec_direction(seqs, self.tec_lat, self.tec_lon)
-        k0, k1 = torch.from_numpy(local[: len(points)]), torch.from_numpy(local[len(points):])
+        n = len(time_index)
+        k0, k1 = torch.from_numpy(slot[:n]), torch.from_numpy(slot[n:])
         sampled = w0[:, None] * sample_direction(direction, k0, lat, lon, **self.grid) + w1[
             :, None
         ] * sample_direction(direction, k1, lat, lon, **self.grid)
@@ -412,7 +491,7 @@ class _Trainer:
     def predictions(self, idx: np.ndarray, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
         """Predicted log10 Ne and log-variance at points ``idx``, in eval mode."""
         self.model.eval()
-        parts = [self.predict(idx[s : s + chunk])[:2] for s in range(0, len(idx), chunk)]
+        parts = [self.predict(idx[s : s + chunk]) for s in range(0, len(idx), chunk)]
         self.model.train()
         return tuple(np.concatenate([p[k].numpy() for p in parts]) for k in range(2))
 
@@ -428,8 +507,7 @@ class _Trainer:
         pred, log_var = self.predictions(idx)
         target = self.data.target[idx]
         if self.config.loss == "nll":
-            z2 = (target - pred).astype(np.float64) ** 2 * np.exp(-log_var.astype(np.float64))
-            log_var = log_var + np.float32(np.log(z2.mean()))
+            log_var = log_var + np.float32(2.0 * np.log(sigma_scale(target - pred, log_var)))
         with torch.no_grad():
             loss = self.data_loss(torch.from_numpy(pred), torch.from_numpy(log_var), idx)
         bg_error = self.data.background[idx] - target
@@ -440,10 +518,9 @@ class _Trainer:
         }
 
     def sigma_factor(self, idx: np.ndarray) -> float:
-        """Factor on sigma that puts 68.3 % of the observations at ``idx`` within one sigma."""
+        """:func:`sigma_scale` of the observations at ``idx``."""
         pred, log_var = self.predictions(idx)
-        z = np.abs(self.data.target[idx] - pred) / np.exp(0.5 * log_var)
-        return float(np.quantile(z, ONE_SIGMA_COVERAGE))
+        return sigma_scale(self.data.target[idx] - pred, log_var)
 
 
 def fit(
@@ -530,7 +607,7 @@ def _fit(
         val_idx = train_idx
     model = RSTMRF(config)
     model.train()
-    trainer = _Trainer(model, data, drivers)
+    trainer = _Trainer(model, data, drivers, bg_field)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(train_idx) // config.batch_size)
     window = config.weight_average_epochs * steps_per_epoch

@@ -263,8 +263,9 @@ class RSTMRF(nn.Module):
     def calibrate_sigma(self, factor: float) -> None:
         """Multiply the predicted sigma by ``factor`` from now on.
 
-        :func:`ionofield.fit` calls it with the factor that puts 68.3 % of the
-        held-out periods' observations within one sigma.
+        :func:`ionofield.fit` calls it with the factor that makes sigma the standard
+        deviation of the held-out periods' errors
+        (:func:`~ionofield.training.sigma_scale`).
 
         Parameters
         ----------
