@@ -101,6 +101,9 @@ class FitConfig:
         Length (hours) of the held-out blocks.
     patience
         Epochs without validation improvement before early stopping (0 disables it).
+        The validation loss of single epochs scatters by more than its trend over
+        ten epochs (each epoch ends on the few hours the time-binned sampler dealt
+        last), so a short patience stops on a lucky epoch.
     checkpoint_every
         Write the training checkpoint every this many epochs (when a path is given).
     background_alt, background_lat_step, background_lon_step
@@ -135,7 +138,7 @@ class FitConfig:
     weight_decay: float = 0.0
     val_fraction: float = 0.1
     val_block_hours: float = 3.0
-    patience: int = 10
+    patience: int = 20
     checkpoint_every: int = 5
     background_alt: tuple[float, float, float] = (60.0, 1000.0, 10.0)
     background_lat_step: float = 2.5
