@@ -131,7 +131,18 @@ class ObservationArrays:
 
 
 def point_coords(time: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """The network's coordinates of points: float32 [N, 4] of lat, lon, alt, UT (hours)."""
+    """The network's coordinates of points.
+
+    Parameters
+    ----------
+    time, alt, lat, lon
+        The points, each shape [N] (datetime64, km, degrees).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 [N, 4]: latitude, longitude, altitude and universal time in hours.
+    """
     ut = (time - time.astype("datetime64[D]")) / np.timedelta64(1, "h")
     return np.stack([lat, lon, alt, ut], axis=-1).astype(np.float32)
 
