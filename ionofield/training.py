@@ -77,8 +77,6 @@ class ObservationArrays:
         float32 [N]: observed log10 Ne.
     background
         float32 [N]: log10 of the background Ne.
-    background_gradient
-        float32 [N, 2]: d/dlat and d/dlon (per degree) of the log10 background.
     profile
         int64 [N]: profile code of each point.
     """
@@ -89,7 +87,6 @@ class ObservationArrays:
     hour_bin: np.ndarray
     target: np.ndarray
     background: np.ndarray
-    background_gradient: np.ndarray
     profile: np.ndarray
 
     @classmethod
@@ -113,7 +110,6 @@ class ObservationArrays:
         alt = ds["obs_alt"].values.astype(np.float64)
         times, time_id = np.unique(time, return_inverse=True)
         _, profile = np.unique(ds["obs_profile"].values.astype(str), return_inverse=True)
-        background, gradient = background_with_gradient(bg_field, time, alt, lat, lon)
         hours = (time - time.min().astype("datetime64[h]")) // np.timedelta64(1, "h")
         return cls(
             coords=point_coords(time, alt, lat, lon),
@@ -121,8 +117,7 @@ class ObservationArrays:
             times=times,
             hour_bin=hours.astype(np.int64),
             target=np.log10(ds["ne"].values).astype(np.float32),
-            background=background,
-            background_gradient=gradient,
+            background=bg_field.log10_at(time, alt, lat, lon).astype(np.float32),
             profile=profile.astype(np.int64),
         )
 
@@ -147,10 +142,10 @@ def point_coords(time: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.nda
     return np.stack([lat, lon, alt, ut], axis=-1).astype(np.float32)
 
 
-def background_with_gradient(
+def background_gradient(
     bg_field: Any, time: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """log10 background and its horizontal gradient at points.
+) -> np.ndarray:
+    """Horizontal gradient of the log10 background at points.
 
     Parameters
     ----------
@@ -161,9 +156,9 @@ def background_with_gradient(
 
     Returns
     -------
-    background, gradient
-        float32 [N] and [N, 2]: log10 Ne and its d/dlat, d/dlon per degree (central
-        differences of ``_BG_GRADIENT_STEP_DEG``, one-sided at the poles).
+    numpy.ndarray
+        float32 [N, 2]: d/dlat and d/dlon of log10 Ne per degree (central differences
+        of ``_BG_GRADIENT_STEP_DEG``, one-sided at the poles).
     """
     step = _BG_GRADIENT_STEP_DEG
     lat_lo, lat_hi = np.clip(lat - step, -90, 90), np.clip(lat + step, -90, 90)
@@ -178,7 +173,7 @@ def background_with_gradient(
         ],
         axis=-1,
     )
-    return at(lat, lon).astype(np.float32), gradient.astype(np.float32)
+    return gradient.astype(np.float32)
 
 
 def sigma_scale(error: np.ndarray, log_var: np.ndarray) -> float:
@@ -372,6 +367,10 @@ class _Trainer:
         self.data = data
         self.drivers = drivers
         self.bg_field = bg_field
+        # Collocation points are drawn within the observed latitudes and altitudes.
+        lat, alt = data.coords[:, 0], data.coords[:, 2]
+        self.sin_lat_range = tuple(np.sin(np.radians([float(lat.min()), float(lat.max())])))
+        self.alt_range = (float(alt.min()), float(alt.max()))
         self.use_tec = self.config.w_tec_direction > 0 and drivers.tec is not None
         if self.use_tec:
             self.tec_lat = torch.from_numpy(drivers.tec_lat)
@@ -418,16 +417,14 @@ class _Trainer:
         coords, times, background_gradient
             float32 [M, 4] network coordinates, datetime64 [M], float32 [M, 2].
         """
-        config, data, hours = self.config, self.data, self.drivers.hours
+        config, hours = self.config, self.drivers.hours
         n = max(1, int(round(config.collocation_fraction * config.batch_size)))
         instants = rng.choice(hours, size=min(config.collocation_hours, len(hours)), replace=False)
         times = instants[rng.integers(0, len(instants), n)]
-        lat, alt = data.coords[:, 0], data.coords[:, 2]
-        sin_lat = rng.uniform(np.sin(np.radians(lat.min())), np.sin(np.radians(lat.max())), n)
-        lat_q = np.degrees(np.arcsin(sin_lat))
+        lat_q = np.degrees(np.arcsin(rng.uniform(*self.sin_lat_range, n)))
         lon_q = rng.uniform(-180.0, 180.0, n)
-        alt_q = rng.uniform(float(alt.min()), float(alt.max()), n)
-        _, gradient = background_with_gradient(self.bg_field, times, alt_q, lat_q, lon_q)
+        alt_q = rng.uniform(*self.alt_range, n)
+        gradient = background_gradient(self.bg_field, times, alt_q, lat_q, lon_q)
         return point_coords(times, alt_q, lat_q, lon_q), times, gradient
 
     def batch_losses(self, idx: np.ndarray, rng: np.random.Generator) -> dict[str, torch.Tensor]:
