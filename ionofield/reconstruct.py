@@ -33,8 +33,9 @@ from ionofield._threads import torch_threads
 from ionofield._version import __version__
 from ionofield.background import BackgroundField, campaign_background
 from ionofield.config import FitConfig
+from ionofield.diagnostics import TECU
 from ionofield.drivers import HourlyDrivers
-from ionofield.errors import ConfigError
+from ionofield.errors import ConfigError, CoverageError
 from ionofield.nn.model import RSTMRF
 from ionofield.timeutil import fold_longitude, to_datetime64
 
@@ -43,6 +44,13 @@ from ionofield.timeutil import fold_longitude, to_datetime64
 POINTS_PER_CALL = 8192
 #: Points per background interpolation call (its float64 temporaries: about 20 MB).
 BACKGROUND_POINTS_PER_CALL = 262_144
+#: Altitude step (km) of the model columns compared with the TEC maps.
+COLUMN_STEP_KM = 20.0
+#: Every this many rows and columns of a TEC map are compared with the model's column
+#: (the misfit is smooth; the full IONEX grid would cost a sixth of a reconstruction).
+MISFIT_MAP_STRIDE = 2
+#: Floor (TECU) of the map TEC in the misfit's ratio (maps can hold zeros).
+MIN_MAP_TEC = 0.1
 #: Output variables, in the order of the stacked chunk array.
 _OUTPUTS = ("ne", "ne_background", "ne_log10_sigma")
 
@@ -161,11 +169,14 @@ def reconstruct(
     xarray.Dataset
         ``ne`` (m-3), ``ne_background`` (m-3) and ``ne_log10_sigma`` on
         ``(time, alt, lat, lon)``, float32, dask-backed; nothing is computed until
-        ``.compute()`` or a write.
+        ``.compute()`` or a write. ``ne_log10_sigma`` includes the column misfit of
+        the campaign's TEC maps (:class:`ColumnMisfit`) when the model was calibrated
+        with it and ``ds`` has them.
     """
     times = to_datetime64(target["time"].values)
     alt, lat, lon = (target[name].values.astype(np.float64) for name in ("alt", "lat", "lon"))
-    drivers = HourlyDrivers.from_campaign(ds[["kp", "f107", "f107_81"]])
+    names = ["kp", "f107", "f107_81"] + (["tec"] if _uses_column_misfit(model, ds) else [])
+    drivers = HourlyDrivers.from_campaign(ds[names])
     drivers.bracket(times)  # raises now, not at compute time, when uncovered
     _check_background(model, background)
     per_time = alt.size * lat.size * lon.size
@@ -225,6 +236,13 @@ def _volume_block(
     field = background.field(times) if isinstance(background, _IriHours) else background
     with _NETWORK_LOCK:
         residual, log_var = predict_residual(model, drivers, times, alt, lat, lon)
+        misfit = None
+        if drivers.tec is not None:
+            i0, i1, _, _ = drivers.bracket(times)
+            hours = np.union1d(i0, i1)
+            hour_field = (background.field(drivers.hours[hours])
+                          if isinstance(background, _IriHours) else background)
+            misfit = ColumnMisfit.compute(model, drivers, hour_field, hours)
     out = np.empty((len(_OUTPUTS), *residual.shape), dtype=np.float32)
     # Slabs of a few altitudes keep the interpolation's temporaries the same on any grid.
     levels = max(1, BACKGROUND_POINTS_PER_CALL // (lat.size * lon.size))
@@ -233,7 +251,11 @@ def _volume_block(
             slab = slice(start, start + levels)
             out[1, k, slab] = field.log10_at(time, alt[slab, None, None], lat[:, None], lon)
     np.add(out[1], residual, out=out[0])
-    np.exp(0.5 * log_var, out=out[2])  # log_var is ln(sigma^2), sigma in dex
+    np.exp(log_var, out=out[2])  # log_var is ln(sigma^2), sigma in dex
+    if misfit is not None:
+        excess = misfit.at(drivers, times[:, None, None], lat[:, None], lon[None, :])
+        out[2] += (excess - float(model.column_misfit_offset))[:, None] ** 2
+    np.sqrt(out[2], out=out[2])
     np.power(10.0, out[0], out=out[0])
     np.power(10.0, out[1], out=out[1])
     return out
@@ -308,6 +330,122 @@ def predict_residual(
         for _ in _worker_pool(n_workers).map(evaluate, tasks):
             pass
     return residual, log_var
+
+
+def _uses_column_misfit(model: RSTMRF, ds: xr.Dataset) -> bool:
+    """Whether sigma takes the TEC maps' column misfit.
+
+    It does when the model was calibrated with it and the campaign has TEC maps.
+    """
+    return "tec" in ds and bool(np.isfinite(float(model.column_misfit_offset)))
+
+
+@dataclasses.dataclass(frozen=True)
+class ColumnMisfit:
+    """How far the model's vertical TEC is from the campaign's TEC maps, in log10.
+
+    ``misfit = log10(model column / map TEC)`` on (a stride of) the maps' grid at some
+    of the campaign's hours. A relative error of Ne shared by a whole column shows
+    unchanged as its misfit, so the misfit measures, from data the fit never used for
+    magnitudes, how wrong the reconstruction is where no profile says so (a day
+    without profiles, say). It enters ``ne_log10_sigma`` only, never ``ne``.
+
+    Attributes
+    ----------
+    hours
+        int64 [K]: the campaign hours (indices on the drivers' hour axis), ascending.
+    lat, lon
+        float64 [Y], [X]: the latitudes (ascending) and the regular, distinct
+        longitudes of the compared cells.
+    values
+        float32 [K, Y, X]: the misfit.
+    """
+
+    hours: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def compute(
+        cls, model: RSTMRF, drivers: HourlyDrivers, field: BackgroundField, hours: np.ndarray
+    ) -> ColumnMisfit:
+        """The misfit of a model at campaign hours.
+
+        The model's column is the trapezoid integral of its Ne over the background's
+        altitude range in steps of :data:`COLUMN_STEP_KM`, at every
+        :data:`MISFIT_MAP_STRIDE`-th row and column of the maps.
+
+        Parameters
+        ----------
+        model
+            A fitted model.
+        drivers
+            The campaign's hourly drivers, with TEC maps.
+        field
+            The background over (at least) those hours.
+        hours
+            Sorted hour indices of ``drivers``, shape [K].
+
+        Returns
+        -------
+        ColumnMisfit
+        """
+        # Strided longitudes stay regular across the antimeridian only if they divide it.
+        lon_stride = MISFIT_MAP_STRIDE if drivers.tec_lon.size % MISFIT_MAP_STRIDE == 0 else 1
+        lat = drivers.tec_lat[::MISFIT_MAP_STRIDE]
+        lon = drivers.tec_lon[::lon_stride]
+        alt = np.arange(field.alt[0], field.alt[-1] + 1e-6, COLUMN_STEP_KM)
+        times = drivers.hours[hours]
+        log10_ne, _ = predict_residual(model, drivers, times, alt, lat, lon)
+        for k, time in enumerate(times):
+            log10_ne[k] += field.log10_at(time, alt[:, None, None], lat[:, None], lon)
+        column = np.trapezoid(10.0 ** log10_ne.astype(np.float64), alt * 1e3, axis=1) / TECU
+        maps = drivers.tec[hours][:, ::MISFIT_MAP_STRIDE, ::lon_stride]
+        values = np.log10(column / np.maximum(maps, MIN_MAP_TEC)).astype(np.float32)
+        return cls(np.asarray(hours, dtype=np.int64), lat, lon, values)
+
+    def at(
+        self, drivers: HourlyDrivers, time: np.ndarray, lat: np.ndarray, lon: np.ndarray
+    ) -> np.ndarray:
+        """The misfit at times and positions (its column's).
+
+        Bilinear in latitude and longitude (across the antimeridian), and between the
+        two hours around each time with the drivers' cosine-squared weights.
+
+        Parameters
+        ----------
+        drivers
+            The drivers whose hour axis ``hours`` indexes.
+        time, lat, lon
+            datetime64, degrees, degrees; broadcastable arrays.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, the broadcast shape.
+        """
+        time, lat, lon = np.broadcast_arrays(time, lat, lon)
+        i0, i1, w0, w1 = drivers.bracket(time.ravel())
+        wanted, weight = np.stack([i0, i1]), np.stack([w0, w1])
+        rows = np.minimum(np.searchsorted(self.hours, wanted), self.hours.size - 1)
+        if np.any((self.hours[rows] != wanted) & (weight > 0)):
+            raise CoverageError("column misfit: asked at times outside the hours it was "
+                                "computed at; compute it for the hours around them")
+        y = np.interp(lat.ravel(), self.lat, np.arange(self.lat.size))
+        y0 = np.minimum(np.floor(y).astype(np.int64), self.lat.size - 2)
+        x = np.mod(lon.ravel() - self.lon[0], 360.0) / (self.lon[1] - self.lon[0])
+        x0 = np.floor(x).astype(np.int64) % self.lon.size
+        x1 = (x0 + 1) % self.lon.size
+        fy, fx = y - y0, x - np.floor(x)
+
+        def plane(row: np.ndarray) -> np.ndarray:
+            v = self.values
+            south = v[row, y0, x0] * (1 - fx) + v[row, y0, x1] * fx
+            north = v[row, y0 + 1, x0] * (1 - fx) + v[row, y0 + 1, x1] * fx
+            return south * (1 - fy) + north * fy
+
+        return (w0 * plane(rows[0]) + w1 * plane(rows[1])).reshape(time.shape)
 
 
 @functools.cache

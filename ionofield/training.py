@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.optimize
 import torch
 import xarray as xr
 
@@ -49,6 +50,7 @@ from ionofield.losses import (
 )
 from ionofield.nn.model import RSTMRF, read_payload
 from ionofield.nn.recurrent import sample_direction
+from ionofield.reconstruct import ColumnMisfit
 from ionofield.timeutil import to_datetime64
 
 logger = logging.getLogger(__name__)
@@ -176,12 +178,16 @@ def background_gradient(
     return gradient.astype(np.float32)
 
 
-def sigma_scale(error: np.ndarray, log_var: np.ndarray) -> float:
+def sigma_scale(
+    error: np.ndarray, log_var: np.ndarray, extra_var: np.ndarray | None = None
+) -> float:
     """The constant factor on sigma that minimises the Gaussian NLL of errors.
 
-    It is the root mean square of the z-scores ``error / sigma``: after it, sigma is
-    the standard deviation of the errors it is fitted on (the "std scaling"
-    calibration of regression uncertainty, Levi et al. 2019).
+    Without ``extra_var`` it is the root mean square of the z-scores
+    ``error / sigma``: after it, sigma is the standard deviation of the errors it is
+    fitted on (the "std scaling" calibration of regression uncertainty, Levi et al.
+    2019). With it, the variance of each error is ``(factor * sigma)**2 + extra_var``
+    (the TEC maps' column misfit squared), and the factor is found numerically.
 
     Parameters
     ----------
@@ -189,6 +195,8 @@ def sigma_scale(error: np.ndarray, log_var: np.ndarray) -> float:
         Observed minus predicted log10 Ne, shape [N].
     log_var
         Predicted log-variance, shape [N].
+    extra_var
+        Variance added to each point's after the factor, shape [N].
 
     Returns
     -------
@@ -198,9 +206,21 @@ def sigma_scale(error: np.ndarray, log_var: np.ndarray) -> float:
     --------
     >>> round(sigma_scale(np.array([0.3, -0.1]), np.log([0.01, 0.01])), 4)  # sqrt((9 + 1) / 2)
     2.2361
+    >>> # mean squared error 0.05 = factor**2 * 0.01 + 0.04
+    >>> round(sigma_scale(np.array([0.3, -0.1]), np.log([0.01, 0.01]), np.full(2, 0.04)), 3)
+    1.0
     """
-    z2 = error.astype(np.float64) ** 2 * np.exp(-np.asarray(log_var, dtype=np.float64))
-    return float(np.sqrt(z2.mean()))
+    error2 = error.astype(np.float64) ** 2
+    var = np.exp(np.asarray(log_var, dtype=np.float64))
+    if extra_var is None:
+        return float(np.sqrt(np.mean(error2 / var)))
+
+    def nll(log_factor: float) -> float:
+        total = np.exp(2.0 * log_factor) * var + extra_var
+        return float(np.mean(np.log(total) + error2 / total))
+
+    best = scipy.optimize.minimize_scalar(nll, bounds=(-10.0, 10.0), method="bounded")
+    return float(np.exp(best.x))
 
 
 def split_by_period(
@@ -525,10 +545,24 @@ class _Trainer:
             "val_rmse_background": float(np.sqrt(np.mean(bg_error.astype(np.float64) ** 2))),
         }
 
-    def sigma_factor(self, idx: np.ndarray) -> float:
+    def sigma_factor(self, idx: np.ndarray, extra_var: np.ndarray | None = None) -> float:
         """:func:`sigma_scale` of the observations at ``idx``."""
         pred, log_var = self.predictions(idx)
-        return sigma_scale(self.data.target[idx] - pred, log_var)
+        return sigma_scale(self.data.target[idx] - pred, log_var, extra_var)
+
+    def column_misfit_variance(self, idx: np.ndarray) -> tuple[float, np.ndarray]:
+        """The campaign's median column misfit, and the misfit's variance at ``idx``.
+
+        The misfit (:class:`~ionofield.reconstruct.ColumnMisfit`) is computed at every
+        hour of the campaign; its median is the offset taken off before it enters sigma.
+        """
+        data, drivers = self.data, self.drivers
+        misfit = ColumnMisfit.compute(self.model, drivers, self.bg_field,
+                                      np.arange(drivers.n_hours))
+        offset = float(np.median(misfit.values))
+        at = misfit.at(drivers, data.times[data.time_id[idx]], data.coords[idx, 0],
+                       data.coords[idx, 1])
+        return offset, (at - offset) ** 2
 
 
 def fit(
@@ -663,8 +697,12 @@ def _fit(
     bar.close()
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
-    sigma_factor = trainer.sigma_factor(val_idx) if held_out else 1.0
-    model.calibrate_sigma(sigma_factor)
+    sigma_factor, offset, extra_var = 1.0, float("nan"), None
+    if held_out:
+        if drivers.tec is not None:
+            offset, extra_var = trainer.column_misfit_variance(val_idx)
+        sigma_factor = trainer.sigma_factor(val_idx, extra_var)
+    model.calibrate_sigma(sigma_factor, offset)
     best = min(state.history, key=lambda r: r["val_loss"]) if state.history else {}
     model.info.update(
         period=[str(drivers.hours[0]), str(drivers.hours[-1])],

@@ -7,13 +7,14 @@ import dask
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import xarray as xr
 
 import ionofield as iof
 from ionofield.background import BackgroundField
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import ConfigError, CoverageError
-from ionofield.reconstruct import predict_residual
+from ionofield.reconstruct import ColumnMisfit, predict_residual
 from tests.conftest import START, TINY
 
 
@@ -69,11 +70,63 @@ def test_volume_values(volume, tiny_campaign, model, chapman_background):
     residual, log_var = predict_residual(model, drivers, times, vol.alt.values, vol.lat.values,
                                          vol.lon.values)
     np.testing.assert_allclose(np.log10(vol.ne / vol.ne_background), residual, atol=2e-5)
-    np.testing.assert_allclose(vol.ne_log10_sigma, np.exp(0.5 * log_var), rtol=1e-6)
     field = BackgroundField(chapman_background)
+    misfit = ColumnMisfit.compute(model, drivers, field, np.arange(drivers.n_hours))
+    excess = misfit.at(drivers, times[:, None, None], vol.lat.values[:, None], vol.lon.values)
+    excess -= float(model.column_misfit_offset)
+    np.testing.assert_allclose(vol.ne_log10_sigma, np.sqrt(np.exp(log_var) + excess[:, None]**2),
+                               rtol=1e-5)
     expected = field.log10_at(times[:, None, None, None], vol.alt.values[:, None, None],
                               vol.lat.values[:, None], vol.lon.values)
     np.testing.assert_allclose(np.log10(vol.ne_background), expected, atol=2e-6)
+
+
+def test_tec_maps_change_sigma_never_ne(volume, tiny_campaign, model, chapman_background):
+    vol = volume.compute()
+    options = dict(model=model, background=chapman_background, chunks=3)
+    doubled = tiny_campaign.assign(tec=tiny_campaign.tec * 2.0)
+    other = iof.reconstruct(doubled, small_grid(), **options).compute()
+    without = iof.reconstruct(tiny_campaign.drop_vars("tec"), small_grid(), **options).compute()
+    xr.testing.assert_equal(other.ne, vol.ne)
+    xr.testing.assert_equal(without.ne, vol.ne)
+    assert not np.allclose(other.ne_log10_sigma, vol.ne_log10_sigma)
+    _, log_var = predict_residual(model, HourlyDrivers.from_campaign(tiny_campaign),
+                                  vol.time.values, vol.alt.values, vol.lat.values, vol.lon.values)
+    np.testing.assert_allclose(without.ne_log10_sigma, np.exp(0.5 * log_var), rtol=1e-6)
+    assert np.all(vol.ne_log10_sigma >= without.ne_log10_sigma)
+
+
+def test_column_misfit_of_a_known_column(tiny_campaign, chapman_background):
+    """Zero residual over a Chapman background, against maps of its column / 10**0.2."""
+    model = iof.RSTMRF(iof.FitConfig(basis_dim=16, siren_hidden=32, siren_layers=1,
+                                     env_hidden=8, env_len=4, seq_len=2, tec_feat_dim=4))
+    with torch.no_grad():
+        model.decoder[-1].weight.zero_()
+        model.decoder[-1].bias.zero_()
+    field = BackgroundField(chapman_background)
+    fine = np.arange(80.0, 800.01, 0.5)
+    ne = 10.0 ** field.log10_at(np.datetime64(START, "ns"), fine, 0.0, 0.0)
+    column = float(iof.column_tec(xr.DataArray(ne, {"alt": fine}, ["alt"])))
+    maps = xr.full_like(tiny_campaign.tec, column / 10**0.2)
+    drivers = HourlyDrivers.from_campaign(tiny_campaign.assign(tec=maps))
+    misfit = ColumnMisfit.compute(model, drivers, field, np.array([0, 1, 5]))
+    assert misfit.values.shape == (3, 6, 6)  # every other row and column of 11 x 12
+    np.testing.assert_allclose(misfit.values, 0.2, atol=0.01)
+
+
+def test_column_misfit_interpolates_in_time_and_across_the_antimeridian(tiny_campaign):
+    drivers = HourlyDrivers.from_campaign(tiny_campaign)
+    lat, lon = np.array([-10.0, 10.0]), np.arange(-180.0, 180.0, 60.0)
+    values = (np.array([1.0, 3.0])[:, None, None] + 0.01 * lat[:, None]
+              + np.cos(np.deg2rad(lon)))
+    misfit = ColumnMisfit(np.array([2, 3]), lat, lon, values.astype(np.float32))
+    half_past = drivers.hours[2] + np.timedelta64(30, "m")  # cosine-squared weights 1/2, 1/2
+    assert misfit.at(drivers, half_past, 0.0, 180.0) == pytest.approx(2.0 - 1.0)
+    # 150 E lies halfway between the columns at 120 E and 180 (stored as -180)
+    assert misfit.at(drivers, half_past, 0.0, 150.0) == pytest.approx(2.0 - 0.75, abs=1e-6)
+    assert misfit.at(drivers, drivers.hours[3], 10.0, 0.0) == pytest.approx(3.0 + 0.1 + 1.0)
+    with pytest.raises(CoverageError, match="column misfit"):
+        misfit.at(drivers, drivers.hours[4] + np.timedelta64(10, "m"), 0.0, 0.0)
 
 
 def test_chunkings_and_schedulers_agree(volume, tiny_campaign, model, chapman_background):

@@ -14,6 +14,7 @@ from ionofield.nn.model import spatial_features
 from ionofield.nn.recurrent import sample_direction
 from ionofield.training import (
     WeightAverage,
+    _Trainer,
     split_by_period,
     time_binned_batches,
 )
@@ -47,12 +48,27 @@ def test_fit_is_deterministic_under_a_seed(tiny_campaign, chapman_background):
     assert not same_weights(a, c)
 
 
-def test_resume_matches_an_uninterrupted_fit(tiny_campaign, chapman_background, tmp_path):
-    options = dict(background=chapman_background, seed=5, checkpoint_every=1, **TINY)
-    whole = iof.fit(tiny_campaign, epochs=4, **options)
+def test_resume_matches_an_uninterrupted_fit(
+    tiny_campaign, chapman_background, tmp_path, monkeypatch
+):
+    options = dict(background=chapman_background, seed=5, checkpoint_every=1, epochs=4, **TINY)
+    whole = iof.fit(tiny_campaign, **options)
     ckpt = tmp_path / "train.ckpt"
-    iof.fit(tiny_campaign, epochs=2, checkpoint=ckpt, **options)  # "interrupted" after 2
-    resumed = iof.fit(tiny_campaign, epochs=4, resume=ckpt, **options)
+    evaluate = _Trainer.evaluate
+    calls = []
+
+    def interrupted(self, idx):  # Ctrl-C in the third epoch's validation
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return evaluate(self, idx)
+
+    monkeypatch.setattr(_Trainer, "evaluate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        iof.fit(tiny_campaign, checkpoint=ckpt, **options)
+    monkeypatch.setattr(_Trainer, "evaluate", evaluate)
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 2
+    resumed = iof.fit(tiny_campaign, resume=ckpt, **options)
     assert same_weights(whole, resumed)
     assert len(iof.history_table(resumed)) == 4
 
@@ -235,20 +251,30 @@ def test_decoder_time_half_once_per_time_equals_the_concatenated_decoder():
 
 
 def test_sigma_is_calibrated_on_the_held_out_periods(fitted, tiny_campaign, chapman_background):
-    """After the fit, sigma is the standard deviation of the validation errors."""
+    """After the fit, sigma with the TEC column misfit maximises the validation likelihood."""
     from ionofield.background import BackgroundField
-    from ionofield.training import ObservationArrays, _Trainer
+    from ionofield.reconstruct import ColumnMisfit
+    from ionofield.training import ObservationArrays
 
     bg_field = BackgroundField(chapman_background)
     data = ObservationArrays.from_campaign(tiny_campaign, bg_field)
     rng = np.random.default_rng(fitted.info["seed"])
     _, val = split_by_period(data.profile, data.hour_bin, fitted.config.val_fraction,
                              fitted.config.val_block_hours, rng)
-    trainer = _Trainer(fitted, data, HourlyDrivers.from_campaign(tiny_campaign), bg_field)
+    drivers = HourlyDrivers.from_campaign(tiny_campaign)
+    trainer = _Trainer(fitted, data, drivers, bg_field)
     pred, log_var = trainer.predictions(val)
-    z = (data.target[val] - pred) / np.exp(0.5 * log_var)
-    assert fitted.info["sigma_factor"] != 1.0
-    assert np.mean(z**2) == pytest.approx(1.0, rel=1e-3)
+    misfit = ColumnMisfit.compute(fitted, drivers, bg_field, np.arange(drivers.n_hours))
+    offset = float(fitted.column_misfit_offset)
+    assert offset == pytest.approx(float(np.median(misfit.values)))
+    excess = misfit.at(drivers, data.times[data.time_id[val]], data.coords[val, 0],
+                       data.coords[val, 1]) - offset
+    network, total = np.exp(log_var.astype(np.float64)), np.exp(log_var) + excess**2
+    error2 = (data.target[val] - pred).astype(np.float64) ** 2
+    assert fitted.info["sigma_factor"] != 1.0 and np.all(excess != 0)
+    # d/d(factor) of the mean NLL is 0: sum(network / total * (1 - error2 / total)) = 0
+    gradient = np.mean(network / total * (1 - error2 / total))
+    assert abs(gradient) < 1e-3 * np.mean(network / total)
 
 
 def test_model_files_without_sigma_calibration_load_uncalibrated(fitted, tmp_path):
@@ -265,7 +291,7 @@ def test_model_files_without_sigma_calibration_load_uncalibrated(fitted, tmp_pat
 def test_collocation_points_cover_the_hours_without_profiles(chapman_background):
     """Physics points span the whole campaign, not only the hours with profiles."""
     from ionofield.background import BackgroundField
-    from ionofield.training import ObservationArrays, _Trainer
+    from ionofield.training import ObservationArrays
     from tests.conftest import START, indices_dataset, observations, tec_dataset
 
     obs = observations()
@@ -299,7 +325,7 @@ def test_collocation_points_cover_the_hours_without_profiles(chapman_background)
 def test_tec_path_runs_once_per_collocation_hour(tiny_campaign, chapman_background, monkeypatch):
     """Collocation points at a whole hour need that hour's map sequence only."""
     from ionofield.background import BackgroundField
-    from ionofield.training import ObservationArrays, _Trainer
+    from ionofield.training import ObservationArrays
 
     bg_field = BackgroundField(chapman_background)
     data = ObservationArrays.from_campaign(tiny_campaign, bg_field)

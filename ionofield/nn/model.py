@@ -184,6 +184,9 @@ class RSTMRF(nn.Module):
             self.decoder[-1].bias.zero_()
         # ln of the squared sigma calibration factor, set after a fit (calibrate_sigma).
         self.register_buffer("log_var_shift", torch.zeros(()))
+        # Campaign median of the TEC maps' column misfit, subtracted before it enters
+        # sigma (ionofield.reconstruct.ColumnMisfit); NaN: sigma does not take it.
+        self.register_buffer("column_misfit_offset", torch.tensor(float("nan")))
         self.convlstm = ConvLSTM(1, c.tec_feat_dim, c.convlstm_layers)
         self.direction_head = DirectionHead(c.tec_feat_dim)
 
@@ -260,20 +263,25 @@ class RSTMRF(nn.Module):
         out = self.decoder[1:](hidden)
         return out[:, 0], out[:, 1] + (LOG_VAR_OFFSET + self.log_var_shift)
 
-    def calibrate_sigma(self, factor: float) -> None:
-        """Multiply the predicted sigma by ``factor`` from now on.
+    def calibrate_sigma(self, factor: float, column_misfit_offset: float = math.nan) -> None:
+        """Multiply the network's sigma by ``factor`` from now on.
 
-        :func:`ionofield.fit` calls it with the factor that makes sigma the standard
-        deviation of the held-out periods' errors
+        :func:`ionofield.fit` calls it with the factor that, together with the TEC
+        maps' column misfit, best describes the held-out periods' errors
         (:func:`~ionofield.training.sigma_scale`).
 
         Parameters
         ----------
         factor
             Positive factor.
+        column_misfit_offset
+            The campaign's median column misfit: ``ne_log10_sigma**2`` is then the
+            network's variance plus ``(misfit - offset)**2``
+            (:class:`~ionofield.reconstruct.ColumnMisfit`). NaN leaves the misfit out.
         """
         with torch.no_grad():
             self.log_var_shift.add_(2.0 * math.log(factor))
+            self.column_misfit_offset.fill_(column_misfit_offset)
 
     # -- TEC path (loss only) --------------------------------------------------------
     def tec_direction(
@@ -425,6 +433,7 @@ def load_model(path: str | os.PathLike) -> RSTMRF:
         model = RSTMRF(config, info=payload["info"])
         state = dict(payload["state_dict"])
         state.setdefault("log_var_shift", torch.zeros(()))  # files of 0.1.0: uncalibrated
+        state.setdefault("column_misfit_offset", torch.tensor(float("nan")))
         model.load_state_dict(state)
     except (KeyError, RuntimeError, IonofieldError) as exc:
         raise CheckpointError(
