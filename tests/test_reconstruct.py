@@ -83,7 +83,7 @@ def test_volume_values(volume, tiny_campaign, model, chapman_background):
 
 def test_tec_maps_change_sigma_never_ne(volume, tiny_campaign, model, chapman_background):
     vol = volume.compute()
-    options = dict(model=model, background=chapman_background, chunks=3)
+    options = dict(model=model, background=chapman_background, chunks=2)  # as `volume`
     doubled = tiny_campaign.assign(tec=tiny_campaign.tec * 2.0)
     other = iof.reconstruct(doubled, small_grid(), **options).compute()
     without = iof.reconstruct(tiny_campaign.drop_vars("tec"), small_grid(), **options).compute()
