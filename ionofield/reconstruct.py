@@ -237,12 +237,10 @@ def _volume_block(
     with _NETWORK_LOCK:
         residual, log_var = predict_residual(model, drivers, times, alt, lat, lon)
         misfit = None
-        if drivers.tec is not None:
-            i0, i1, _, _ = drivers.bracket(times)
-            hours = np.union1d(i0, i1)
-            hour_field = (background.field(drivers.hours[hours])
-                          if isinstance(background, _IriHours) else background)
-            misfit = ColumnMisfit.compute(model, drivers, hour_field, hours)
+        if drivers.tec is not None:  # at the hours with weight, which `field` spans
+            i0, i1, w0, w1 = drivers.bracket(times)
+            hours = np.union1d(i0[w0 > 0], i1[w1 > 0])
+            misfit = ColumnMisfit.compute(model, drivers, field, hours)
     out = np.empty((len(_OUTPUTS), *residual.shape), dtype=np.float32)
     # Slabs of a few altitudes keep the interpolation's temporaries the same on any grid.
     levels = max(1, BACKGROUND_POINTS_PER_CALL // (lat.size * lon.size))
