@@ -394,14 +394,16 @@ class ColumnMisfit:
         lat = drivers.tec_lat[::MISFIT_MAP_STRIDE]
         lon = drivers.tec_lon[::lon_stride]
         alt = np.arange(field.alt[0], field.alt[-1] + 1e-6, COLUMN_STEP_KM)
-        times = drivers.hours[hours]
-        log10_ne, _ = predict_residual(model, drivers, times, alt, lat, lon)
-        for k, time in enumerate(times):
-            log10_ne[k] += field.log10_at(time, alt[:, None, None], lat[:, None], lon)
-        column = np.trapezoid(10.0 ** log10_ne.astype(np.float64), alt * 1e3, axis=1) / TECU
-        maps = drivers.tec[hours][:, ::MISFIT_MAP_STRIDE, ::lon_stride]
-        values = np.log10(column / np.maximum(maps, MIN_MAP_TEC)).astype(np.float32)
-        return cls(np.asarray(hours, dtype=np.int64), lat, lon, values)
+        hours = np.asarray(hours, dtype=np.int64)
+        values = np.empty((hours.size, lat.size, lon.size), dtype=np.float32)
+        for k, hour in enumerate(hours):  # one hour at a time: the memory of one
+            time = drivers.hours[hour : hour + 1]
+            log10_ne, _ = predict_residual(model, drivers, time, alt, lat, lon)
+            log10_ne[0] += field.log10_at(time[0], alt[:, None, None], lat[:, None], lon)
+            column = np.trapezoid(10.0 ** log10_ne[0].astype(np.float64), alt * 1e3, axis=0)
+            tec = drivers.tec[hour, ::MISFIT_MAP_STRIDE, ::lon_stride]
+            values[k] = np.log10(column / TECU / np.maximum(tec, MIN_MAP_TEC))
+        return cls(hours, lat, lon, values)
 
     def at(
         self, drivers: HourlyDrivers, time: np.ndarray, lat: np.ndarray, lon: np.ndarray
