@@ -251,8 +251,8 @@ def _volume_block(
     np.add(out[1], residual, out=out[0])
     np.exp(log_var, out=out[2])  # log_var is ln(sigma^2), sigma in dex
     if misfit is not None:
-        excess = misfit.at(drivers, times[:, None, None], lat[:, None], lon[None, :])
-        out[2] += (excess - float(model.column_misfit_offset))[:, None] ** 2
+        out[2] += misfit.variance(drivers, times[:, None, None], lat[:, None], lon,
+                                  float(model.column_misfit_offset))[:, None]
     np.sqrt(out[2], out=out[2])
     np.power(10.0, out[0], out=out[0])
     np.power(10.0, out[1], out=out[1])
@@ -446,6 +446,30 @@ class ColumnMisfit:
             return south * (1 - fy) + north * fy
 
         return (w0 * plane(rows[0]) + w1 * plane(rows[1])).reshape(time.shape)
+
+    def variance(
+        self,
+        drivers: HourlyDrivers,
+        time: np.ndarray,
+        lat: np.ndarray,
+        lon: np.ndarray,
+        offset: float,
+    ) -> np.ndarray:
+        """The misfit's term of ``ne_log10_sigma**2``: ``(misfit - offset)**2``.
+
+        Parameters
+        ----------
+        drivers, time, lat, lon
+            As :meth:`at`.
+        offset
+            The campaign's median misfit (``RSTMRF.column_misfit_offset``).
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, the broadcast shape.
+        """
+        return (self.at(drivers, time, lat, lon) - offset) ** 2
 
 
 @functools.cache

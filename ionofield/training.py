@@ -560,9 +560,8 @@ class _Trainer:
         misfit = ColumnMisfit.compute(self.model, drivers, self.bg_field,
                                       np.arange(drivers.n_hours))
         offset = float(np.median(misfit.values))
-        at = misfit.at(drivers, data.times[data.time_id[idx]], data.coords[idx, 0],
-                       data.coords[idx, 1])
-        return offset, (at - offset) ** 2
+        return offset, misfit.variance(drivers, data.times[data.time_id[idx]],
+                                       data.coords[idx, 0], data.coords[idx, 1], offset)
 
 
 def fit(
