@@ -16,7 +16,7 @@ import xarray as xr
 from ionofield.align import bracket_hours
 from ionofield.errors import CoverageError
 from ionofield.nn.model import driver_features, temporal_features
-from ionofield.timeutil import to_datetime64
+from ionofield.timeutil import day_of_year, to_datetime64
 
 
 @dataclass(frozen=True)
@@ -157,9 +157,8 @@ class HourlyDrivers:
         history = self.features[self.windows(hours, env_len)]
         day = times.astype("datetime64[D]")
         ut_hours = (times - day) / np.timedelta64(1, "h")
-        day_of_year = (times - times.astype("datetime64[Y]")) / np.timedelta64(1, "D") + 1.0
         return TimeInputs(
-            features=torch.from_numpy(temporal_features(ut_hours, day_of_year)),
+            features=torch.from_numpy(temporal_features(ut_hours, day_of_year(times))),
             history=torch.from_numpy(history),
             hours=hours,
             weights=(

@@ -68,6 +68,28 @@ def hours_since(values: object, epoch: np.datetime64) -> np.ndarray:
     return delta.astype("timedelta64[ns]").astype(np.float64) / 3.6e12
 
 
+def day_of_year(values: object) -> np.ndarray:
+    """Fractional day of the year of times (1.0 is 1 January, 00:00).
+
+    Parameters
+    ----------
+    values
+        Times in any form :func:`to_datetime64` accepts.
+
+    Returns
+    -------
+    numpy.ndarray
+        Float days, the shape of ``values``.
+
+    Examples
+    --------
+    >>> day_of_year(np.datetime64("2024-02-01T12:00"))
+    array(32.5)
+    """
+    times = to_datetime64(values)
+    return (times - times.astype("datetime64[Y]")) / np.timedelta64(1, "D") + 1.0
+
+
 def fold_longitude(lon: npt.ArrayLike) -> np.ndarray:
     """Fold longitudes in degrees east to [-180, 180).
 

@@ -51,7 +51,7 @@ from ionofield.losses import (
 from ionofield.nn.model import RSTMRF, read_payload
 from ionofield.nn.recurrent import sample_direction
 from ionofield.reconstruct import ColumnMisfit
-from ionofield.timeutil import to_datetime64
+from ionofield.timeutil import day_of_year, to_datetime64
 
 logger = logging.getLogger(__name__)
 
@@ -647,6 +647,9 @@ def _fit(
     if not held_out:
         val_idx = train_idx
     model = RSTMRF(config)
+    span = data.times.max() - data.times.min()
+    if span / np.timedelta64(1, "D") < config.season_min_days:
+        model.pin_season(float(day_of_year(data.times.min() + span / 2)))
     model.train()
     trainer = _Trainer(model, data, drivers, bg_field)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

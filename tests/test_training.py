@@ -10,7 +10,8 @@ import torch
 import ionofield as iof
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import CheckpointError, ConfigError
-from ionofield.nn.model import spatial_features
+from ionofield.nn.model import spatial_features, temporal_features
+from ionofield.timeutil import day_of_year
 from ionofield.nn.recurrent import sample_direction
 from ionofield.training import (
     WeightAverage,
@@ -277,15 +278,41 @@ def test_sigma_is_calibrated_on_the_held_out_periods(fitted, tiny_campaign, chap
     assert abs(gradient) < 1e-3 * np.mean(network / total)
 
 
-def test_model_files_without_sigma_calibration_load_uncalibrated(fitted, tmp_path):
-    """Files of ionofield 0.1.0 have no log_var_shift: they load with sigma as fitted."""
+def test_model_files_of_older_versions_load_uncalibrated_and_unpinned(fitted, tmp_path):
+    """Files of ionofield 0.1.0 have no log_var_shift (sigma as fitted) nor a pinned season."""
     fitted.save(tmp_path / "m.pt")
     payload = torch.load(tmp_path / "m.pt", weights_only=True)
-    del payload["state_dict"]["log_var_shift"]
+    del payload["state_dict"]["log_var_shift"], payload["state_dict"]["pinned_season"]
     torch.save(payload, tmp_path / "old.pt")
     old = iof.load_model(tmp_path / "old.pt")
     assert float(old.log_var_shift) == 0.0
     assert float(fitted.log_var_shift) != 0.0
+    assert torch.isnan(old.pinned_season).all() and torch.isfinite(fitted.pinned_season).all()
+
+
+def test_a_pinned_season_makes_the_time_code_blind_to_the_date():
+    """Pinned, times of one UT on different days get one code: the pinned day's own."""
+    torch.manual_seed(0)
+    model = iof.RSTMRF(iof.FitConfig(basis_dim=8, siren_hidden=16, siren_layers=1, use_env=False))
+    features = torch.from_numpy(temporal_features(np.full(3, 6.0), np.array([40.0, 131.5, 250.0])))
+    with torch.no_grad():
+        free = model.time_code(features, None, None)
+        model.pin_season(131.5)
+        pinned = model.time_code(features, None, None)
+    assert not torch.allclose(free[0], free[2])
+    assert torch.equal(pinned[0], pinned[2])
+    torch.testing.assert_close(pinned[1], free[1])
+
+
+def test_fit_pins_the_season_of_a_short_campaign_only(fitted, tiny_campaign, chapman_background):
+    """The tiny campaign spans hours: its season is its middle's, unless season_min_days=0."""
+    times = tiny_campaign.obs_time.values
+    middle = times.min() + (times.max() - times.min()) / 2
+    expected = temporal_features(np.zeros(1), day_of_year(middle)[None])[0, 2:]
+    torch.testing.assert_close(fitted.pinned_season, torch.from_numpy(expected))
+    free = iof.fit(tiny_campaign, background=chapman_background, epochs=1, season_min_days=0,
+                   **TINY)
+    assert torch.isnan(free.pinned_season).all()
 
 
 def test_collocation_points_cover_the_hours_without_profiles(chapman_background):

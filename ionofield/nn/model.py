@@ -3,7 +3,8 @@
 ``log10 Ne(x, t) = log10 Ne_background(x, t) + residual(x, t)``
 
 * spatial path: SIREN over the unit-sphere position, altitude and local time;
-* temporal path: SIREN over universal time and day of year, plus the additive shift
+* temporal path: SIREN over universal time and day of year (held at the campaign's
+  middle day for short campaigns, :meth:`RSTMRF.pin_season`), plus the additive shift
   ``beta(z_env)`` of an LSTM over the recent Kp / F10.7 history;
 * decoder: ``concat(h_spatial, h_temporal + beta(z_env))`` -> residual, log-variance;
 * TEC path (loss only): ConvLSTM over the last ``seq_len`` hourly TEC maps and a
@@ -187,6 +188,10 @@ class RSTMRF(nn.Module):
         # Campaign median of the TEC maps' column misfit, subtracted before it enters
         # sigma (ionofield.reconstruct.ColumnMisfit); NaN: sigma does not take it.
         self.register_buffer("column_misfit_offset", torch.tensor(float("nan")))
+        # sin/cos of the day-of-year angle that every time takes in the temporal code,
+        # set by pin_season for campaigns too short to show a seasonal change; NaN:
+        # each time its own.
+        self.register_buffer("pinned_season", torch.full((2,), float("nan")))
         self.convlstm = ConvLSTM(1, c.tec_feat_dim, c.convlstm_layers)
         self.direction_head = DirectionHead(c.tec_feat_dim)
 
@@ -218,6 +223,9 @@ class RSTMRF(nn.Module):
         torch.Tensor
             Shape [U, basis_dim].
         """
+        if bool(torch.isfinite(self.pinned_season).all()):
+            season = self.pinned_season.expand(len(time_feats), 2)
+            time_feats = torch.cat([time_feats[:, :2], season], dim=1)
         code = self.temporal(time_feats)
         if self.environment is None:
             return code
@@ -262,6 +270,25 @@ class RSTMRF(nn.Module):
         hidden = nn.functional.linear(h_spatial, first.weight[:, :n_space]) + time_half
         out = self.decoder[1:](hidden)
         return out[:, 0], out[:, 1] + (LOG_VAR_OFFSET + self.log_var_shift)
+
+    def pin_season(self, day_of_year: float) -> None:
+        """Give every time the season of ``day_of_year`` in the temporal code.
+
+        :func:`ionofield.fit` pins the season to the middle of a campaign shorter than
+        ``config.season_min_days``. Over a few days the residual's seasonal change
+        is far below its day-to-day change, so the only thing a day-of-year input
+        can teach the network there is which day is which: it then learns each
+        day's storm as a function of the date, and carries that trend, not the
+        response to the drivers, to the days it has not seen.
+
+        Parameters
+        ----------
+        day_of_year
+            Fractional day of the year (1.0 is 1 January, 00:00).
+        """
+        angle = temporal_features(np.zeros(1), np.array([day_of_year]))[0, 2:]
+        with torch.no_grad():
+            self.pinned_season.copy_(torch.from_numpy(angle))
 
     def calibrate_sigma(self, factor: float, column_misfit_offset: float = math.nan) -> None:
         """Multiply the network's sigma by ``factor`` from now on.
@@ -434,6 +461,7 @@ def load_model(path: str | os.PathLike) -> RSTMRF:
         state = dict(payload["state_dict"])
         state.setdefault("log_var_shift", torch.zeros(()))  # files of 0.1.0: uncalibrated
         state.setdefault("column_misfit_offset", torch.tensor(float("nan")))
+        state.setdefault("pinned_season", torch.full((2,), float("nan")))
         model.load_state_dict(state)
     except (KeyError, RuntimeError, IonofieldError) as exc:
         raise CheckpointError(
