@@ -11,8 +11,8 @@ import ionofield as iof
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import CheckpointError, ConfigError
 from ionofield.nn.model import spatial_features, temporal_features
-from ionofield.timeutil import day_of_year
 from ionofield.nn.recurrent import sample_direction
+from ionofield.timeutil import day_of_year
 from ionofield.training import (
     WeightAverage,
     _Trainer,
