@@ -85,8 +85,8 @@ class FitConfig:
         the temporal code at the middle of their period
         (:meth:`~ionofield.RSTMRF.pin_season`): within a few days a changing season
         code only tells the days apart, and the network learns each day's storm as a
-        trend in the date instead of a response to the drivers (OSSE, coarse grid,
-        seeds 0 / 1: held-out skill 0.41 / 0.42 with the date's season, 0.54 / 0.50
+        trend in the date instead of a response to the drivers (``benchmarks/osse.py``,
+        mean of seeds 0-2: held-out skill 0.345 with the date's season, 0.479
         pinned). 0 always uses each time's own season.
     physics_alt_range
         Altitudes (km) where the TEC direction loss applies (the F region the TEC
