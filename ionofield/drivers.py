@@ -16,7 +16,7 @@ import xarray as xr
 from ionofield.align import bracket_hours
 from ionofield.errors import CoverageError
 from ionofield.nn.model import driver_features, temporal_features
-from ionofield.timeutil import day_of_year, to_datetime64
+from ionofield.timeutil import day_of_year, to_datetime64, universal_time_hours
 
 
 @dataclass(frozen=True)
@@ -155,10 +155,10 @@ class HourlyDrivers:
         i0, i1, w0, w1 = self.bracket(times)
         hours, inverse = np.unique(np.concatenate([i0, i1]), return_inverse=True)
         history = self.features[self.windows(hours, env_len)]
-        day = times.astype("datetime64[D]")
-        ut_hours = (times - day) / np.timedelta64(1, "h")
         return TimeInputs(
-            features=torch.from_numpy(temporal_features(ut_hours, day_of_year(times))),
+            features=torch.from_numpy(
+                temporal_features(universal_time_hours(times), day_of_year(times))
+            ),
             history=torch.from_numpy(history),
             hours=hours,
             weights=(

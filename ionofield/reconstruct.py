@@ -37,7 +37,7 @@ from ionofield.diagnostics import TECU
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import ConfigError, CoverageError
 from ionofield.nn.model import RSTMRF
-from ionofield.timeutil import fold_longitude, to_datetime64
+from ionofield.timeutil import fold_longitude, to_datetime64, universal_time_hours
 
 #: Points per network call: small enough that a call's activations stay near the CPU
 #: (8192 x 128 float32 = 4 MB), large enough that Python's overhead is small.
@@ -304,7 +304,7 @@ def predict_residual(
     space_grid[..., 1] = lon
     space_grid[..., 2] = alt[:, None, None]
     space = torch.from_numpy(space_grid.reshape(-1, 3))
-    ut = (times - times.astype("datetime64[D]")) / np.timedelta64(1, "h")
+    ut = universal_time_hours(times)
     shape = (len(times), alt.size, lat.size, lon.size)
     residual = np.empty(shape, dtype=np.float32)
     log_var = np.empty(shape, dtype=np.float32)

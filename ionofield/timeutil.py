@@ -79,15 +79,37 @@ def day_of_year(values: object) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        Float days, the shape of ``values``.
+        Float days, the shape of ``values`` (a scalar for one time).
 
     Examples
     --------
-    >>> day_of_year(np.datetime64("2024-02-01T12:00"))
-    array(32.5)
+    >>> day_of_year(["2024-02-01T12:00", "2024-12-31T00:00"])
+    array([ 32.5, 366. ])
     """
     times = to_datetime64(values)
     return (times - times.astype("datetime64[Y]")) / np.timedelta64(1, "D") + 1.0
+
+
+def universal_time_hours(values: object) -> np.ndarray:
+    """Universal time of day of times, in hours [0, 24).
+
+    Parameters
+    ----------
+    values
+        Times in any form :func:`to_datetime64` accepts.
+
+    Returns
+    -------
+    numpy.ndarray
+        Float hours, the shape of ``values`` (a scalar for one time).
+
+    Examples
+    --------
+    >>> universal_time_hours(["2024-02-01T13:30", "2024-02-02T00:00"])
+    array([13.5,  0. ])
+    """
+    times = to_datetime64(values)
+    return (times - times.astype("datetime64[D]")) / np.timedelta64(1, "h")
 
 
 def fold_longitude(lon: npt.ArrayLike) -> np.ndarray:

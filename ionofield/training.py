@@ -51,7 +51,7 @@ from ionofield.losses import (
 from ionofield.nn.model import RSTMRF, read_payload
 from ionofield.nn.recurrent import sample_direction
 from ionofield.reconstruct import ColumnMisfit
-from ionofield.timeutil import day_of_year, to_datetime64
+from ionofield.timeutil import day_of_year, to_datetime64, universal_time_hours
 
 logger = logging.getLogger(__name__)
 
@@ -140,8 +140,7 @@ def point_coords(time: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.nda
     numpy.ndarray
         float32 [N, 4]: latitude, longitude, altitude and universal time in hours.
     """
-    ut = (time - time.astype("datetime64[D]")) / np.timedelta64(1, "h")
-    return np.stack([lat, lon, alt, ut], axis=-1).astype(np.float32)
+    return np.stack([lat, lon, alt, universal_time_hours(time)], axis=-1).astype(np.float32)
 
 
 def background_gradient(
