@@ -7,6 +7,7 @@ periods), then the third day, which it has never seen, is reconstructed on the f
 grid and compared with the truth. Prints one JSON document.
 
     python benchmarks/osse.py [--quick] [--no-ablations] [--seeds 0 1 2] [--work DIR]
+                              [--world-seed 0] [--options '{"epochs": 30}']
 
 Every variant (the default config and each ablation) is fitted once per seed: single
 fits scatter by several hundredths in skill with the seed alone, so the report gives
@@ -58,13 +59,18 @@ VARIANTS = {
 }
 
 
-def prepare(work: Path, *, profiles_per_day: int, levels: int, quick: bool) -> None:
-    """Build the world, the observations, the TEC maps and the campaign; cache the IRI cube."""
-    world = storm_world(START, days=DAYS, seed=0)
+def prepare(work: Path, *, profiles_per_day: int, levels: int, quick: bool,
+            world_seed: int) -> None:
+    """Build the world, the observations, the TEC maps and the campaign; cache the IRI cube.
+
+    ``world_seed`` draws the world's perturbation phases, and ``world_seed + 1`` the
+    profiles' places and times.
+    """
+    world = storm_world(START, days=DAYS, seed=world_seed)
     start = np.datetime64(START, "ns")
     held_out = start + np.timedelta64(DAYS - 1, "D")
     obs = sample_ro_profiles(world, profiles_per_day * (DAYS - 1), start=start, end=held_out,
-                             seed=1, levels=levels)
+                             seed=world_seed + 1, levels=levels)
     obs = obs.where(obs.ne > 0, drop=True)  # as the readers do with real files
     hours = pd.date_range(start, periods=24 * DAYS + 1, freq="h").values
     tec = tec_maps(world, hours)
@@ -191,6 +197,10 @@ def main() -> None:
                         help="reuse the world prepared in --work by an earlier run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help="seeds of the fits (each variant is fitted with each)")
+    parser.add_argument("--world-seed", type=int, default=0,
+                        help="seed of the world and its profiles (another world, one storm)")
+    parser.add_argument("--options", type=json.loads, default={},
+                        help="FitConfig fields (JSON) set in every fit, ablations included")
     parser.add_argument("--stage-fit", nargs=3, metavar=("NAME", "SEED", "OPTIONS_JSON"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -204,8 +214,10 @@ def main() -> None:
     started = time.perf_counter()
     if not (args.reuse and (work / "truth.nc").exists()):
         levels = args.levels or (40 if args.quick else LEVELS)
-        prepare(work, profiles_per_day=profiles, levels=levels, quick=args.quick)
+        prepare(work, profiles_per_day=profiles, levels=levels, quick=args.quick,
+                world_seed=args.world_seed)
     report: dict = {"world": f"synthetic storm world {START} + {DAYS} days, real Kp/F10.7",
+                    "world_seed": args.world_seed, "options": args.options,
                     "train_days": DAYS - 1, "held_out_day": DAYS,
                     "observations": int(xr.open_dataset(work / "campaign.nc").sizes["obs"]),
                     "profiles_per_day": profiles, "epochs": epochs,
@@ -219,7 +231,7 @@ def main() -> None:
             fit: pool.submit(
                 subprocess.run,
                 [sys.executable, __file__, "--work", str(work), "--stage-fit", fit, str(seed),
-                 json.dumps({"epochs": epochs, **options})],
+                 json.dumps({"epochs": epochs, **args.options, **options})],
                 check=True, capture_output=True, text=True,
             )
             for fit, (name, seed, options) in fits.items()
