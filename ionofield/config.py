@@ -50,7 +50,12 @@ class FitConfig:
     env_hidden
         Hidden size of the LSTM over the Kp / F10.7 history.
     env_len
-        Hours of Kp / F10.7 history the LSTM reads (storm responses lag Kp by hours).
+        Hours of Kp / F10.7 history the LSTM reads (storm responses lag Kp by hours;
+        older storms reach it through the Kp memory,
+        :func:`~ionofield.nn.model.kp_memory`). 12 generalised best to the recovery
+        of the OSSE's held-out day (``benchmarks/osse.py``, two worlds): 24 let the
+        fit carry the storm's hmF2 uplift into the recovery, 6 lost part of the
+        negative phase.
     seq_len
         Hourly TEC maps the ConvLSTM reads.
     tec_feat_dim
@@ -126,7 +131,7 @@ class FitConfig:
     siren_layers: int = 3
     w0: float = 5.0
     env_hidden: int = 32
-    env_len: int = 24
+    env_len: int = 12
     seq_len: int = 6
     tec_feat_dim: int = 16
     convlstm_layers: int = 1

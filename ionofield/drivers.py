@@ -28,7 +28,8 @@ class HourlyDrivers:
     hours
         The whole hours, ``datetime64[ns]``, shape [T].
     features
-        Normalised Kp / F10.7 / F10.7 81-day mean, float32, shape [T, 3].
+        Normalised Kp, Kp memory, F10.7 and F10.7 81-day mean, float32, shape [T, 4]
+        (:func:`~ionofield.nn.model.driver_features`).
     tec
         TEC maps in TECU, float32, shape [T, H, W], W distinct meridians (IONEX's
         repeated +180 column dropped); None when the campaign has no TEC.
@@ -185,7 +186,7 @@ class TimeInputs:
     features
         Temporal SIREN input, shape [U, 4].
     history
-        Driver history of each distinct whole hour involved, shape [Hn, env_len, 3].
+        Driver history of each distinct whole hour involved, shape [Hn, env_len, 4].
     hours
         Those hours' indices on the campaign axis, shape [Hn].
     weights

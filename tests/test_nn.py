@@ -24,6 +24,7 @@ from ionofield.nn import (
     reference_direction,
     sample_direction,
 )
+from ionofield.nn.model import KP_MEMORY_DECAY_PER_SLOT, driver_features, kp_memory
 
 # A small global grid with the module convention: W distinct meridians, W * dlon = 360.
 H, W = 7, 12
@@ -165,7 +166,7 @@ def test_zero_initialised_environment_path_trains_after_one_step() -> None:
     """beta starts at zero (no gradient reaches the LSTM); one step later it does."""
     torch.manual_seed(0)
     enc = EnvironmentEncoder(6, hidden=5)
-    history = torch.randn(4, 3, 3)
+    history = torch.randn(4, 3, 4)
     assert torch.equal(enc(history), torch.zeros(4, 6))
     assert enc.encode(history).shape == (4, 5)
     for _ in range(2):  # plain gradient descent steps
@@ -178,6 +179,40 @@ def test_zero_initialised_environment_path_trains_after_one_step() -> None:
         assert float(p.grad.abs().sum()) > 0, name
     with torch.no_grad():
         assert float(enc(history).abs().max()) > 0
+
+
+# ------------------------------------------------------------------ space-weather drivers
+@given(
+    before=st.floats(0.0, 9.0), after=st.floats(0.0, 9.0), onset=st.integers(1, 20),
+)
+def test_kp_memory_is_the_exact_step_response(before: float, after: float, onset: int) -> None:
+    """A Kp step relaxes as after + (before - after) * 0.7 ** (hours / 3)."""
+    kp = np.r_[np.full(onset, before), np.full(40, after)]
+    hours = np.arange(1, 41)
+    expected = after + (before - after) * KP_MEMORY_DECAY_PER_SLOT ** (hours / 3.0)
+    memory = kp_memory(kp)
+    np.testing.assert_allclose(memory[:onset], before, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(memory[onset:], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_kp_memory_is_causal_and_weights_sum_to_one() -> None:
+    """Changing a later Kp leaves earlier memory alone; a constant Kp is its own memory."""
+    rng = np.random.default_rng(3)
+    kp = rng.uniform(0.0, 9.0, 48)
+    changed = kp.copy()
+    changed[30:] += 2.0
+    np.testing.assert_array_equal(kp_memory(changed)[:30], kp_memory(kp)[:30])
+    assert not np.allclose(kp_memory(changed)[30:], kp_memory(kp)[30:])
+    np.testing.assert_allclose(kp_memory(np.full(10, 4.333)), 4.333, rtol=1e-12)
+
+
+def test_driver_features_are_normalised_columns() -> None:
+    kp = np.array([0.0, 9.0, 9.0, 3.0])
+    features = driver_features(kp, np.full(4, 250.0), np.full(4, 50.0))
+    assert features.dtype == np.float32 and features.shape == (4, 4)
+    np.testing.assert_allclose(features[:, 0], kp / 9.0)
+    np.testing.assert_allclose(features[:, 1], kp_memory(kp) / 9.0, rtol=1e-6)
+    np.testing.assert_allclose(features[:, 2:], [[1.0, -1.0]] * 4)
 
 
 # ------------------------------------------------------------------ spherical padding

@@ -47,12 +47,52 @@ TEC_SCALE = 50.0
 SPATIAL_FEATURES = 6
 #: Number of temporal input features (UT angle 2, day-of-year angle 2).
 TEMPORAL_FEATURES = 4
-#: Number of space-weather drivers read by the LSTM (Kp, F10.7, F10.7 81-day mean).
-DRIVER_FEATURES = 3
+#: Number of space-weather drivers read by the LSTM (Kp, Kp memory, F10.7, F10.7
+#: 81-day mean).
+DRIVER_FEATURES = 4
+#: Weight of the previous 3-hour slot in the Kp memory (Wrenn 1987's ap(tau), tau =
+#: 0.7): an e-folding time of -3 h / ln 0.7 = 8.4 h.
+KP_MEMORY_DECAY_PER_SLOT = 0.7
 #: log-variance offset so that the initial predicted sigma of log10 Ne is about 0.1.
 LOG_VAR_OFFSET = 2.0 * math.log(0.1)
 #: Tag identifying a model file written by :meth:`RSTMRF.save`.
 CHECKPOINT_FORMAT = "ionofield-rstmrf-model/1"
+
+
+def kp_memory(kp: np.ndarray) -> np.ndarray:
+    """Exponentially weighted past Kp of an hourly series (Wrenn's ap(tau) on Kp).
+
+    ``m[t] = a * m[t - 1] + (1 - a) * kp[t]`` with ``a = 0.7 ** (1 / 3)``, the hourly
+    form of Wrenn's (1987) weight 0.7 per 3-hour slot: an e-folding time of 8.4 h.
+    The storm-time composition change that depletes the F region (the negative
+    phase) builds up and decays on this scale, and so outlasts Kp itself; the
+    memory gives the LSTM that state however short its window. Before the first
+    hour Kp is taken to have been steady at its first value.
+
+    Parameters
+    ----------
+    kp
+        Hourly Kp, shape [T].
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape [T].
+
+    Examples
+    --------
+    >>> m = kp_memory(np.r_[np.zeros(3), np.full(30, 9.0)])
+    >>> float(m[2]), round(float(m[3]), 2), round(float(m[-1]), 2)
+    (0.0, 1.01, 8.75)
+    """
+    kp = np.asarray(kp, dtype=np.float64)
+    decay = KP_MEMORY_DECAY_PER_SLOT ** (1.0 / 3.0)
+    memory = np.empty_like(kp)
+    state = kp[0] if kp.size else 0.0
+    for t, value in enumerate(kp):
+        state = decay * state + (1.0 - decay) * value
+        memory[t] = state
+    return memory
 
 
 def driver_features(kp: np.ndarray, f107: np.ndarray, f107_81: np.ndarray) -> np.ndarray:
@@ -61,15 +101,16 @@ def driver_features(kp: np.ndarray, f107: np.ndarray, f107_81: np.ndarray) -> np
     Parameters
     ----------
     kp, f107, f107_81
-        Hourly Kp (0-9), F10.7 and its 81-day mean (sfu), shape [T].
+        Hourly Kp (0-9), F10.7 and its 81-day mean (sfu), shape [T], in time order.
 
     Returns
     -------
     numpy.ndarray
-        float32, shape [T, 3]: ``kp / 9``, ``(f107 - 150) / 100``, ``(f107_81 - 150) / 100``.
+        float32, shape [T, 4]: ``kp / 9``, ``kp_memory(kp) / 9`` (:func:`kp_memory`),
+        ``(f107 - 150) / 100``, ``(f107_81 - 150) / 100``.
     """
     return np.stack(
-        [np.asarray(kp) / 9.0, (np.asarray(f107) - 150.0) / 100.0,
+        [np.asarray(kp) / 9.0, kp_memory(kp) / 9.0, (np.asarray(f107) - 150.0) / 100.0,
          (np.asarray(f107_81) - 150.0) / 100.0],
         axis=-1,
     ).astype(np.float32)
@@ -212,7 +253,7 @@ class RSTMRF(nn.Module):
         time_feats
             Shape [U, 4], from :func:`temporal_features`.
         history
-            Driver history ending at each distinct hour, shape [H, env_len, 3];
+            Driver history ending at each distinct hour, shape [H, env_len, 4];
             ignored (may be None) without an environment encoder.
         weights
             ``(i0, i1, w0, w1)``, each shape [U]: for each time, the rows of

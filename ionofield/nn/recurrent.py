@@ -90,8 +90,8 @@ class EnvironmentEncoder(nn.Module):
     out_features
         Size of the shift (the width of the temporal features it is added to).
     n_features
-        Drivers per time step (e.g. Kp, F10.7, F10.7 81-day mean), expected
-        standardised to order 1 by the caller.
+        Drivers per time step (R-STMRF's: Kp, Kp memory, F10.7, F10.7 81-day mean),
+        expected standardised to order 1 by the caller.
     hidden
         LSTM width, the size of ``z_env``.
     num_layers
@@ -100,13 +100,13 @@ class EnvironmentEncoder(nn.Module):
     Examples
     --------
     >>> enc = EnvironmentEncoder(64)
-    >>> shift = enc(torch.randn(8, 6, 3))
+    >>> shift = enc(torch.randn(8, 6, 4))
     >>> shift.shape, bool((shift == 0).all())
     (torch.Size([8, 64]), True)
     """
 
     def __init__(
-        self, out_features: int, *, n_features: int = 3, hidden: int = 32, num_layers: int = 1
+        self, out_features: int, *, n_features: int = 4, hidden: int = 32, num_layers: int = 1
     ) -> None:
         super().__init__()
         self.lstm = nn.LSTM(n_features, hidden, num_layers=num_layers, batch_first=True)
