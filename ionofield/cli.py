@@ -32,7 +32,7 @@ logger = logging.getLogger("ionofield")
 #: Settings of ``ionofield demo``: small enough to fit the samples in about two minutes.
 DEMO_CONFIG = dict(
     epochs=12, batch_size=2048, basis_dim=32, siren_hidden=64, siren_layers=2, w0=5.0,
-    lr=1e-3, env_len=12, seq_len=3, background_alt=(80.0, 1000.0, 20.0),
+    lr=1e-3, seq_len=3, background_alt=(80.0, 1000.0, 20.0),
     background_lat_step=5.0, background_lon_step=10.0, patience=0,
 )
 

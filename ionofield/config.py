@@ -102,8 +102,8 @@ class FitConfig:
         The model kept and validated is the exponential moving average of the
         weights over the optimiser's steps, about this many epochs long (so it has
         seen every hour of the campaign); 0 keeps the latest weights
-        (``benchmarks/osse.py``, mean of seeds 0-2: held-out skill 0.479 with the
-        latest weights, 0.506 averaged over 5 epochs).
+        (``benchmarks/osse.py``, mean of seeds 0-2, measured with ``env_len`` 24:
+        held-out skill 0.479 with the latest weights, 0.506 averaged over 5 epochs).
     batch_hours
         Whole hours whose points each batch mixes (the time-binned sampler): more
         hours average a step's gradient over more of the storm, at the cost of
