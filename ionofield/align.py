@@ -376,8 +376,9 @@ def campaign(
         ``(start, end)`` of the hourly driver axis; by default every whole hour the
         TEC maps span. The observations must lie within it. A period longer than the
         observations' (e.g. a held-out day with drivers but no observations) is how
-        to reconstruct beyond them. The model's driver history before the first hour
-        repeats the first hour's values.
+        to reconstruct beyond them, or to give the Kp memory a storm that precedes
+        the observations. The model's driver history before the first hour repeats
+        the first hour's values.
 
     Returns
     -------

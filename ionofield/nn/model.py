@@ -67,7 +67,9 @@ def kp_memory(kp: np.ndarray) -> np.ndarray:
     The storm-time composition change that depletes the F region (the negative
     phase) builds up and decays on this scale, and so outlasts Kp itself; the
     memory gives the LSTM that state however short its window. Before the first
-    hour Kp is taken to have been steady at its first value.
+    hour Kp is taken to have been steady at its first value, so a campaign that
+    opens during or just after a storm should start its driver axis a day
+    earlier (``ionofield.campaign(..., period=...)``) for the memory to know of it.
 
     Parameters
     ----------
