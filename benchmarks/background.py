@@ -20,7 +20,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from ionofield.background import BackgroundField, iri_cube
+from ionofield.background import BackgroundField
+from ionofield.iri import iri_cube
 
 
 def main() -> None:

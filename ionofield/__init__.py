@@ -8,7 +8,7 @@ labelled xarray Datasets; the model is reached through the ``.rstmrf`` accessor.
 from ionofield import accessor as _accessor  # noqa: F401  (registers Dataset.rstmrf)
 from ionofield import plot, synthetic
 from ionofield._version import __version__
-from ionofield.align import campaign, drivers_at
+from ionofield.campaign import campaign, drivers_at
 from ionofield.config import FitConfig
 from ionofield.diagnostics import column_tec, peak_parameters
 from ionofield.io.indices import open_indices

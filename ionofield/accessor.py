@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import xarray as xr
 
-from ionofield.align import check_campaign, drivers_at
+from ionofield.campaign import check_campaign, drivers_at
 from ionofield.errors import ConfigError
 from ionofield.nn.model import RSTMRF
 from ionofield.plot import CampaignPlots
@@ -44,7 +44,7 @@ class RSTMRFAccessor:
     def align(self, times: object = None) -> xr.Dataset:
         """Hourly drivers (Kp, F10.7, F10.7 81-day mean) at arbitrary times.
 
-        Forwards to :func:`ionofield.align.drivers_at`: cosine-squared interpolation
+        Forwards to :func:`ionofield.drivers_at`: cosine-squared interpolation
         between the neighbouring whole hours, exact at the hours.
 
         Parameters

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ionofield.align import campaign
+from ionofield.campaign import campaign
 from ionofield.config import FitConfig
 from ionofield.errors import ConfigError, IonofieldError
 from ionofield.io.indices import open_indices

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ionofield.align import check_campaign
+from ionofield.campaign import check_campaign
 from ionofield.diagnostics import peak_parameters
 from ionofield.errors import ConfigError, CoverageError
 from ionofield.tec_cache import tec_direction as direction_field

@@ -37,7 +37,8 @@ from ionofield.diagnostics import TECU
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import ConfigError, CoverageError
 from ionofield.nn.model import RSTMRF
-from ionofield.timeutil import fold_longitude, to_datetime64, universal_time_hours
+from ionofield.sphere import fold_longitude
+from ionofield.timeutil import to_datetime64, universal_time_hours
 
 #: Points per network call: small enough that a call's activations stay near the CPU
 #: (8192 x 128 float32 = 4 MB), large enough that Python's overhead is small.

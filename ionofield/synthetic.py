@@ -53,10 +53,12 @@ import pandas as pd
 import xarray as xr
 
 from ionofield._files import atomic_path
-from ionofield.background import BackgroundField, iri_cube
+from ionofield.background import BackgroundField
+from ionofield.iri import iri_cube
 from ionofield.errors import ConfigError, CoverageError
 from ionofield.io.indices import open_indices
-from ionofield.timeutil import HOUR, fold_longitude, hours_since, to_datetime64
+from ionofield.sphere import fold_longitude
+from ionofield.timeutil import HOUR, hours_since, to_datetime64
 
 logger = logging.getLogger(__name__)
 
@@ -479,7 +481,7 @@ def storm_world(
     perturbations
         Amplitudes; default ``Perturbations()``.
     cache_dir
-        Where the IRI cube is cached (see :func:`~ionofield.background.iri_cube`).
+        Where the IRI cube is cached (see :func:`~ionofield.iri.iri_cube`).
 
     Returns
     -------

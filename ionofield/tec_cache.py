@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ionofield.align import check_campaign
+from ionofield.campaign import check_campaign
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import ConfigError
 from ionofield.nn.model import RSTMRF

@@ -1,16 +1,18 @@
-"""Time and longitude conventions shared by every module.
+"""Time conventions shared by every module.
 
-Internally ionofield keeps times as ``datetime64[ns]`` (UTC) and longitudes in
-[-180, 180). Inputs in cftime or 0..360 are converted here, in one place.
+Internally ionofield keeps times as ``datetime64[ns]`` (UTC). Inputs in cftime,
+pandas or Python datetimes are converted by :func:`to_datetime64`, at the boundary
+(readers, :func:`ionofield.campaign`, :func:`ionofield.grid`); the functions below
+it take ``datetime64`` arrays.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
 HOUR = np.timedelta64(3600, "s")
+DAY = np.timedelta64(1, "D")
 
 
 def to_datetime64(values: object) -> np.ndarray:
@@ -112,23 +114,46 @@ def universal_time_hours(values: object) -> np.ndarray:
     return (times - times.astype("datetime64[D]")) / np.timedelta64(1, "h")
 
 
-def fold_longitude(lon: npt.ArrayLike) -> np.ndarray:
-    """Fold longitudes in degrees east to [-180, 180).
+def describe_times(times: object, step: np.timedelta64, *, max_runs: int = 8) -> str:
+    """Summarise regularly spaced times as runs, e.g. ``"2024-05-10 to 2024-05-12 (3)"``.
 
     Parameters
     ----------
-    lon
-        Longitudes in degrees, any range (0..360 included).
+    times
+        The times to describe, in any form :func:`ionofield.timeutil.to_datetime64`
+        accepts, shape [N]; they need not be sorted.
+    step
+        The spacing that makes two times consecutive (one day, one hour, ...).
+    max_runs
+        How many runs to list before summarising the rest as a count.
 
     Returns
     -------
-    numpy.ndarray
-        The same meridians in [-180, 180); 180 maps to -180.
+    str
+        Comma-separated runs; times are written to the day when ``step`` is a whole
+        number of days, otherwise to the minute.
 
     Examples
     --------
-    >>> fold_longitude([0.0, 190.0, 360.0, -180.0])
-    array([   0., -170.,    0., -180.])
+    >>> import numpy as np
+    >>> t = np.array(["2024-05-10T00", "2024-05-10T01", "2024-05-10T05"], dtype="datetime64[ns]")
+    >>> describe_times(t, np.timedelta64(1, "h"))
+    '2024-05-10T00:00 to 2024-05-10T01:00 (2), 2024-05-10T05:00'
     """
-    lon = np.asarray(lon, dtype=np.float64)
-    return (lon + 180.0) % 360.0 - 180.0
+    t = np.unique(to_datetime64(times).ravel())
+    if t.size == 0:
+        return "none"
+    unit = "D" if step % DAY == np.timedelta64(0) else "m"
+    breaks = np.flatnonzero(np.diff(t) != step) + 1
+    runs = np.split(t, breaks)
+    parts = []
+    for run in runs[:max_runs]:
+        first = np.datetime_as_string(run[0], unit=unit)
+        if run.size == 1:
+            parts.append(first)
+        else:
+            last = np.datetime_as_string(run[-1], unit=unit)
+            parts.append(f"{first} to {last} ({run.size})")
+    if len(runs) > max_runs:
+        parts.append(f"and {len(runs) - max_runs} more period(s)")
+    return ", ".join(parts)

@@ -17,11 +17,10 @@ from ionofield.align import (
     align_indices,
     align_tec,
     bracket_hours,
-    campaign,
     cos2_weights,
-    drivers_at,
     hourly_axis,
 )
+from ionofield.campaign import campaign, drivers_at
 from ionofield.errors import (
     CampaignError,
     CoverageError,

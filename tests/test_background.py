@@ -14,8 +14,9 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import ionofield.background as bg
-from ionofield.background import NE_FLOOR, BackgroundField, campaign_background, iri_cube
+import ionofield.iri as iri_module
+from ionofield.background import NE_FLOOR, BackgroundField, campaign_background
+from ionofield.iri import iri_cube
 from ionofield.config import FitConfig
 from ionofield.errors import CoverageError, ManyProblemsError, TimeOrderError, UnitsError
 
@@ -310,10 +311,9 @@ def iri(tmp_path_factory):
 
 
 def test_pyiri_in_latitude_bands_equals_one_call(iri, tmp_path, monkeypatch):
-    import ionofield.background as background_module
 
     cube, _ = iri
-    monkeypatch.setattr(background_module, "PYIRI_VALUES_PER_CALL", 1)  # one row per call
+    monkeypatch.setattr(iri_module, "PYIRI_VALUES_PER_CALL", 1)  # one row per call
     banded = iri_cube(IRI_TIME, IRI_ALT, IRI_LAT, IRI_LON, f107=150.0, cache_dir=tmp_path)
     # PyIRI 0.1.7's F1 region (near 150 km) is not strictly pointwise: it depends a
     # little on the other points of the call. The F2 layer and topside are exact.
@@ -373,7 +373,7 @@ def test_iri_cube_feeds_background_field(iri):
 
 def test_cache_hit_does_not_run_pyiri(iri, pyiri_calls, caplog):
     cube, cache = iri
-    with caplog.at_level(logging.INFO, logger="ionofield.background"):
+    with caplog.at_level(logging.INFO, logger="ionofield.iri"):
         again = iri_cube(IRI_TIME, IRI_ALT, IRI_LAT, IRI_LON, f107=150.0, cache_dir=cache)
     assert pyiri_calls == []
     assert "1 of 1 times read from the cache" in caplog.text
@@ -399,7 +399,7 @@ def test_one_pyiri_call_per_time_with_that_days_f107(tmp_path, pyiri_calls, capl
         np.where(hourly.day == 20, 140.0, 160.0), coords={"time": hourly}, dims="time"
     )
     alt, lat, lon = np.array([200.0, 300.0, 400.0]), np.array([0.0, 10.0]), np.array([-90.0, 90.0])
-    with caplog.at_level(logging.INFO, logger="ionofield.background"):
+    with caplog.at_level(logging.INFO, logger="ionofield.iri"):
         cube = iri_cube(times, alt, lat, lon, f107=f107, cache_dir=tmp_path)
     assert "cache miss" in caplog.text
     assert [(args[:3], args[7]) for args, _ in pyiri_calls] == [
@@ -432,7 +432,7 @@ def test_cache_key_covers_every_input(tmp_path, monkeypatch, pyiri_calls):
     ]
     for changes in variants + variants:
         iri_cube(**{**base, **changes}, cache_dir=tmp_path)
-    monkeypatch.setattr(bg.importlib.metadata, "version", lambda name: "99.0")
+    monkeypatch.setattr(iri_module.importlib.metadata, "version", lambda name: "99.0")
     iri_cube(**base, cache_dir=tmp_path)
     assert len(pyiri_calls) == len(variants) + 1
     assert len(list(tmp_path.glob("iri_*.nc"))) == len(variants) + 1
@@ -491,9 +491,9 @@ def test_campaign_background_takes_a_user_background(pyiri_calls):
 
 def test_default_cache_dir_follows_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("IONOFIELD_CACHE", str(tmp_path))
-    assert bg.default_cache_dir() == tmp_path
+    assert iri_module.default_cache_dir() == tmp_path
     monkeypatch.delenv("IONOFIELD_CACHE")
-    assert bg.default_cache_dir().parts[-2:] == (".cache", "ionofield")
+    assert iri_module.default_cache_dir().parts[-2:] == (".cache", "ionofield")
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ionofield._coverage import DAY, describe_times
+from ionofield.timeutil import DAY, describe_times
 from ionofield.errors import CoverageError, InputFileError, TimeOrderError
 from ionofield.timeutil import to_datetime64
 

@@ -37,7 +37,8 @@ from ionofield.errors import (
     ROFormatError,
     UnitsError,
 )
-from ionofield.timeutil import fold_longitude, to_datetime64
+from ionofield.sphere import fold_longitude
+from ionofield.timeutil import to_datetime64
 
 logger = logging.getLogger(__name__)
 
