@@ -1,6 +1,6 @@
 """Observing-system simulation experiment: skill of R-STMRF against a known truth.
 
-A 3-day synthetic storm world (``ionofield.synthetic``, driven by the real Kp / F10.7
+A 3-day synthetic storm world (``ionofield.osse``, driven by the real Kp / F10.7
 of 10-12 May 2024) is sampled by RO-like profiles and integrated into TEC maps. The
 model is fitted on the profiles of the first two days (validation on held-out 3-hour
 periods), then the third day, which it has never seen, is reconstructed on the full
@@ -36,7 +36,7 @@ from _memory import peak_rss_mb
 
 import ionofield as iof
 from ionofield.background import campaign_background
-from ionofield.synthetic import sample_ro_profiles, storm_world, tec_maps
+from ionofield.osse import sample_ro_profiles, storm_world, tec_maps
 
 START = "2024-05-10"
 DAYS = 3
@@ -106,7 +106,7 @@ def fit_variant(work: Path, name: str, seed: int, options: dict) -> dict:
     model = iof.fit(ds, seed=seed, progress=False, threads=1, **BACKGROUND, **options)
     wall = time.perf_counter() - started
     model.save(work / f"model_{name}.pt")
-    table = iof.history_table(model)
+    table = model.history
     return {"fit_wall_s": round(wall, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
             "epochs_run": int(len(table)), "best_epoch": int(model.info["best_epoch"]),
             "val_rmse": model.info["val_rmse"],

@@ -97,7 +97,7 @@ model = ds.rstmrf.fit(seed=0, progress=not QUICK, **settings)
 model
 
 # %%
-iof.history_table(model)
+model.history
 
 # %%
 fig = plot.history(model)

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Storm study: background, reconstruction and truth
 #
-# A synthetic world (`ionofield.synthetic.storm_world`) bends the IRI background by
+# A synthetic world (`ionofield.osse.storm_world`) bends the IRI background by
 # Kp-driven storm perturbations (a negative phase at middle and high latitudes, a
 # daytime positive phase at low latitudes, an hmF2 uplift, a stronger equatorial
 # anomaly and a travelling disturbance), driven by the real Kp and F10.7 of the
@@ -34,7 +34,7 @@ import xarray as xr
 
 import ionofield as iof
 from ionofield import plot
-from ionofield.synthetic import background_rmse, sample_ro_profiles, storm_world, tec_maps
+from ionofield.osse import background_rmse, sample_ro_profiles, storm_world, tec_maps
 
 QUICK = os.environ.get("IONOFIELD_EXAMPLE_QUICK") == "1"
 

@@ -7,17 +7,19 @@ with the Dataset as its first argument, so ``ds.rstmrf.align(t)`` is
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import xarray as xr
 
 from ionofield.campaign import check_campaign, drivers_at
 from ionofield.errors import ConfigError
-from ionofield.nn.model import RSTMRF
-from ionofield.plot import CampaignPlots
-from ionofield.reconstruct import reconstruct
+from ionofield.model import RSTMRF
+from ionofield.reconstruction import reconstruct
 from ionofield.tec_cache import tec_direction
 from ionofield.training import fit
+
+if TYPE_CHECKING:
+    from ionofield.plot import CampaignPlots
 
 __all__ = ["RSTMRFAccessor"]
 
@@ -174,7 +176,9 @@ class RSTMRFAccessor:
         Returns
         -------
         ionofield.plot.CampaignPlots
-            ``coverage``, ``drivers``, ``tec_direction`` and ``profile``, bound to
-            this Dataset.
+            ``coverage``, ``drivers``, ``direction_map`` and ``profile``, bound to
+            this Dataset. matplotlib is imported on first use.
         """
+        from ionofield.plot import CampaignPlots
+
         return CampaignPlots(self._obj)

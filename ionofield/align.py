@@ -88,9 +88,10 @@ def bracket_hours(times: object, hour_axis: object) -> tuple[np.ndarray, np.ndar
     Parameters
     ----------
     times
-        Times in any form :func:`ionofield.timeutil.to_datetime64` accepts, shape [N].
+        datetime64 times, shape [N] (convert others with
+        :func:`ionofield.timeutil.to_datetime64`).
     hour_axis
-        Increasing times one hour apart, shape [H] with H >= 2.
+        Increasing datetime64 times one hour apart, shape [H] with H >= 2.
 
     Returns
     -------
@@ -115,13 +116,13 @@ def bracket_hours(times: object, hour_axis: object) -> tuple[np.ndarray, np.ndar
     >>> int(i0[0]), round(float(w0[0]), 6), round(float(w1[0]), 6)
     (1, 0.5, 0.5)
     """
-    axis = to_datetime64(hour_axis).ravel()
+    axis = np.asarray(hour_axis, dtype="datetime64[ns]").ravel()
     if axis.size < 2 or np.any(np.diff(axis) != HOUR):
         raise TimeOrderError(
             f"hour_axis: needs at least 2 times exactly one hour apart, got {axis.size} "
             f"from {describe_times(axis, HOUR)}; build it with ionofield.align.hourly_axis."
         )
-    t = to_datetime64(times).ravel()
+    t = np.asarray(times, dtype="datetime64[ns]").ravel()
     delta = (t - axis[0]).astype(np.int64)
     span = (axis.size - 1) * _HOUR_NS
     outside = np.isnat(t) | (delta < 0) | (delta > span)

@@ -17,12 +17,12 @@ import xarray as xr
 from ionofield.align import (
     DRIVERS,
     OBS_COORDS,
-    provenance,
-    timestamp,
     align_indices,
     align_tec,
     bracket_hours,
     hourly_axis,
+    provenance,
+    timestamp,
 )
 from ionofield.errors import CampaignError, ConfigError, CoverageError, ManyProblemsError
 from ionofield.io.indices import open_indices

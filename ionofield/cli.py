@@ -22,10 +22,11 @@ from ionofield.config import FitConfig
 from ionofield.errors import ConfigError, IonofieldError
 from ionofield.io.indices import open_indices
 from ionofield.io.ionex import open_ionex
+from ionofield.io.netcdf import to_netcdf
 from ionofield.io.ro import open_ro_profiles
-from ionofield.nn.model import load_model
-from ionofield.reconstruct import grid, reconstruct, to_netcdf
-from ionofield.training import fit, history_table
+from ionofield.model import load_model
+from ionofield.reconstruction import grid, reconstruct
+from ionofield.training import fit
 
 logger = logging.getLogger("ionofield")
 
@@ -72,7 +73,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
                 resume=args.resume, progress=not args.quiet, threads=args.threads)
     model.save(args.out)
     print(f"model written to {args.out}")
-    print(history_table(model).tail(3).to_string())
+    print(model.history.tail(3).to_string())
 
 
 def _grid_from_args(args: argparse.Namespace) -> xr.Dataset:

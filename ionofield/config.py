@@ -10,24 +10,26 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from ionofield.errors import ConfigError
 
-#: Fields of :class:`FitConfig` that shape the network (and so its checkpoint).
-ARCHITECTURE_FIELDS = (
+#: Fields of :class:`FitConfig` that are the network's constructor arguments
+#: (:class:`ionofield.nn.model.RSTMRFNetwork`).
+NETWORK_FIELDS = (
     "basis_dim",
     "siren_hidden",
     "siren_layers",
     "w0",
     "env_hidden",
-    "env_len",
-    "seq_len",
     "tec_feat_dim",
     "convlstm_layers",
     "use_env",
 )
+#: Fields of :class:`FitConfig` that shape the model (its network and the driver
+#: windows it reads), shown in its summary.
+ARCHITECTURE_FIELDS = (*NETWORK_FIELDS[:5], "env_len", "seq_len", *NETWORK_FIELDS[5:])
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class FitConfig:
     env_len
         Hours of Kp / F10.7 history the LSTM reads (storm responses lag Kp by hours;
         older storms reach it through the Kp memory,
-        :func:`~ionofield.nn.model.kp_memory`). 12 generalised best to the recovery
+        :func:`~ionofield.features.kp_memory`). 12 generalised best to the recovery
         of the OSSE's held-out day (``benchmarks/osse.py``, two worlds): 24 let the
         fit carry the storm's hmF2 uplift into the recovery, 6 lost part of the
         negative phase.
@@ -159,7 +161,6 @@ class FitConfig:
     background_alt: tuple[float, float, float] = (60.0, 1000.0, 10.0)
     background_lat_step: float = 2.5
     background_lon_step: float = 5.0
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         problems = []
@@ -223,9 +224,7 @@ class FitConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain mapping of every field (JSON-serialisable)."""
-        out = dataclasses.asdict(self)
-        out.pop("extra")
-        return out
+        return dataclasses.asdict(self)
 
     def architecture(self) -> dict[str, Any]:
         """The keyword arguments that build the network."""

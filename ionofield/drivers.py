@@ -1,8 +1,9 @@
-"""A campaign's hourly drivers as arrays: the model's view of the time axis.
+"""A campaign's hourly drivers as numpy arrays: the model's view of the time axis.
 
 Fit and reconstruct both go through :class:`HourlyDrivers`: the Kp / F10.7 history the
 LSTM reads, the TEC map sequences the ConvLSTM reads, and the cosine-squared blend of
-the two whole hours around any minute time (DESIGN.md §3-4).
+the two whole hours around any minute time (DESIGN.md §3-4). Everything here is
+arrays; the model turns them into tensors (:meth:`ionofield.RSTMRF.encode_time`).
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 import xarray as xr
 
 from ionofield.align import bracket_hours
 from ionofield.errors import CoverageError
-from ionofield.nn.model import driver_features, temporal_features
-from ionofield.timeutil import day_of_year, to_datetime64, universal_time_hours
+from ionofield.features import driver_features, temporal_features
+from ionofield.sphere import Cells
+from ionofield.timeutil import day_of_year, universal_time_hours
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class HourlyDrivers:
         The whole hours, ``datetime64[ns]``, shape [T].
     features
         Normalised Kp, Kp memory, F10.7 and F10.7 81-day mean, float32, shape [T, 4]
-        (:func:`~ionofield.nn.model.driver_features`).
+        (:func:`~ionofield.features.driver_features`).
     tec
         TEC maps in TECU, float32, shape [T, H, W], W distinct meridians (IONEX's
         repeated +180 column dropped); None when the campaign has no TEC.
@@ -56,7 +57,7 @@ class HourlyDrivers:
         -------
         HourlyDrivers
         """
-        hours = to_datetime64(ds["time"].values)
+        hours = ds["time"].values
         features = driver_features(ds["kp"].values, ds["f107"].values, ds["f107_81"].values)
         if "tec" not in ds:
             return cls(hours, features, None, np.empty(0), np.empty(0))
@@ -152,41 +153,55 @@ class HourlyDrivers:
         -------
         TimeInputs
         """
-        times = to_datetime64(times)
         i0, i1, w0, w1 = self.bracket(times)
         hours, inverse = np.unique(np.concatenate([i0, i1]), return_inverse=True)
         history = self.features[self.windows(hours, env_len)]
         return TimeInputs(
-            features=torch.from_numpy(
-                temporal_features(universal_time_hours(times), day_of_year(times))
-            ),
-            history=torch.from_numpy(history),
+            features=temporal_features(universal_time_hours(times), day_of_year(times)),
+            history=history,
             hours=hours,
-            weights=(
-                torch.from_numpy(inverse[: len(times)]),
-                torch.from_numpy(inverse[len(times):]),
-                torch.from_numpy(w0),
-                torch.from_numpy(w1),
-            ),
+            weights=(inverse[: len(times)], inverse[len(times):], w0, w1),
         )
 
-    def tec_sequences(self, hour_index: np.ndarray, seq_len: int) -> torch.Tensor:
-        """TEC map sequences ending at each hour, shape [U, seq_len, H, W]."""
+    def hour_cells(self, times: np.ndarray) -> Cells:
+        """The two whole hours around each time as interpolation cells on the hour axis.
+
+        :func:`ionofield.sphere.interpolate` with these cells on the time axis of an
+        hourly stack of maps gives ``w0 * map[i0] + w1 * map[i1]``, the cosine-squared
+        blend.
+
+        Parameters
+        ----------
+        times
+            ``datetime64`` times, any shape, inside the hourly axis.
+
+        Returns
+        -------
+        Cells
+            Hour indices and the weight of the later hour, the shape of ``times``.
+        """
+        times = np.asarray(times, dtype="datetime64[ns]")
+        i0, i1, _, w1 = self.bracket(times.ravel())
+        return Cells(*(a.reshape(times.shape) for a in (i0, i1, w1.astype(np.float64))))
+
+    def tec_sequences(self, hour_index: np.ndarray, seq_len: int) -> np.ndarray:
+        """TEC map sequences ending at each hour, float32, shape [U, seq_len, H, W]."""
         if self.tec is None:
             raise CoverageError("the campaign has no TEC maps; pass tec= to ionofield.campaign")
-        return torch.from_numpy(self.tec[self.windows(hour_index, seq_len)])
+        return self.tec[self.windows(hour_index, seq_len)]
 
 
 @dataclass(frozen=True)
 class TimeInputs:
-    """Inputs of :meth:`ionofield.RSTMRF.time_code` for U distinct times.
+    """Inputs of :meth:`ionofield.RSTMRF.time_code` for U distinct times, as arrays.
 
     Attributes
     ----------
     features
-        Temporal SIREN input, shape [U, 4].
+        Temporal SIREN input, float32, shape [U, 4].
     history
-        Driver history of each distinct whole hour involved, shape [Hn, env_len, 4].
+        Driver history of each distinct whole hour involved, float32, shape
+        [Hn, env_len, 4].
     hours
         Those hours' indices on the campaign axis, shape [Hn].
     weights
@@ -194,7 +209,7 @@ class TimeInputs:
         time and their cosine-squared weights.
     """
 
-    features: torch.Tensor
-    history: torch.Tensor
+    features: np.ndarray
+    history: np.ndarray
     hours: np.ndarray
-    weights: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+    weights: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]

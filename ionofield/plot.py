@@ -7,14 +7,19 @@ plain longitude-latitude plots with a graticule (no coastlines: they would need
 data that is not available offline).
 
 The same plots of a campaign are reached as ``ds.rstmrf.plot.coverage()`` and so
-on (:class:`CampaignPlots`).
+on (:class:`CampaignPlots`). Plots read only public results: campaigns, volumes, the
+direction field of :func:`ionofield.tec_direction` and a fitted model's
+:attr:`~ionofield.RSTMRF.history`.
+
+``import ionofield`` does not import this module: it is loaded, with matplotlib, on
+first use of ``ionofield.plot`` (or of ``ds.rstmrf.plot``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.colors as mcolors
 import matplotlib.dates as mdates
@@ -26,29 +31,27 @@ import xarray as xr
 from ionofield.campaign import check_campaign
 from ionofield.diagnostics import peak_parameters
 from ionofield.errors import ConfigError, CoverageError
-from ionofield.tec_cache import tec_direction as direction_field
+from ionofield.sphere import axis_cells, global_meridians, interpolate, longitude_cells
+from ionofield.tec_cache import tec_direction
 from ionofield.timeutil import HOUR, to_datetime64
-from ionofield.training import history_table
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.collections import QuadMesh
     from matplotlib.figure import Figure
 
-    from ionofield.nn.model import RSTMRF
+    from ionofield.model import RSTMRF
 
 logger = logging.getLogger(__name__)
-
-_XR = TypeVar("_XR", xr.Dataset, xr.DataArray)
 
 __all__ = [
     "CampaignPlots",
     "coverage",
+    "direction_map",
     "drivers",
     "history",
     "peak_maps",
     "profile",
-    "tec_direction",
     "volume_map",
     "volume_section",
 ]
@@ -135,7 +138,7 @@ def coverage(ds: xr.Dataset, *, time: Any = None, ax: Axes | None = None) -> Axe
     return ax
 
 
-def tec_direction(
+def direction_map(
     ds: xr.Dataset,
     *,
     time: Any,
@@ -145,7 +148,8 @@ def tec_direction(
 ) -> Axes | Figure:
     """TEC map with the horizontal TEC-gradient direction as arrows.
 
-    Arrows are unit vectors drawn with their compass bearing (east to the right,
+    The arrows draw the direction field that :func:`ionofield.tec_direction` returns.
+    They are unit vectors drawn with their compass bearing (east to the right,
     north up), as wind barbs are on a longitude-latitude map. Without ``model`` they
     are the direction of the finite-difference gradient of the map on the sphere
     (the reference of the model's direction head); with ``model`` a second panel
@@ -179,7 +183,7 @@ def tec_direction(
 
     Examples
     --------
-    >>> fig = tec_direction(ds, time="2024-05-11T12", model=model)  # doctest: +SKIP
+    >>> fig = direction_map(ds, time="2024-05-11T12", model=model)  # doctest: +SKIP
     """
     check_campaign(ds)
     hour = _at_time(ds["time"], time, what="the campaign's hours", tolerance=np.timedelta64(0))
@@ -188,7 +192,7 @@ def tec_direction(
     axes = _panels(ax, len(sources), figsize=(7.5 * len(sources), 4.5))
     tec = ds["tec"].sel(time=hours[0])
     for panel, source in zip(axes, sources, strict=True):
-        field = direction_field(ds, hours, model=model, source=source).isel(time=0)
+        field = tec_direction(ds, hours, model=model, source=source).isel(time=0)
         _map_panel(panel, tec, "tec")
         _quiver(panel, field, stride)
         what = "TEC gradient (data)" if source == "data" else "model direction head"
@@ -272,8 +276,9 @@ def profile(
 
     The volume is interpolated at the profile's own tangent points: linearly in
     log10 Ne (and in sigma) over time, altitude, latitude and longitude (across the
-    antimeridian when the volume is global in longitude). The shaded band is the
-    reconstruction's predicted one-sigma range, ``10 ** (log10 Ne +- sigma)``.
+    antimeridian when the volume is global in longitude); points beyond its grid are
+    left out of the curves. The shaded band is the reconstruction's predicted one-sigma
+    range, ``10 ** (log10 Ne +- sigma)``.
 
     Parameters
     ----------
@@ -506,8 +511,8 @@ def history(
     Parameters
     ----------
     model_or_table
-        A fitted model (:func:`ionofield.fit`) or its
-        :func:`ionofield.history_table`.
+        A fitted model (:func:`ionofield.fit`) or its history table
+        (:attr:`ionofield.RSTMRF.history`).
     ax
         A pair of Axes to draw on; a new figure when omitted.
 
@@ -528,13 +533,11 @@ def history(
     >>> [ax.get_ylabel() for ax in history(table.set_index("epoch")).axes]
     ['loss (unweighted term)', 'validation RMSE of log$_{10}$ Ne (dex)']
     """
-    table = model_or_table if isinstance(model_or_table, pd.DataFrame) else history_table(
-        model_or_table
-    )
+    table = model_or_table if isinstance(model_or_table, pd.DataFrame) else model_or_table.history
     if table.empty:
         raise ConfigError(
             "history: the model has no training history (info['history'] is empty); plot a "
-            "model returned by ionofield.fit, or its ionofield.history_table."
+            "model returned by ionofield.fit, or its model.history table."
         )
     losses, scores = _panels(ax, 2, figsize=(12, 4))
     epoch = table.index.to_numpy()
@@ -589,7 +592,7 @@ class CampaignPlots:
         """RO tangent points over a TEC map; see :func:`ionofield.plot.coverage`."""
         return coverage(self._ds, time=time, ax=ax)
 
-    def tec_direction(
+    def direction_map(
         self,
         *,
         time: Any,
@@ -597,8 +600,8 @@ class CampaignPlots:
         ax: Axes | Sequence[Axes] | None = None,
         stride: int | None = None,
     ) -> Axes | Figure:
-        """TEC map with direction arrows; see :func:`ionofield.plot.tec_direction`."""
-        return tec_direction(self._ds, time=time, model=model, ax=ax, stride=stride)
+        """TEC map with direction arrows; see :func:`ionofield.plot.direction_map`."""
+        return direction_map(self._ds, time=time, model=model, ax=ax, stride=stride)
 
     def drivers(self, *, native: xr.Dataset | None = None, ax: Axes | None = None) -> Axes:
         """Kp and F10.7 over the campaign; see :func:`ionofield.plot.drivers`."""
@@ -740,25 +743,22 @@ def _quiver(ax: Axes, field: xr.Dataset, stride: int | None) -> None:
 
 
 def _volume_at(volume: xr.Dataset, obs: xr.Dataset) -> dict[str, np.ndarray]:
-    """log10 Ne, log10 background and sigma of a volume at observation points."""
+    """log10 Ne, log10 background and sigma of a volume at observation points.
+
+    Multilinear in time, altitude, latitude and longitude
+    (:func:`ionofield.sphere.interpolate`), across the antimeridian when the volume's
+    meridians go round the globe. Points beyond the grid's altitudes, latitudes or
+    (regional) longitudes get NaN rather than the value at the grid's edge.
+    """
     times = to_datetime64(obs["obs_time"].values)
     grid = to_datetime64(volume["time"].values)
-    fields = xr.Dataset({
-        "log10_ne": np.log10(_variable(volume, "ne")),
-        "log10_bg": np.log10(_variable(volume, "ne_background")),
-        "sigma": _variable(volume, "ne_log10_sigma"),
-    })
-    points = {
-        name: xr.DataArray(obs[f"obs_{name}"].values.astype(np.float64), dims="obs")
-        for name in ("alt", "lat", "lon")
-    }
     if grid.size == 1:
         if np.abs(times - grid[0]).max() > HOUR:
             raise CoverageError(
                 f"volume: its one time {grid[0]} is more than an hour from the profile's "
                 f"({times[0]}); reconstruct on a grid at the profile's time."
             )
-        fields = fields.isel(time=0)
+        span = slice(0, 1)
     else:
         if times.min() < grid[0] or times.max() > grid[-1]:
             raise CoverageError(
@@ -767,33 +767,71 @@ def _volume_at(volume: xr.Dataset, obs: xr.Dataset) -> dict[str, np.ndarray]:
             )
         lo = max(int(np.searchsorted(grid, times.min(), side="right")) - 1, 0)
         hi = int(np.searchsorted(grid, times.max(), side="left"))
-        fields = fields.isel(time=slice(lo, hi + 1))
-        points["time"] = xr.DataArray(times, dims="obs")
-    fields = _wrap_longitude(fields.load())
-    at = fields.interp(points, method="linear")
-    if bool(at["log10_ne"].isnull().all()):
+        span = slice(lo, hi + 1)
+    fields = xr.Dataset({
+        "log10_ne": np.log10(_variable(volume, "ne")),
+        "log10_bg": np.log10(_variable(volume, "ne_background")),
+        "sigma": _variable(volume, "ne_log10_sigma"),
+    }).isel(time=span).sortby(["alt", "lat"])
+    lon, columns, is_global = _longitudes(fields["lon"].values)
+    grid_values = fields.to_dataarray("field").transpose("time", "alt", "lat", "lon", "field")
+    values = grid_values.values[:, :, :, columns]
+    alt, lat = fields["alt"].values, fields["lat"].values
+    q_alt, q_lat, q_lon = (obs[f"obs_{name}"].values.astype(np.float64)
+                           for name in ("alt", "lat", "lon"))
+    inside = (q_alt >= alt[0]) & (q_alt <= alt[-1]) & (q_lat >= lat[0]) & (q_lat <= lat[-1])
+    if is_global:
+        lon_cells = longitude_cells(lon, q_lon)
+    else:
+        q_lon = lon[0] + np.mod(q_lon - lon[0], 360.0)  # eastward of the grid's west edge
+        inside &= q_lon <= lon[-1]
+        lon_cells = axis_cells(lon, q_lon)
+    hours = (grid[span] - grid[span][0]) / HOUR
+    cells = [axis_cells(hours, (times - grid[span][0]) / HOUR), axis_cells(alt, q_alt),
+             axis_cells(lat, q_lat), lon_cells]
+    at = interpolate(values, cells)
+    at[~inside] = np.nan
+    if np.isnan(at[:, 0]).all():
         raise CoverageError(
-            f"volume: its grid (alt {float(volume['alt'].min()):g} to "
-            f"{float(volume['alt'].max()):g} km, lat {float(volume['lat'].min()):g} to "
-            f"{float(volume['lat'].max()):g}, lon {float(volume['lon'].min()):g} to "
+            f"volume: its grid (alt {float(alt[0]):g} to {float(alt[-1]):g} km, lat "
+            f"{float(lat[0]):g} to {float(lat[-1]):g}, lon {float(volume['lon'].min()):g} to "
             f"{float(volume['lon'].max()):g}) does not reach the profile's points; "
             "reconstruct on a grid around them."
         )
-    return {name: at[name].values for name in at.data_vars}
+    return {name: at[:, k] for k, name in enumerate(fields.data_vars)}
 
 
-def _wrap_longitude(fields: _XR) -> _XR:
-    """Close a global longitude axis: repeat the first column at ``lon + 360``.
+def _longitudes(lon: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Increasing longitudes of a grid, the index into ``lon`` of each, and whether global.
 
-    Regional grids (spacing left uncovered wider than their own step) are returned
-    as they are.
+    The distinct meridians (:func:`ionofield.sphere.global_meridians`, in [-180, 180))
+    go round the globe when no gap between neighbours, the one across the antimeridian
+    included, is wider than 1.5 times the median of the others. A regional axis starts
+    east of its widest gap and runs on past 180 when it crosses the antimeridian.
     """
-    lon = fields["lon"].values
-    if lon.size < 2:
-        return fields
-    gap = lon[0] + 360.0 - lon[-1]
-    if gap <= 0 or gap > 1.5 * float(np.median(np.diff(lon))):
-        return fields
-    first = fields.isel(lon=[0]).assign_coords(lon=[lon[0] + 360.0])
-    last = fields.isel(lon=[-1]).assign_coords(lon=[lon[-1] - 360.0])
-    return xr.concat([last, fields, first], dim="lon")
+    meridians, columns = global_meridians(lon)
+    gaps = np.diff(meridians, append=meridians[0] + 360.0)
+    widest = int(gaps.argmax())
+    if meridians.size > 1 and gaps[widest] <= 1.5 * float(np.median(np.delete(gaps, widest))):
+        return meridians, columns, True
+    order = np.roll(np.arange(meridians.size), -(widest + 1))
+    west = meridians[order[0]]
+    return west + np.mod(meridians[order] - west, 360.0), columns[order], False
+
+
+def _wrap_longitude(da: xr.DataArray) -> xr.DataArray:
+    """A global field for drawing: on folded meridians, closed across the antimeridian.
+
+    The columns are put on their meridians in [-180, 180) (:func:`_longitudes`), and
+    the last and the first are repeated 360 degrees before and after them, so that the
+    map reaches both edges. Fields already running from -180 to 180 (IONEX maps) and
+    regional fields are returned as they are.
+    """
+    lon = da["lon"].values
+    meridians, columns, is_global = _longitudes(lon)
+    if not is_global or (lon[0] <= -180.0 and lon[-1] >= 180.0 and np.all(np.diff(lon) > 0)):
+        return da
+    da = da.isel(lon=columns).assign_coords(lon=meridians)
+    first = da.isel(lon=[0]).assign_coords(lon=[meridians[0] + 360.0])
+    last = da.isel(lon=[-1]).assign_coords(lon=[meridians[-1] - 360.0])
+    return xr.concat([last, da, first], dim="lon")

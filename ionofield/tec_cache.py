@@ -22,8 +22,9 @@ import xarray as xr
 from ionofield.campaign import check_campaign
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import ConfigError
-from ionofield.nn.model import RSTMRF
+from ionofield.model import RSTMRF
 from ionofield.nn.recurrent import reference_direction, sample_direction
+from ionofield.sphere import Cells, interpolate
 from ionofield.timeutil import to_datetime64
 
 __all__ = ["HourlyTECCache", "tec_direction"]
@@ -33,32 +34,17 @@ logger = logging.getLogger(__name__)
 _SOURCES = ("model", "data")
 
 
-class _HourBlend:
-    """The distinct hours behind N times and how each time blends them (internal).
+def _hours_of(drivers: HourlyDrivers, times: np.ndarray) -> tuple[np.ndarray, Cells]:
+    """The distinct hours with a non-zero weight at ``times``, and cells over them.
 
-    ``hours`` holds only hours with a non-zero weight somewhere: a time on a whole
-    hour needs that hour alone. ``side0`` / ``side1`` index ``hours`` (shape [N]);
-    where a weight is 0 its side points at the other side's hour, so the blend
-    ``w0 * f[side0] + w1 * f[side1]`` is exactly ``f`` of the one hour used.
+    A time on a whole hour needs that hour alone: where a weight is 0 its side points
+    at the other side's hour.
     """
-
-    def __init__(self, drivers: HourlyDrivers, times: object) -> None:
-        i0, i1, w0, w1 = drivers.bracket(to_datetime64(times).ravel())
-        i0 = np.where(w0 > 0, i0, i1)
-        i1 = np.where(w1 > 0, i1, i0)
-        self.hours, inverse = np.unique(np.concatenate([i0, i1]), return_inverse=True)
-        self.side0 = torch.from_numpy(inverse[: i0.size])
-        self.side1 = torch.from_numpy(inverse[i0.size :])
-        self.w0 = torch.from_numpy(w0)
-        self.w1 = torch.from_numpy(w1)
-
-    def maps(self, fields: torch.Tensor) -> torch.Tensor:
-        """Blend hourly maps [len(hours), C, H, W] into maps at the times [N, C, H, W]."""
-        w0 = self.w0.to(fields)[:, None, None, None]
-        w1 = self.w1.to(fields)[:, None, None, None]
-        return w0 * fields[self.side0.to(fields.device)] + w1 * fields[
-            self.side1.to(fields.device)
-        ]
+    cells = drivers.hour_cells(times)
+    lower = np.where(cells.weight < 1, cells.lower, cells.upper)
+    upper = np.where(cells.weight > 0, cells.upper, lower)
+    hours, inverse = np.unique(np.concatenate([lower, upper]), return_inverse=True)
+    return hours, Cells(inverse[: lower.size], inverse[lower.size :], cells.weight)
 
 
 class HourlyTECCache:
@@ -173,12 +159,12 @@ class HourlyTECCache:
         for start in range(0, len(hours), self.batch_hours):
             seqs = self.drivers.tec_sequences(
                 hours[start : start + self.batch_hours], self.model.config.seq_len
-            ).to(param)
-            parts.append(self.model.tec_direction(seqs, lat, lon)[0])
+            )
+            parts.append(self.model.direction_field(torch.from_numpy(seqs).to(param), lat, lon)[0])
         return torch.cat(parts)
 
     def _current_weights_id(self) -> tuple[tuple[int, int], ...]:
-        # The parameters of the TEC path (RSTMRF.tec_direction's modules): a
+        # The parameters of the TEC path (RSTMRF.direction_field's modules): a
         # parameter's storage address changes when it is replaced, its version
         # counter grows with every in-place change (optimiser steps, copy_).
         modules = (self.model.convlstm, self.model.direction_head)
@@ -263,33 +249,17 @@ class HourlyTECCache:
         CoverageError
             When a time lies outside the hourly axis, or the campaign has no TEC.
         """
-        blend = _HourBlend(self.drivers, times)
-        lat, lon = torch.as_tensor(lat).ravel(), torch.as_tensor(lon).ravel()
-        n = blend.w0.numel()
-        if lat.numel() != n or lon.numel() != n:
+        times = np.asarray(times, dtype="datetime64[ns]").ravel()
+        lat, lon = np.asarray(lat, dtype=np.float64).ravel(), np.asarray(lon).ravel()
+        if lat.size != times.size or lon.size != times.size:
             raise ConfigError(
-                f"HourlyTECCache.at: {n} times but {lat.numel()} latitudes and "
-                f"{lon.numel()} longitudes; pass one time, latitude and longitude per point"
+                f"HourlyTECCache.at: {times.size} times but {lat.size} latitudes and "
+                f"{lon.size} longitudes; pass one time, latitude and longitude per point"
             )
-        maps = self.fields(blend.hours)
-        lat, lon = lat.to(maps), lon.to(maps)
-        grid = self.drivers.tec_grid
-        # (point, hour, weight) terms with a non-zero weight, grouped by hour, so that
-        # each hour's map is sampled only at its own points.
-        slot = torch.cat([blend.side0, blend.side1]).to(maps.device)
-        weight = torch.cat([blend.w0, blend.w1]).to(maps)
-        point = torch.arange(2 * n, device=maps.device) % n
-        keep = torch.nonzero(weight > 0).ravel()
-        keep = keep[torch.argsort(slot[keep], stable=True)]
-        counts = torch.bincount(slot[keep], minlength=len(blend.hours)).tolist()
-        out = maps.new_zeros(n, maps.shape[1])
-        for k, terms in enumerate(torch.split(keep, counts)):
-            p = point[terms]
-            values = sample_direction(
-                maps[k : k + 1], torch.zeros_like(p), lat[p], lon[p], **grid
-            )
-            out = out.index_add(0, p, values * weight[terms, None])
-        return out
+        hours, cells = _hours_of(self.drivers, times)
+        maps = self.fields(hours)
+        return sample_direction(maps, cells, lat, lon, self.drivers.tec_lat,
+                                self.drivers.tec_lon)
 
 
 def tec_direction(
@@ -376,15 +346,17 @@ def tec_direction(
         )
     check_campaign(ds)
     drivers = HourlyDrivers.from_campaign(ds)
-    times = to_datetime64(ds["time"].values if times is None else times).ravel()
-    blend = _HourBlend(drivers, times)
+    times = ds["time"].values if times is None else to_datetime64(times).ravel()
+    hours, cells = _hours_of(drivers, times)
     with torch.no_grad():
         if source == "model":
-            hourly = HourlyTECCache(model, drivers).fields(blend.hours)
+            hourly = HourlyTECCache(model, drivers).fields(hours)
         else:
-            tec = drivers.tec_sequences(blend.hours, 1)[:, -1]
+            tec = torch.from_numpy(drivers.tec_sequences(hours, 1)[:, -1])
             hourly = reference_direction(tec, drivers.tec_lat, drivers.tec_lon)
-        maps = blend.maps(hourly).to(torch.float32).cpu().numpy()
+        tensors = Cells(*(torch.as_tensor(a) for a in cells[:2]),
+                        torch.as_tensor(cells.weight, dtype=hourly.dtype))
+        maps = interpolate(hourly, [tensors]).to(torch.float32).cpu().numpy()
     dims = ("time", "lat", "lon")
     note = "cosine-squared blend of the neighbouring whole hours between them"
     what = (

@@ -38,7 +38,7 @@ def to_datetime64(values: object) -> np.ndarray:
     """
     arr = np.asarray(values)
     if arr.dtype.kind == "M":
-        return arr.astype("datetime64[ns]")
+        return arr.astype("datetime64[ns]", copy=False)
     if arr.dtype == object and arr.size and hasattr(arr.flat[0], "calendar"):
         flat = [
             np.datetime64(
@@ -57,7 +57,7 @@ def hours_since(values: object, epoch: np.datetime64) -> np.ndarray:
     Parameters
     ----------
     values
-        Times in any form :func:`to_datetime64` accepts.
+        datetime64 times (or ISO strings); convert others with :func:`to_datetime64`.
     epoch
         The reference time.
 
@@ -66,7 +66,7 @@ def hours_since(values: object, epoch: np.datetime64) -> np.ndarray:
     numpy.ndarray
         Float hours, negative before ``epoch``.
     """
-    delta = to_datetime64(values) - np.datetime64(epoch, "ns")
+    delta = np.asarray(values, dtype="datetime64[ns]") - np.datetime64(epoch, "ns")
     return delta.astype("timedelta64[ns]").astype(np.float64) / 3.6e12
 
 
@@ -76,7 +76,7 @@ def day_of_year(values: object) -> np.ndarray:
     Parameters
     ----------
     values
-        Times in any form :func:`to_datetime64` accepts.
+        datetime64 times (or ISO strings); convert others with :func:`to_datetime64`.
 
     Returns
     -------
@@ -88,7 +88,7 @@ def day_of_year(values: object) -> np.ndarray:
     >>> day_of_year(["2024-02-01T12:00", "2024-12-31T00:00"])
     array([ 32.5, 366. ])
     """
-    times = to_datetime64(values)
+    times = np.asarray(values, dtype="datetime64[ns]")
     return (times - times.astype("datetime64[Y]")) / np.timedelta64(1, "D") + 1.0
 
 
@@ -98,7 +98,7 @@ def universal_time_hours(values: object) -> np.ndarray:
     Parameters
     ----------
     values
-        Times in any form :func:`to_datetime64` accepts.
+        datetime64 times (or ISO strings); convert others with :func:`to_datetime64`.
 
     Returns
     -------
@@ -110,7 +110,7 @@ def universal_time_hours(values: object) -> np.ndarray:
     >>> universal_time_hours(["2024-02-01T13:30", "2024-02-02T00:00"])
     array([13.5,  0. ])
     """
-    times = to_datetime64(values)
+    times = np.asarray(values, dtype="datetime64[ns]")
     return (times - times.astype("datetime64[D]")) / np.timedelta64(1, "h")
 
 

@@ -15,299 +15,53 @@ The loop minimises, per batch of observed points,
   finite-difference TEC gradient it starts from, so that the direction loss cannot be
   satisfied by any direction.
 
-Batches come from a time-binned sampler, so each batch holds few distinct hours and
-the ConvLSTM and LSTM run once per distinct hour, not per point.
+Batches come from a time-binned sampler (:mod:`ionofield.sampling`), so each batch
+holds few distinct hours and the ConvLSTM and LSTM run once per distinct hour, not per
+point. After the loop, sigma is calibrated on the held-out periods
+(:mod:`ionofield.calibration`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import scipy.optimize
 import torch
 import xarray as xr
+from torch.optim.swa_utils import AveragedModel
 
-from ionofield._files import atomic_path
 from ionofield._threads import torch_threads
 from ionofield._version import __version__
 from ionofield.background import campaign_background
+from ionofield.calibration import sigma_scale
+from ionofield.checkpoint import read_payload, write_payload
 from ionofield.config import FitConfig
 from ionofield.drivers import HourlyDrivers, TimeInputs
 from ionofield.errors import ConfigError
-from ionofield.losses import (
+from ionofield.model import RSTMRF
+from ionofield.nn.losses import (
     chapman_smoothness,
     direction_consistency,
     gaussian_nll,
     horizontal_gradient_metric,
     mse,
 )
-from ionofield.nn.model import RSTMRF, read_payload
 from ionofield.nn.recurrent import sample_direction
-from ionofield.reconstruct import ColumnMisfit
-from ionofield.timeutil import day_of_year, to_datetime64, universal_time_hours
+from ionofield.observations import ObservationArrays, background_gradient, point_coords
+from ionofield.prediction import ColumnMisfit
+from ionofield.sampling import split_by_period, time_binned_batches
+from ionofield.sphere import Cells
+from ionofield.timeutil import day_of_year
 
 logger = logging.getLogger(__name__)
 
 #: Tag identifying a training checkpoint (model, optimiser, history, random state).
-TRAINING_CHECKPOINT_FORMAT = "ionofield-rstmrf-training/2"
-#: Step (deg) of the central differences that give the background's horizontal gradient.
-_BG_GRADIENT_STEP_DEG = 0.25
-
-
-@dataclass(frozen=True)
-class ObservationArrays:
-    """A campaign's observations as arrays, with the background at each point.
-
-    Attributes
-    ----------
-    coords
-        float32 [N, 4]: latitude, longitude (deg), altitude (km), UT (hours).
-    time_id
-        int64 [N]: index of each point's time in ``times``.
-    times
-        datetime64[ns] [U]: distinct observation times.
-    hour_bin
-        int64 [N]: the whole hour at or before each point (for the sampler).
-    target
-        float32 [N]: observed log10 Ne.
-    background
-        float32 [N]: log10 of the background Ne.
-    profile
-        int64 [N]: profile code of each point.
-    """
-
-    coords: np.ndarray
-    time_id: np.ndarray
-    times: np.ndarray
-    hour_bin: np.ndarray
-    target: np.ndarray
-    background: np.ndarray
-    profile: np.ndarray
-
-    @classmethod
-    def from_campaign(cls, ds: xr.Dataset, bg_field: Any) -> ObservationArrays:
-        """Gather the observations of a campaign and the background at them.
-
-        Parameters
-        ----------
-        ds
-            A campaign Dataset (:func:`ionofield.campaign`).
-        bg_field
-            A :class:`~ionofield.background.BackgroundField`.
-
-        Returns
-        -------
-        ObservationArrays
-        """
-        time = to_datetime64(ds["obs_time"].values)
-        lat = ds["obs_lat"].values.astype(np.float64)
-        lon = ds["obs_lon"].values.astype(np.float64)
-        alt = ds["obs_alt"].values.astype(np.float64)
-        times, time_id = np.unique(time, return_inverse=True)
-        _, profile = np.unique(ds["obs_profile"].values.astype(str), return_inverse=True)
-        hours = (time - time.min().astype("datetime64[h]")) // np.timedelta64(1, "h")
-        return cls(
-            coords=point_coords(time, alt, lat, lon),
-            time_id=time_id.astype(np.int64),
-            times=times,
-            hour_bin=hours.astype(np.int64),
-            target=np.log10(ds["ne"].values).astype(np.float32),
-            background=bg_field.log10_at(time, alt, lat, lon).astype(np.float32),
-            profile=profile.astype(np.int64),
-        )
-
-    def __len__(self) -> int:
-        return len(self.target)
-
-
-def point_coords(time: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """The network's coordinates of points.
-
-    Parameters
-    ----------
-    time, alt, lat, lon
-        The points, each shape [N] (datetime64, km, degrees).
-
-    Returns
-    -------
-    numpy.ndarray
-        float32 [N, 4]: latitude, longitude, altitude and universal time in hours.
-    """
-    return np.stack([lat, lon, alt, universal_time_hours(time)], axis=-1).astype(np.float32)
-
-
-def background_gradient(
-    bg_field: Any, time: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray
-) -> np.ndarray:
-    """Horizontal gradient of the log10 background at points.
-
-    Parameters
-    ----------
-    bg_field
-        A :class:`~ionofield.background.BackgroundField`.
-    time, alt, lat, lon
-        The points, each shape [N] (datetime64, km, degrees).
-
-    Returns
-    -------
-    numpy.ndarray
-        float32 [N, 2]: d/dlat and d/dlon of log10 Ne per degree (central differences
-        of ``_BG_GRADIENT_STEP_DEG``, one-sided at the poles).
-    """
-    step = _BG_GRADIENT_STEP_DEG
-    lat_lo, lat_hi = np.clip(lat - step, -90, 90), np.clip(lat + step, -90, 90)
-
-    def at(lat_q: np.ndarray, lon_q: np.ndarray) -> np.ndarray:
-        return bg_field.log10_at(time, alt, lat_q, lon_q)
-
-    gradient = np.stack(
-        [
-            (at(lat_hi, lon) - at(lat_lo, lon)) / np.maximum(lat_hi - lat_lo, 1e-9),
-            (at(lat, lon + step) - at(lat, lon - step)) / (2 * step),
-        ],
-        axis=-1,
-    )
-    return gradient.astype(np.float32)
-
-
-def sigma_scale(
-    error: np.ndarray, log_var: np.ndarray, extra_var: np.ndarray | None = None
-) -> float:
-    """The constant factor on sigma that minimises the Gaussian NLL of errors.
-
-    Without ``extra_var`` it is the root mean square of the z-scores
-    ``error / sigma``: after it, sigma is the standard deviation of the errors it is
-    fitted on (the "std scaling" calibration of regression uncertainty, Levi et al.
-    2019). With it, the variance of each error is ``(factor * sigma)**2 + extra_var``
-    (the TEC maps' column misfit squared), and the factor is found numerically.
-
-    Parameters
-    ----------
-    error
-        Observed minus predicted log10 Ne, shape [N].
-    log_var
-        Predicted log-variance, shape [N].
-    extra_var
-        Variance added to each point's after the factor, shape [N].
-
-    Returns
-    -------
-    float
-
-    Examples
-    --------
-    >>> round(sigma_scale(np.array([0.3, -0.1]), np.log([0.01, 0.01])), 4)  # sqrt((9 + 1) / 2)
-    2.2361
-    >>> # mean squared error 0.05 = factor**2 * 0.01 + 0.04
-    >>> round(sigma_scale(np.array([0.3, -0.1]), np.log([0.01, 0.01]), np.full(2, 0.04)), 3)
-    1.0
-    """
-    error2 = error.astype(np.float64) ** 2
-    var = np.exp(np.asarray(log_var, dtype=np.float64))
-    if extra_var is None:
-        return float(np.sqrt(np.mean(error2 / var)))
-
-    def nll(log_factor: float) -> float:
-        total = np.exp(2.0 * log_factor) * var + extra_var
-        return float(np.mean(np.log(total) + error2 / total))
-
-    best = scipy.optimize.minimize_scalar(nll, bounds=(-10.0, 10.0), method="bounded")
-    return float(np.exp(best.x))
-
-
-def split_by_period(
-    profile: np.ndarray,
-    hour: np.ndarray,
-    fraction: float,
-    block_hours: float,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split point indices into training and validation sets by whole periods.
-
-    The observation period is cut into blocks of ``block_hours``; a ``fraction`` of
-    the blocks is held out, and with it every profile that starts in them. The
-    validation error is then that of periods the model has not seen (profiles of
-    the same hour share their errors, so a random-profile split would flatter it),
-    and no profile has points on both sides.
-
-    Parameters
-    ----------
-    profile
-        Profile code of each point, shape [N].
-    hour
-        Hours since the first observation of each point, shape [N].
-    fraction
-        Fraction of the blocks held out (at least one, and one kept, when there
-        are two or more).
-    block_hours
-        Length of a block in hours.
-    rng
-        Random generator.
-
-    Returns
-    -------
-    train, val
-        Point indices.
-    """
-    _, first, inverse = np.unique(profile, return_index=True, return_inverse=True)
-    block = np.floor(hour[first] / block_hours).astype(np.int64)[inverse]
-    blocks = np.unique(block)
-    n_val = int(round(fraction * len(blocks)))
-    if fraction > 0 and len(blocks) >= 2:
-        n_val = min(max(n_val, 1), len(blocks) - 1)
-    held = rng.choice(blocks, size=n_val, replace=False)
-    is_val = np.isin(block, held)
-    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
-
-
-def time_binned_batches(
-    indices: np.ndarray,
-    hour_bin: np.ndarray,
-    batch_size: int,
-    rng: np.random.Generator,
-    hours_per_batch: int = 1,
-) -> list[np.ndarray]:
-    """Shuffle points so that each batch holds few distinct hours.
-
-    The whole hours are dealt at random into groups of ``hours_per_batch``; the
-    points of a group are shuffled together, and the groups, one after another, are
-    cut into batches. A batch then spans about ``hours_per_batch`` hours (one more
-    where it straddles two groups), so the ConvLSTM and LSTM run for few hours per
-    batch, while the gradient of a step still averages over several hours.
-
-    Parameters
-    ----------
-    indices
-        Point indices to batch, shape [N].
-    hour_bin
-        Whole hour of every point (indexed by ``indices``).
-    batch_size
-        Points per batch (the last batch may be smaller).
-    rng
-        Random generator.
-    hours_per_batch
-        Hours whose points are mixed together.
-
-    Returns
-    -------
-    list of numpy.ndarray
-        Batches of point indices covering ``indices`` exactly once.
-    """
-    bins = hour_bin[indices]
-    order = rng.permutation(np.unique(bins))
-    group = np.empty(bins.max() + 1, dtype=np.int64)
-    group[order] = np.arange(len(order)) // hours_per_batch
-    shuffled = rng.permutation(len(indices))
-    grouped = shuffled[np.argsort(group[bins[shuffled]], kind="stable")]
-    ordered = indices[grouped]
-    return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
+TRAINING_CHECKPOINT_FORMAT = "ionofield-rstmrf-training/3"
 
 
 class WeightAverage:
@@ -315,9 +69,12 @@ class WeightAverage:
 
     The time-binned sampler shows the optimiser a few hours at a time, so the weights
     after any one step lean towards the hours just seen; their average over the last
-    ``1 / (1 - decay)`` steps or so has seen them all. The average starts from zero and
-    is divided by ``1 - decay**steps`` (as Adam's moments are), so it is the weighted
-    mean of the weights seen so far even after a few steps.
+    ``1 / (1 - decay)`` steps or so has seen them all. The average is bias-corrected
+    (as Adam's moments are): after ``n`` steps it is
+    ``sum(decay**(n - k) * w_k) / sum(decay**(n - k))``, the weighted mean of the
+    weights seen so far, even after a few steps. It is kept by torch's
+    :class:`~torch.optim.swa_utils.AveragedModel`, updated in the running form
+    ``a_n = a_{n-1} + (w_n - a_{n-1}) * (1 - decay) / (1 - decay**n)``.
 
     Parameters
     ----------
@@ -342,37 +99,53 @@ class WeightAverage:
     def __init__(self, model: torch.nn.Module, decay: float) -> None:
         self.model = model
         self.decay = decay
-        self.steps = 0
-        self.shadow = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
+        self.averaged = (
+            AveragedModel(model, multi_avg_fn=self._update, use_buffers=True) if decay else None
+        )
 
-    @torch.no_grad()
+    def _update(
+        self, averaged: list[torch.Tensor], current: list[torch.Tensor], count: torch.Tensor
+    ) -> None:
+        weight = (1.0 - self.decay) / (1.0 - self.decay ** (int(count) + 1))
+        for mean, value in zip(averaged, current, strict=True):
+            mean.lerp_(value, weight)
+
+    @property
+    def steps(self) -> int:
+        """Steps averaged so far (0 when switched off)."""
+        return 0 if self.averaged is None else int(self.averaged.n_averaged)
+
     def update(self) -> None:
         """Fold the model's current weights into the average (after a step)."""
-        if not self.decay:
-            return
-        self.steps += 1
-        for name, value in self.model.state_dict().items():
-            self.shadow[name].mul_(self.decay).add_(value, alpha=1.0 - self.decay)
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.model)
 
     def weights(self) -> dict[str, torch.Tensor]:
-        """The averaged weights, keyed as the model's ``state_dict``."""
-        if not self.steps:
-            return copy.deepcopy(self.model.state_dict())
-        scale = 1.0 / (1.0 - self.decay**self.steps)
-        return {name: value * scale for name, value in self.shadow.items()}
+        """The averaged weights, keyed as the model's ``state_dict`` (copies)."""
+        source = self.model if not self.steps else self.averaged.module
+        return {name: value.detach().clone() for name, value in source.state_dict().items()}
 
     @contextlib.contextmanager
-    def applied(self) -> Any:
-        """Put the averaged weights into the model for the duration of the block."""
+    def applied(self) -> Iterator[torch.nn.Module]:
+        """The model holding the averaged weights, for the duration of the block."""
         if not self.steps:  # nothing averaged: the model's weights are the average
             yield self.model
             return
-        current = copy.deepcopy(self.model.state_dict())
-        self.model.load_state_dict(self.weights())
+        current = {name: value.clone() for name, value in self.model.state_dict().items()}
+        self.model.load_state_dict(self.averaged.module.state_dict())
         try:
             yield self.model
         finally:
             self.model.load_state_dict(current)
+
+    def state_dict(self) -> dict[str, torch.Tensor] | None:
+        """The average's state for a training checkpoint (None when switched off)."""
+        return None if self.averaged is None else self.averaged.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor] | None) -> None:
+        """Restore :meth:`state_dict`."""
+        if self.averaged is not None and state is not None:
+            self.averaged.load_state_dict(state)
 
 
 class _Trainer:
@@ -394,23 +167,28 @@ class _Trainer:
         if self.use_tec:
             self.tec_lat = torch.from_numpy(drivers.tec_lat)
             self.tec_lon = torch.from_numpy(drivers.tec_lon)
-            self.grid = drivers.tec_grid
 
     def network(
-        self, coords: torch.Tensor, times: np.ndarray
+        self, coords: torch.Tensor, times: np.ndarray, model: RSTMRF | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, TimeInputs, np.ndarray]:
-        """Residual and log-variance at points of the given times, with the time inputs."""
+        """Residual and log-variance at points of the given times, with the time inputs.
+
+        ``model`` is the trained model by default (the weight average in validation).
+        """
+        model = self.model if model is None else model
         distinct, inverse = np.unique(times, return_inverse=True)
         inputs = self.drivers.time_inputs(distinct, self.config.env_len)
-        codes = self.model.time_code(inputs.features, inputs.history, inputs.weights)
-        residual, log_var = self.model(coords, codes, torch.from_numpy(inverse))
+        codes = model.encode_time(inputs)
+        residual, log_var = model(coords, codes, torch.from_numpy(inverse))
         return residual, log_var, inputs, inverse
 
-    def predict(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(
+        self, idx: np.ndarray, model: RSTMRF | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted log10 Ne and log-variance at observed points ``idx``."""
         data = self.data
         residual, log_var, _, _ = self.network(
-            torch.from_numpy(data.coords[idx]), data.times[data.time_id[idx]]
+            torch.from_numpy(data.coords[idx]), data.times[data.time_id[idx]], model
         )
         return torch.from_numpy(data.background[idx]) + residual, log_var
 
@@ -480,18 +258,22 @@ class _Trainer:
         metric = horizontal_gradient_metric(total[:, 0], total[:, 1], lat)
         i0, i1, w0, w1 = (w[time_index] for w in inputs.weights)
         # The TEC path runs only for the hours with weight (one per whole-hour point).
-        rows = np.concatenate([i0.numpy(), i1.numpy()])
-        used = np.concatenate([w0.numpy(), w1.numpy()]) > 0
+        rows = np.concatenate([i0, i1])
+        used = np.concatenate([w0, w1]) > 0
         hours, local = np.unique(inputs.hours[rows[used]], return_inverse=True)
         slot = np.zeros(len(rows), dtype=np.int64)
         slot[used] = local
-        seqs = self.drivers.tec_sequences(hours, config.seq_len)
-        direction, reference = self.model.tec_direction(seqs, self.tec_lat, self.tec_lon)
+        seqs = torch.from_numpy(self.drivers.tec_sequences(hours, config.seq_len))
+        direction, reference = self.model.direction_field(seqs, self.tec_lat, self.tec_lon)
         n = len(time_index)
-        k0, k1 = torch.from_numpy(slot[:n]), torch.from_numpy(slot[n:])
-        sampled = w0[:, None] * sample_direction(direction, k0, lat, lon, **self.grid) + w1[
-            :, None
-        ] * sample_direction(direction, k1, lat, lon, **self.grid)
+        sampled = sample_direction(
+            direction,
+            Cells(slot[:n], slot[n:], w1.astype(np.float64)),
+            lat.numpy(),
+            lon.numpy(),
+            self.drivers.tec_lat,
+            self.drivers.tec_lon,
+        )
         lo, hi = config.physics_alt_range
         inside = (alt >= lo) & (alt <= hi)
         consistency = (
@@ -515,14 +297,18 @@ class _Trainer:
         return sum(weights[name] * value for name, value in losses.items())
 
     @torch.no_grad()
-    def predictions(self, idx: np.ndarray, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    def predictions(
+        self, idx: np.ndarray, model: RSTMRF | None = None, chunk: int = 8192
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Predicted log10 Ne and log-variance at points ``idx``, in eval mode."""
-        self.model.eval()
-        parts = [self.predict(idx[s : s + chunk]) for s in range(0, len(idx), chunk)]
-        self.model.train()
+        model = self.model if model is None else model
+        was_training = model.training
+        model.eval()
+        parts = [self.predict(idx[s : s + chunk], model) for s in range(0, len(idx), chunk)]
+        model.train(was_training)
         return tuple(np.concatenate([p[k].numpy() for p in parts]) for k in range(2))
 
-    def evaluate(self, idx: np.ndarray) -> dict[str, float]:
+    def evaluate(self, idx: np.ndarray, model: RSTMRF | None = None) -> dict[str, float]:
         """Validation data loss and RMSE of log10 Ne (model and background).
 
         The NLL is taken after the constant sigma factor that minimises it (the
@@ -531,7 +317,7 @@ class _Trainer:
         calibrated after the fit anyway, so the epochs compare by the quality of the
         mean and of sigma's shape, not by how overconfident sigma has grown.
         """
-        pred, log_var = self.predictions(idx)
+        pred, log_var = self.predictions(idx, model)
         target = self.data.target[idx]
         if self.config.loss == "nll":
             log_var = log_var + np.float32(2.0 * np.log(sigma_scale(target - pred, log_var)))
@@ -552,7 +338,7 @@ class _Trainer:
     def column_misfit_variance(self, idx: np.ndarray) -> tuple[float, np.ndarray]:
         """The campaign's median column misfit, and the misfit's variance at ``idx``.
 
-        The misfit (:class:`~ionofield.reconstruct.ColumnMisfit`) is computed at every
+        The misfit (:class:`~ionofield.prediction.ColumnMisfit`) is computed at every
         hour of the campaign; its median is the offset taken off before it enters sigma.
         """
         data, drivers = self.data, self.drivers
@@ -645,49 +431,22 @@ def _fit(
     held_out = len(val_idx) > 0
     if not held_out:
         val_idx = train_idx
-    model = RSTMRF(config)
-    span = data.times.max() - data.times.min()
-    if span / np.timedelta64(1, "D") < config.season_min_days:
-        model.pin_season(float(day_of_year(data.times.min() + span / 2)))
-    model.train()
+    model = _new_model(config, data.times)
     trainer = _Trainer(model, data, drivers, bg_field)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = -(-len(train_idx) // config.batch_size)
-    window = config.weight_average_epochs * steps_per_epoch
-    average = WeightAverage(model, decay=max(0.0, 1.0 - 1.0 / window) if window else 0.0)
+    average = WeightAverage(model, decay=_average_decay(config, len(train_idx)))
     state = _FitState()
     if resume is not None:
         state = _load_training_checkpoint(resume, model, optimizer, average, rng, config)
     epochs = range(state.epoch, config.epochs)
     bar = _progress_bar(len(epochs), progress)
     for epoch in epochs:
-        sums: dict[str, float] = {}
-        batches = time_binned_batches(
-            train_idx, data.hour_bin, config.batch_size, rng, config.batch_hours
-        )
-        for idx in batches:
-            losses = trainer.batch_losses(idx, rng)
-            total = trainer.total(losses)
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            average.update()
-            for name, value in losses.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(idx)
-        row = {"epoch": epoch + 1}
-        row.update({name: value / len(train_idx) for name, value in sums.items()})
+        row = {"epoch": epoch + 1, **_train_epoch(trainer, optimizer, average, train_idx, rng)}
         with average.applied():
             row.update(trainer.evaluate(val_idx))
-        state.history.append(row)
-        if row["val_loss"] < state.best_loss:
-            state.best_loss, state.best_epoch = row["val_loss"], epoch + 1
-            state.best_state = average.weights()
-        state.epoch = epoch + 1
+        stop = state.record(row, average)
         bar.update(1)
         bar.set_postfix(loss=f"{row['data']:.4f}", val_rmse=f"{row['val_rmse']:.4f}")
-        stop = config.patience > 0 and state.epoch - state.best_epoch >= config.patience
         if checkpoint is not None and (
             state.epoch % config.checkpoint_every == 0 or stop or state.epoch == config.epochs
         ):
@@ -698,12 +457,7 @@ def _fit(
     bar.close()
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
-    sigma_factor, offset, extra_var = 1.0, float("nan"), None
-    if held_out:
-        if drivers.tec is not None:
-            offset, extra_var = trainer.column_misfit_variance(val_idx)
-        sigma_factor = trainer.sigma_factor(val_idx, extra_var)
-    model.calibrate_sigma(sigma_factor, offset)
+    sigma_factor = _calibrate(trainer, val_idx if held_out else None)
     best = min(state.history, key=lambda r: r["val_loss"]) if state.history else {}
     model.info.update(
         period=[str(drivers.hours[0]), str(drivers.hours[-1])],
@@ -722,21 +476,62 @@ def _fit(
     return model.eval()
 
 
-def history_table(model: RSTMRF) -> pd.DataFrame:
-    """The per-epoch loss history of a fitted model as a table.
+def _new_model(config: FitConfig, times: np.ndarray) -> RSTMRF:
+    """A fresh model in training mode, its season pinned for a short campaign."""
+    model = RSTMRF(config)
+    span = times.max() - times.min()
+    if span / np.timedelta64(1, "D") < config.season_min_days:
+        model.pin_season(float(day_of_year(times.min() + span / 2)))
+    return model.train()
 
-    Parameters
-    ----------
-    model
-        A model returned by :func:`fit`.
 
-    Returns
-    -------
-    pandas.DataFrame
-        One row per epoch (index ``epoch``): each training loss term, ``val_loss``,
-        ``val_rmse`` and the background's ``val_rmse_background``.
+def _average_decay(config: FitConfig, n_train: int) -> float:
+    """Per-step decay of the weight average spanning ``weight_average_epochs`` epochs."""
+    steps_per_epoch = -(-n_train // config.batch_size)
+    window = config.weight_average_epochs * steps_per_epoch
+    return max(0.0, 1.0 - 1.0 / window) if window else 0.0
+
+
+def _train_epoch(
+    trainer: _Trainer,
+    optimizer: torch.optim.Optimizer,
+    average: WeightAverage,
+    train_idx: np.ndarray,
+    rng: np.random.Generator,
+) -> dict[str, float]:
+    """One pass over the training points; the mean of each loss term per point."""
+    config, model = trainer.config, trainer.model
+    sums: dict[str, float] = {}
+    batches = time_binned_batches(
+        train_idx, trainer.data.hour_bin, config.batch_size, rng, config.batch_hours
+    )
+    for idx in batches:
+        losses = trainer.batch_losses(idx, rng)
+        total = trainer.total(losses)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        average.update()
+        for name, value in losses.items():
+            sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(idx)
+    return {name: value / len(train_idx) for name, value in sums.items()}
+
+
+def _calibrate(trainer: _Trainer, val_idx: np.ndarray | None) -> float:
+    """Calibrate the fitted model's sigma on the held-out points; the factor applied.
+
+    With TEC maps, sigma takes the maps' column misfit beside the network's own
+    variance; without held-out points, sigma stays as trained (factor 1).
     """
-    return pd.DataFrame(model.info.get("history", [])).set_index("epoch")
+    factor, offset, extra_var = 1.0, float("nan"), None
+    if val_idx is not None:
+        if trainer.drivers.tec is not None:
+            offset, extra_var = trainer.column_misfit_variance(val_idx)
+        factor = trainer.sigma_factor(val_idx, extra_var)
+    trainer.model.calibrate_sigma(factor, offset)
+    return factor
 
 
 def _resolve_config(config: FitConfig | None, options: dict[str, Any]) -> FitConfig:
@@ -754,6 +549,16 @@ class _FitState:
     best_state: dict[str, torch.Tensor] | None = None
     history: list[dict[str, float]] = field(default_factory=list)
 
+    def record(self, row: dict[str, float], average: WeightAverage) -> bool:
+        """Add an epoch's row, keep the best weights; whether patience has run out."""
+        self.history.append(row)
+        self.epoch = row["epoch"]
+        if row["val_loss"] < self.best_loss:
+            self.best_loss, self.best_epoch = row["val_loss"], row["epoch"]
+            self.best_state = average.weights()
+        patience = average.model.config.patience
+        return patience > 0 and self.epoch - self.best_epoch >= patience
+
 
 def _progress_bar(total: int, enabled: bool) -> Any:
     from tqdm.auto import tqdm
@@ -769,14 +574,11 @@ def _save_training_checkpoint(
     rng: np.random.Generator,
     state: _FitState,
 ) -> None:
-    payload = {
-        "format": TRAINING_CHECKPOINT_FORMAT,
-        "ionofield_version": __version__,
+    write_payload(path, TRAINING_CHECKPOINT_FORMAT, {
         "config": model.config.to_dict(),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "average": average.shadow,
-        "average_steps": average.steps,
+        "average": average.state_dict(),
         "epoch": state.epoch,
         "best_loss": state.best_loss,
         "best_epoch": state.best_epoch,
@@ -784,9 +586,7 @@ def _save_training_checkpoint(
         "history": state.history,
         "numpy_rng": rng.bit_generator.state,
         "torch_rng": torch.get_rng_state(),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    })
 
 
 def _load_training_checkpoint(
@@ -813,8 +613,7 @@ def _load_training_checkpoint(
         )
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
-    average.shadow = payload["average"]
-    average.steps = payload["average_steps"]
+    average.load_state_dict(payload["average"])
     rng.bit_generator.state = payload["numpy_rng"]
     torch.set_rng_state(payload["torch_rng"])
     return _FitState(

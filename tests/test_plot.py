@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import ast
+import inspect
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -85,11 +88,22 @@ def analytic_volume(times, alt, lat, lon, *, hm=None):
     )
 
 
+def observations(lon, *, lat=0.0, alt=300.0, time=START):
+    """Observation points (the coordinates a campaign gives them) at longitudes ``lon``."""
+    n = len(lon)
+    return xr.Dataset(
+        {"ne": ("obs", np.full(n, 1e11))},
+        coords={"obs_time": ("obs", [time] * n), "obs_lat": ("obs", np.broadcast_to(lat, n)),
+                "obs_lon": ("obs", np.asarray(lon, np.float64)),
+                "obs_alt": ("obs", np.broadcast_to(alt, n))},
+    )
+
+
 def campaign_plots(ds, model, volume):
     pid, _ = first_profile(ds)
     return {
         "coverage": lambda ax: plot.coverage(ds, ax=ax),
-        "tec_direction": lambda ax: plot.tec_direction(ds, time=ds.time.values[3], ax=ax),
+        "direction_map": lambda ax: plot.direction_map(ds, time=ds.time.values[3], ax=ax),
         "drivers": lambda ax: plot.drivers(ds, native=indices_dataset(), ax=ax),
         "profile": lambda ax: plot.profile(ds, volume, pid, ax=ax),
         "volume_map": lambda ax: plot.volume_map(volume, alt=300.0, ax=ax),
@@ -99,7 +113,7 @@ def campaign_plots(ds, model, volume):
 
 UNITS = {
     "coverage": ["deg E", "deg N", "TECU", "UTC"],
-    "tec_direction": ["deg E", "deg N", "TECU"],
+    "direction_map": ["deg E", "deg N", "TECU"],
     "drivers": ["UTC", "Kp", "sfu"],
     "profile": ["m$^{-3}$", "km"],
     "volume_map": ["deg E", "deg N", "m$^{-3}$"],
@@ -137,30 +151,30 @@ def test_coverage_defaults_to_the_busiest_hour(tiny_campaign):
         plot.coverage(ds, time=START + 40 * HOUR)
 
 
-def test_tec_direction_arrows_point_up_the_gradient(tiny_campaign):
+def test_direction_map_arrows_point_up_the_gradient(tiny_campaign):
     # The tiny TEC is 20 + 30 cos^2(lat) (...): it grows towards the equator.
-    ax = plot.tec_direction(tiny_campaign, time=tiny_campaign.time.values[2], stride=1)
+    ax = plot.direction_map(tiny_campaign, time=tiny_campaign.time.values[2], stride=1)
     (arrows,) = [c for c in ax.collections if isinstance(c, Quiver)]
     lat = arrows.get_offsets()[:, 1]
     np.testing.assert_allclose(np.hypot(arrows.U, arrows.V), 1.0, rtol=1e-6)
     assert np.all(arrows.V[lat > 20] < 0) and np.all(arrows.V[lat < -20] > 0)
-    sparse = plot.tec_direction(tiny_campaign, time=tiny_campaign.time.values[2], stride=2)
+    sparse = plot.direction_map(tiny_campaign, time=tiny_campaign.time.values[2], stride=2)
     n_sparse = len([c for c in sparse.collections if isinstance(c, Quiver)][0].U)
     assert n_sparse < len(arrows.U)
     with pytest.raises(CoverageError, match="is not one of"):  # between two hours
-        plot.tec_direction(tiny_campaign, time=START + 30 * np.timedelta64(1, "m"))
+        plot.direction_map(tiny_campaign, time=START + 30 * np.timedelta64(1, "m"))
 
 
-def test_tec_direction_with_a_model_has_two_panels(tiny_campaign, model):
+def test_direction_map_with_a_model_has_two_panels(tiny_campaign, model):
     time = tiny_campaign.time.values[4]
-    fig = plot.tec_direction(tiny_campaign, time=time, model=model)
+    fig = plot.direction_map(tiny_campaign, time=time, model=model)
     maps = [ax for ax in fig.axes if ax.get_xlabel()]
     assert len(maps) == 2 and "model" in maps[1].get_title()
     assert_drawn(fig)
     fig2, pair = plt.subplots(1, 2)
-    assert plot.tec_direction(tiny_campaign, time=time, model=model, ax=pair) is fig2
+    assert plot.direction_map(tiny_campaign, time=time, model=model, ax=pair) is fig2
     with pytest.raises(ConfigError, match="2 Axes"):
-        plot.tec_direction(tiny_campaign, time=time, model=model, ax=pair[0])
+        plot.direction_map(tiny_campaign, time=time, model=model, ax=pair[0])
 
 
 def test_drivers_steps_follow_the_hourly_values(tiny_campaign):
@@ -205,16 +219,48 @@ def test_profile_interpolates_the_volume_at_the_tangent_points(tiny_campaign):
 def test_profile_wraps_across_the_antimeridian():
     lon = np.arange(-180.0, 180.0, 15.0)
     vol = analytic_volume([START], np.array([200.0, 400.0]), np.array([-10.0, 10.0]), lon)
-    obs = xr.Dataset(
-        {"ne": ("obs", [1e11, 1e11])},
-        coords={"obs_time": ("obs", [START] * 2), "obs_lat": ("obs", [0.0, 0.0]),
-                "obs_lon": ("obs", [172.0, -175.0]), "obs_alt": ("obs", [300.0, 300.0])},
-    )
-    at = plot._volume_at(vol, obs)
+    at = plot._volume_at(vol, observations([172.0, -175.0]))
     # Between 165 and 180 (= -180): weights 8/15 and 7/15 of the neighbours.
     at_165, at_m180 = 11.0 + 0.3 + 0.165, 11.0 + 0.3 - 0.18
     assert at["log10_ne"][0] == pytest.approx(at_165 + (7 / 15) * (at_m180 - at_165))
     assert at["log10_ne"][1] == pytest.approx(at_m180 + (5 / 15) * 0.015)
+
+
+def test_profile_reads_a_0_to_360_grid_on_both_sides_of_the_antimeridian():
+    lon = np.arange(0.0, 360.0, 10.0)
+    vol = analytic_volume([START], np.array([200.0, 400.0]), np.array([-10.0, 10.0]), lon)
+    at = plot._volume_at(vol, observations([-175.0, 185.0, 355.0, -5.0, 20.0]))
+    base = 11.0 + 0.3
+    # -175 is 185 east, between the columns of 180 and 190; 355 lies between 350 and 0.
+    expected = base + np.array([0.185, 0.185, 0.35 / 2, 0.35 / 2, 0.02])
+    np.testing.assert_allclose(at["log10_ne"], expected, atol=1e-12)
+    np.testing.assert_allclose(at["log10_bg"], expected - 0.1, atol=1e-12)
+    np.testing.assert_allclose(at["sigma"], 0.05)
+
+
+def test_profile_on_a_regional_grid_across_the_antimeridian():
+    # As ionofield.grid gives it: folded and sorted, the region split at -180.
+    lon = np.array([-180.0, -170.0, 160.0, 170.0])
+    vol = analytic_volume([START], np.array([200.0, 400.0]), np.array([-10.0, 10.0]), lon)
+    at = plot._volume_at(vol, observations([165.0, 175.0, -175.0, 185.0, 0.0, 155.0, -165.0]))
+    base = 11.0 + 0.3
+    inside = base + np.array([0.165, (0.17 - 0.18) / 2, -0.175, -0.175])
+    np.testing.assert_allclose(at["log10_ne"][:4], inside, atol=1e-12)
+    # East of -170, west of 160: outside the region, not held at its edge.
+    assert np.isnan(at["log10_ne"][4:]).all() and np.isnan(at["sigma"][4:]).all()
+    with pytest.raises(CoverageError, match="does not reach"):
+        plot._volume_at(vol, observations([0.0, 90.0]))
+
+
+def test_profile_points_beyond_the_grid_are_left_out():
+    vol = analytic_volume([START, START + HOUR], np.array([200.0, 400.0]),
+                          np.array([-10.0, 10.0]), np.arange(-180.0, 180.0, 30.0))
+    at = plot._volume_at(vol, observations([0.0] * 4, lat=[0.0, 0.0, 0.0, 20.0],
+                                           alt=[300.0, 450.0, 150.0, 300.0]))
+    assert at["log10_ne"][0] == pytest.approx(11.0 + 0.3)
+    assert np.isnan(at["log10_ne"][1:]).all()
+    with pytest.raises(CoverageError, match="more than an hour"):
+        plot._volume_at(vol.isel(time=[0]), observations([0.0], time=START + 2 * HOUR))
 
 
 def test_profile_errors(tiny_campaign, volume):
@@ -249,6 +295,19 @@ def test_volume_map_levels_and_scales(volume):
         plot.volume_section(volume, lon=0.0, time=START + 48 * HOUR)
 
 
+def test_maps_of_a_0_to_360_grid_span_the_globe():
+    lon = np.arange(0.0, 360.0, 30.0)
+    vol = analytic_volume([START], np.array([300.0]), np.array([-30.0, 30.0]), lon)
+    ax = plot.volume_map(vol, alt=300.0)
+    (mesh,) = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    edges = mesh.get_coordinates()[0, :, 0]
+    assert edges.min() <= -180.0 and edges.max() >= 180.0
+    # Columns on their meridians in [-180, 180), closed at both ends: 150 | 180 ... 150 | 180.
+    drawn = mesh.get_array().reshape(2, -1)
+    order = np.r_[5, 6:12, 0:6, 6]
+    np.testing.assert_allclose(drawn, vol.ne.isel(time=0, alt=0).values[:, order])
+
+
 def test_peak_maps_show_the_layer_peak():
     alt = np.arange(150.0, 601.0, 10.0)
     lat, lon = np.arange(-80.0, 80.1, 20.0), np.arange(-180.0, 180.0, 45.0)
@@ -270,7 +329,7 @@ def test_peak_maps_show_the_layer_peak():
 def test_history_panels(model):
     fig = plot.history(model)
     losses, scores = fig.axes
-    table = iof.history_table(model)
+    table = model.history
     assert len(losses.lines) == 5  # data, chapman, tec_direction, tec_anchor, val_loss
     np.testing.assert_array_equal(scores.lines[0].get_ydata(), table.val_rmse.values)
     np.testing.assert_array_equal(scores.lines[1].get_ydata(), table.val_rmse_background.values)
@@ -292,14 +351,28 @@ def test_history_scale_follows_the_sign(data, scale):
         plot.history(table.iloc[:0])
 
 
+def test_history_of_an_unfitted_model_is_an_error():
+    with pytest.raises(ConfigError, match="no training history"):
+        plot.history(iof.RSTMRF())
+
+
+def test_plots_read_only_public_results():
+    tree = ast.parse(inspect.getsource(plot))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for alias in node.names}
+    assert not imported & {"ionofield.training", "ionofield.reconstruct"}
+    assert "tec_direction" not in plot.__all__ and "direction_map" in plot.__all__
+
+
 def test_accessor_namespace_forwards(tiny_campaign, volume):
     ds = tiny_campaign.copy()
     pid, _ = first_profile(ds)
     pairs = [
         (ds.rstmrf.plot.coverage(), plot.coverage(ds)),
         (ds.rstmrf.plot.drivers(), plot.drivers(ds)),
-        (ds.rstmrf.plot.tec_direction(time=ds.time.values[1]),
-         plot.tec_direction(ds, time=ds.time.values[1])),
+        (ds.rstmrf.plot.direction_map(time=ds.time.values[1]),
+         plot.direction_map(ds, time=ds.time.values[1])),
         (ds.rstmrf.plot.profile(volume, pid), plot.profile(ds, volume, pid)),
     ]
     for via_accessor, direct in pairs:

@@ -14,7 +14,7 @@ import ionofield as iof
 from ionofield.background import BackgroundField
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import ConfigError, CoverageError
-from ionofield.reconstruct import ColumnMisfit, predict_residual
+from ionofield.prediction import ColumnMisfit, predict_residual
 from tests.conftest import START, TINY
 
 

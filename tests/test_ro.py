@@ -123,6 +123,25 @@ def test_glob_of_many_files_sorted_and_deduplicated(tmp_path):
     assert obs.profile.values[0] == "C2E2.2024.129.20.01.G01"
 
 
+def test_folder_reads_its_files(tmp_path):
+    for k in (3, 1, 2):
+        profile_file(tmp_path, k, n=5)
+    obs = open_ro_profiles(tmp_path)
+    assert (obs.attrs["n_files"], obs.sizes["obs"]) == (3, 15)
+    assert obs.attrs["source"] == str(tmp_path)
+
+
+def test_observation_coordinates_carry_cf_attributes_without_axis(tmp_path):
+    obs = open_ro_profiles(profile_file(tmp_path, n=3))
+    assert obs.lat.attrs == {"standard_name": "latitude", "long_name": "latitude",
+                             "units": "degrees_north"}
+    assert obs.lon.attrs["standard_name"] == "longitude"
+    assert obs.lon.attrs["units"] == "degrees_east"
+    assert obs.alt.attrs["units"] == "km" and obs.alt.attrs["positive"] == "up"
+    assert obs.time.attrs == {"standard_name": "time", "long_name": "time (UTC)"}
+    assert not any("axis" in obs[name].attrs for name in obs.variables)
+
+
 def test_real_cdaac_name_variants_give_the_occultation_id(tmp_path):
     names = ["ionPrf_C001.2013.213.00.08.G29_2013.3520_nc", "ionPrf_C006.2008.319.07.40.G28.nc",
              "ionPrf_C2E2.2024.129.20.57.G31_0001.nc", "custom_profile_7.nc"]

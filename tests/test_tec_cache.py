@@ -9,6 +9,7 @@ import ionofield as iof
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import ConfigError, CoverageError
 from ionofield.nn.recurrent import sample_direction
+from ionofield.sphere import Cells
 from ionofield.tec_cache import HourlyTECCache, tec_direction
 from tests.conftest import START, TINY, indices_dataset, observations, tec_dataset
 
@@ -37,26 +38,29 @@ def model() -> iof.RSTMRF:
 
 
 def uncached(model: iof.RSTMRF, drivers: HourlyDrivers, hours) -> torch.Tensor:
-    seqs = drivers.tec_sequences(np.asarray(hours), model.config.seq_len)
+    seqs = torch.from_numpy(drivers.tec_sequences(np.asarray(hours), model.config.seq_len))
     lat, lon = torch.from_numpy(drivers.tec_lat), torch.from_numpy(drivers.tec_lon)
     with torch.no_grad():
-        return model.tec_direction(seqs, lat, lon)[0]
+        return model.direction_field(seqs, lat, lon)[0]
 
 
-def grid_of(drivers: HourlyDrivers) -> dict[str, float]:
-    lat, lon = drivers.tec_lat, drivers.tec_lon
-    return dict(lat0=lat[0], dlat=lat[1] - lat[0], lon0=lon[0], dlon=lon[1] - lon[0])
+def sample(maps: torch.Tensor, index, lat, lon, drivers: HourlyDrivers) -> torch.Tensor:
+    """Each point reads map ``index`` (no blend)."""
+    index = np.asarray(index)
+    one_map = Cells(index, index, np.zeros(index.shape))
+    return sample_direction(maps, one_map, np.asarray(lat), np.asarray(lon), drivers.tec_lat,
+                            drivers.tec_lon)
 
 
 def test_hits_and_misses_one_convlstm_call_per_batch_of_misses(model, drivers, monkeypatch):
     calls = []
-    original = model.tec_direction
+    original = model.direction_field
 
     def counting(seqs, lat, lon):
         calls.append(seqs.shape[0])
         return original(seqs, lat, lon)
 
-    monkeypatch.setattr(model, "tec_direction", counting)
+    monkeypatch.setattr(model, "direction_field", counting)
     cache = HourlyTECCache(model, drivers)
     assert cache.get_stats() == dict(hits=0, misses=0, hit_rate=0.0, size=0, max_size=100)
     first = cache.fields(np.array([2, 5, 7]))
@@ -130,10 +134,8 @@ def test_minute_times_are_the_cos2_blend_of_the_hours(model, drivers, minute):
     got = cache.at(times, lat, lon)
     assert cache.get_stats()["misses"] == (1 if minute in (0, 60) else 2)  # hours with weight
     maps = cache.fields(np.array([4, 5]))
-    grid = grid_of(drivers)
-    zero, one = torch.zeros(50, dtype=torch.long), torch.ones(50, dtype=torch.long)
-    at4 = sample_direction(maps, zero, lat.float(), lon.float(), **grid)
-    at5 = sample_direction(maps, one, lat.float(), lon.float(), **grid)
+    at4 = sample(maps, np.zeros(50, dtype=np.int64), lat, lon, drivers)
+    at5 = sample(maps, np.ones(50, dtype=np.int64), lat, lon, drivers)
     if minute == 0:
         assert torch.equal(got, at4)
     elif minute == 60:
@@ -154,12 +156,8 @@ def test_at_many_hours_equals_sampling_every_map_at_every_point(model, drivers):
     got = HourlyTECCache(model, drivers).at(times, lat, lon)
     i0, i1, w0, w1 = drivers.bracket(times)
     maps = uncached(model, drivers, np.arange(drivers.n_hours))
-    grid = grid_of(drivers)
-    expected = torch.from_numpy(w0)[:, None] * sample_direction(
-        maps, torch.from_numpy(i0), lat.float(), lon.float(), **grid
-    ) + torch.from_numpy(w1)[:, None] * sample_direction(
-        maps, torch.from_numpy(i1), lat.float(), lon.float(), **grid
-    )
+    at0, at1 = sample(maps, i0, lat, lon, drivers), sample(maps, i1, lat, lon, drivers)
+    expected = torch.from_numpy(w0)[:, None] * at0 + torch.from_numpy(w1)[:, None] * at1
     assert got.shape == (n, 2)
     torch.testing.assert_close(got, expected)
 

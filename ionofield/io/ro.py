@@ -13,7 +13,6 @@ positive is dropped, counted, logged and recorded in the Dataset attributes.
 from __future__ import annotations
 
 import datetime
-import glob
 import logging
 import math
 import os
@@ -29,7 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ionofield._files import atomic_path
+from ionofield._files import PathLike, atomic_path, expand_paths
 from ionofield.errors import (
     ConfigError,
     IonofieldError,
@@ -37,12 +36,11 @@ from ionofield.errors import (
     ROFormatError,
     UnitsError,
 )
+from ionofield.io.cf import attributes
 from ionofield.sphere import fold_longitude
 from ionofield.timeutil import to_datetime64
 
 logger = logging.getLogger(__name__)
-
-PathLike = str | os.PathLike
 
 FILL_VALUE = -999.0
 """Missing-value marker of CDAAC files; also treated as missing in CSV tables."""
@@ -124,9 +122,10 @@ def open_ro_profiles(
     Parameters
     ----------
     paths
-        A file, a glob pattern (``"ro/ionPrf_*"``, a str or a Path; ``**``
-        recurses), or a list of files and patterns. A file matched twice is read
-        once.
+        A file, a folder (its files, sorted), a glob pattern (``"ro/ionPrf_*"``, a
+        str or a Path; ``**`` spans folders), or a list of them; ``~`` is the home
+        folder, hidden files of a folder are skipped and a file reached twice is
+        read once (the path rule of every ionofield reader).
     variables
         Names of the file's variables (or CSV columns) for the quantities of
         :data:`TABLE_COLUMNS`, e.g. ``{"alt": "height", "lat": "latitude",
@@ -156,7 +155,8 @@ def open_ro_profiles(
     Raises
     ------
     FileNotFoundError
-        A pattern matches no file, or a named file does not exist.
+        No path is given, a named file or folder does not exist, or a folder or
+        pattern holds no file.
     ROFormatError
         A file is unreadable, truncated, lacks a needed variable, or has unparseable
         times; the message names the file and the fix.
@@ -185,7 +185,7 @@ def open_ro_profiles(
     if ne_units is not None:
         _density_factor(ne_units, where=None)
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    files = _expand_paths(items)
+    files = expand_paths(items, what="open_ro_profiles")
     parts: list[_Part] = []
     problems: list[IonofieldError] = []
     owner: dict[str, Path] = {}
@@ -384,26 +384,6 @@ def write_ro_table(obs: xr.Dataset, path: PathLike) -> Path:
 
 
 # --------------------------------------------------------------------------- paths
-
-
-def _expand_paths(items: list[PathLike]) -> list[Path]:
-    """Expand files and glob patterns into existing files, in order, each once."""
-    if not items:
-        raise FileNotFoundError("open_ro_profiles: no paths given")
-    found: dict[Path, Path] = {}
-    for item in items:
-        text = os.path.expanduser(os.fspath(item))
-        if os.path.exists(text):
-            matches = [text]
-        elif any(c in text for c in "*?["):
-            matches = sorted(glob.glob(text, recursive=True))
-            if not matches:
-                raise FileNotFoundError(f"no file matches the pattern {text!r}")
-        else:
-            raise FileNotFoundError(f"{text}: no such file")
-        for match in matches:
-            found.setdefault(Path(match).resolve(), Path(match))
-    return list(found.values())
 
 
 def _describe_sources(items: list[PathLike], shown: int = 3) -> str:
@@ -754,6 +734,15 @@ def _claim_profile_id(part: _Part, path: Path, owner: dict[str, Path]) -> None:
     owner[pid] = path
 
 
+def _obs_attributes(name: str, **extra: str) -> dict[str, str]:
+    """CF attributes of a coordinate on ``obs``: those of :mod:`ionofield.io.cf` less ``axis``.
+
+    The observations are scattered points, so their time and position are auxiliary
+    coordinates, not axes of a grid.
+    """
+    return {k: v for k, v in attributes(name, **extra).items() if k != "axis"}
+
+
 def _assemble(parts: list[_Part]) -> xr.Dataset:
     """Concatenate the parts into the observations Dataset, sorted by (time, profile, alt)."""
     def cat(field: str, dtype: Any) -> np.ndarray:
@@ -772,21 +761,15 @@ def _assemble(parts: list[_Part]) -> xr.Dataset:
     with_err = bool(parts) and all(p.ne_err is not None for p in parts)
     if not with_err and any(p.ne_err is not None for p in parts):
         logger.warning("ne_err dropped: only some of the files provide it")
-    data_vars = {"ne": ("obs", cat("ne", np.float64)[order],
-                        {"units": "m-3", "long_name": "electron number density"})}
+    data_vars = {"ne": ("obs", cat("ne", np.float64)[order], attributes("ne"))}
     if with_err:
-        data_vars["ne_err"] = ("obs", cat("ne_err", np.float64)[order],
-                               {"units": "m-3",
-                                "long_name": "uncertainty (1 sigma) of electron number density"})
+        data_vars["ne_err"] = ("obs", cat("ne_err", np.float64)[order], attributes("ne_err"))
     dropped = {kind: sum(p.dropped[kind] for p in parts) for kind in _DROP_KINDS}
     coords = {
-        "time": ("obs", time[order], {"long_name": "time (UTC)"}),
-        "lat": ("obs", cat("lat", np.float64)[order],
-                {"units": "degrees_north", "long_name": "latitude"}),
-        "lon": ("obs", fold_longitude(cat("lon", np.float64)[order]),
-                {"units": "degrees_east", "long_name": "longitude"}),
-        "alt": ("obs", alt[order], {"units": "km", "long_name": "altitude above mean sea level",
-                                    "positive": "up"}),
+        "time": ("obs", time[order], _obs_attributes("time", long_name="time (UTC)")),
+        "lat": ("obs", cat("lat", np.float64)[order], _obs_attributes("lat")),
+        "lon": ("obs", fold_longitude(cat("lon", np.float64)[order]), _obs_attributes("lon")),
+        "alt": ("obs", alt[order], _obs_attributes("alt")),
         "profile": ("obs", ids[profile_rank[order]] if ids.size else np.empty(0, str),
                     {"long_name": "radio-occultation profile id"}),
         "mission": ("obs", cat("mission", str)[order], {"long_name": "mission"}),

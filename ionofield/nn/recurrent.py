@@ -19,12 +19,15 @@ the truth near the pole, where a smooth field tends to one value.
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ionofield.errors import ConfigError
-from ionofield.losses import ArrayLike, spherical_gradient, unit
+from ionofield.nn.losses import ArrayLike, spherical_gradient, unit
+from ionofield.sphere import Cells, axis_cells, interpolate, longitude_cells
 
 __all__ = [
     "ConvLSTM",
@@ -278,7 +281,7 @@ def reference_direction(
         Row latitudes in degrees, shape ``(H,)``.
     lon_deg
         Column longitudes in degrees, shape ``(W,)``: a global uniform axis
-        (see :func:`ionofield.losses.spherical_gradient`).
+        (see :func:`ionofield.nn.losses.spherical_gradient`).
     eps
         Gradient norms at or below this give a zero direction.
 
@@ -287,7 +290,7 @@ def reference_direction(
     torch.Tensor
         Shape ``(N, 2, H, W)``: (north, east) components of
         ``grad TEC / |grad TEC|``, in the metric of
-        :func:`ionofield.losses.spherical_gradient`.
+        :func:`ionofield.nn.losses.spherical_gradient`.
     """
     return unit(spherical_gradient(tec, lat_deg, lon_deg), dim=-3, eps=eps)
 
@@ -345,85 +348,79 @@ class DirectionHead(nn.Module):
 
 def sample_direction(
     field: torch.Tensor,
-    idx: torch.Tensor,
-    lat: torch.Tensor,
-    lon: torch.Tensor,
-    *,
-    lat0: float,
-    dlat: float,
-    lon0: float,
-    dlon: float,
+    maps: Cells,
+    lat: npt.ArrayLike,
+    lon: npt.ArrayLike,
+    grid_lat: npt.ArrayLike,
+    grid_lon: npt.ArrayLike,
 ) -> torch.Tensor:
-    """Bilinearly sample direction fields at query points (``F.grid_sample``).
+    """Sample direction fields at points, bilinearly, blending two fields per point.
 
-    Point ``b`` reads map ``idx[b]`` at ``(lat[b], lon[b])``. Longitudes wrap: the
-    first column is appended after the last before sampling, so any longitude
-    (folded into ``[lon0, lon0 + 360)``) lies inside the grid and the result is
-    continuous across the antimeridian. Latitudes beyond the first or last row are
-    clamped to it.
-
-    Each map is sampled at every point and the wanted pairs are kept, which costs
-    ``N_unique * B`` bilinear reads: cheap while a batch holds few distinct hours.
+    Point ``b`` reads ``(1 - w) * field[lower[b]] + w * field[upper[b]]`` at
+    ``(lat[b], lon[b])`` (``maps``: two hours and the cosine-squared weight of the
+    later, or one map twice with weight 0), through :func:`ionofield.sphere.interpolate`:
+    longitudes wrap across the antimeridian whatever their range, latitudes beyond
+    the first or last row take that row's value. Gradients flow into ``field``.
 
     Parameters
     ----------
     field
-        Direction fields, shape ``(N_unique, C, H, W)`` (``C = 2``), on the module's
-        grid (``W`` distinct meridians).
-    idx
-        Map index of each point, integer, shape ``(B,)``, values in ``[0, N_unique)``.
-    lat
-        Latitude of each point in degrees, shape ``(B,)``.
-    lon
-        Longitude of each point in degrees east, shape ``(B,)``, any range.
-    lat0
-        Latitude of row 0 in degrees (-87.5 for IONEX flipped to ascending).
-    dlat
-        Row spacing in degrees, positive for ascending rows, negative for descending.
-    lon0
-        Longitude of column 0 in degrees (-180 for IONEX).
-    dlon
-        Column spacing in degrees, positive, with ``W * dlon = 360``.
+        Direction fields, shape ``(N, C, H, W)`` (``C = 2``).
+    maps
+        :class:`~ionofield.sphere.Cells` over the N fields, numpy arrays of shape [B].
+    lat, lon
+        Latitude and longitude of each point in degrees, shape [B] (numpy).
+    grid_lat
+        Latitudes of the rows in degrees, shape [H], strictly monotonic.
+    grid_lon
+        Longitudes of the columns in degrees, shape [W]: distinct meridians that go
+        round the globe evenly (IONEX's repeated +180 column dropped).
 
     Returns
     -------
     torch.Tensor
-        Shape ``(B, C)``.
+        Shape ``(B, C)``, the dtype and device of ``field``.
 
     Raises
     ------
     ConfigError
-        If the grid description does not match the field (``W * dlon != 360``,
-        ``dlat == 0``, fewer than 2 rows).
+        If the grid does not match the field, the rows are not monotonic, or the
+        columns do not close the globe evenly.
 
     Examples
     --------
     >>> field = torch.zeros(1, 2, 71, 72)
     >>> field[0, 1] = 1.0
-    >>> sample_direction(field, torch.tensor([0]), torch.tensor([10.0]), torch.tensor([179.0]),
-    ...                  lat0=-87.5, dlat=2.5, lon0=-180.0, dlon=5.0)
+    >>> one = Cells(np.array([0]), np.array([0]), np.array([0.0]))
+    >>> sample_direction(field, one, [10.0], [179.0], np.arange(-87.5, 88.0, 2.5),
+    ...                  np.arange(-180.0, 180.0, 5.0))
     tensor([[0., 1.]])
     """
-    n_maps, _, height, width = field.shape
-    if abs(width * dlon - 360.0) > 1e-6 * 360.0 or dlon <= 0:
+    grid_lat = np.asarray(grid_lat, dtype=np.float64)
+    grid_lon = np.asarray(grid_lon, dtype=np.float64)
+    _, _, height, width = field.shape
+    steps = np.diff(grid_lat)
+    if height < 2 or grid_lat.shape != (height,) or not (np.all(steps > 0) or np.all(steps < 0)):
         raise ConfigError(
-            f"sample_direction: {width} columns {dlon} degrees apart do not close the globe; "
-            "pass W distinct meridians with W * dlon = 360 (drop IONEX's repeated +180 column)"
+            f"sample_direction: need >= 2 strictly monotonic row latitudes matching the "
+            f"field's {height} rows (dlat != 0), got {grid_lat.tolist()[:5]}..."
         )
-    if dlat == 0 or height < 2:
+    spacing = np.diff(np.append(grid_lon, grid_lon[0] + 360.0))
+    if grid_lon.shape != (width,) or not np.allclose(spacing, 360.0 / width, atol=1e-6):
         raise ConfigError(
-            f"sample_direction: need >= 2 rows and dlat != 0, got {height} rows, dlat={dlat}"
+            f"sample_direction: {width} columns at {grid_lon.tolist()[:3]}... do not close the "
+            "globe evenly; pass W distinct meridians with W * dlon = 360 (drop IONEX's "
+            "repeated +180 column)"
         )
-    wrapped = torch.cat([field, field[..., :1]], dim=-1)  # column W is lon0 + 360
-    # Fractional grid indices, then grid_sample's [-1, 1] with align_corners=True.
-    col = torch.remainder(lon - lon0, 360.0) / dlon
-    row = ((lat - lat0) / dlat).clamp(0.0, height - 1)
-    x = 2.0 * col / width - 1.0
-    y = 2.0 * row / (height - 1) - 1.0
-    grid = torch.stack([x, y], dim=-1).to(field.dtype)
-    grid = grid.expand(n_maps, 1, -1, 2)  # every map at every point: (N, 1, B, 2)
-    values = F.grid_sample(
-        wrapped, grid, mode="bilinear", padding_mode="border", align_corners=True
-    )  # (N, C, 1, B)
-    points = torch.arange(idx.shape[0], device=idx.device)
-    return values[idx, :, 0, points]
+    if steps[0] < 0:
+        field, grid_lat = field.flip(-2), grid_lat[::-1].copy()
+    cells = [maps, axis_cells(grid_lat, lat), longitude_cells(grid_lon, lon)]
+    as_tensors = [
+        Cells(
+            torch.as_tensor(c.lower, device=field.device),
+            torch.as_tensor(c.upper, device=field.device),
+            torch.as_tensor(c.weight, dtype=field.dtype, device=field.device),
+        )
+        for c in cells
+    ]
+    return interpolate(field.permute(0, 2, 3, 1), as_tensors)

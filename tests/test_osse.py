@@ -14,10 +14,7 @@ from scipy.special import erf
 
 from ionofield.background import BackgroundField
 from ionofield.errors import ConfigError, CoverageError
-from ionofield.synthetic import (
-    IONEX_LAT,
-    IONEX_LON,
-    SPINUP_DAYS,
+from ionofield.osse import (
     Perturbations,
     SyntheticWorld,
     background_rmse,
@@ -25,6 +22,8 @@ from ionofield.synthetic import (
     storm_world,
     tec_maps,
 )
+from ionofield.osse.sampling import IONEX_LAT, IONEX_LON
+from ionofield.osse.world import SPINUP_DAYS
 
 START = np.datetime64("2024-05-10T00:00", "ns")
 HOUR = np.timedelta64(3600 * 10**9, "ns")
@@ -360,13 +359,12 @@ def test_storm_world_background_rmse_and_physical_range(tmp_path_factory):
 
 @pytest.mark.slow
 def test_write_samples_is_small_readable_and_reproducible(tmp_path, monkeypatch):
-    from ionofield import synthetic
     from ionofield.io.ionex import open_ionex
     from ionofield.io.ro import open_ro_profiles
-    from ionofield.synthetic import write_samples
+    from ionofield.osse import samples, write_samples
 
     coarse = functools.partial(storm_world, lat_step=15.0, lon_step=30.0, alt_step=20.0)
-    monkeypatch.setattr(synthetic, "storm_world", coarse)
+    monkeypatch.setattr(samples, "storm_world", coarse)
     cache = tmp_path / "cache"
     first = write_samples(tmp_path / "a", n_profiles=40, n_ionprf=5, cache_dir=cache)
     second = write_samples(tmp_path / "b", n_profiles=40, n_ionprf=5, cache_dir=cache)

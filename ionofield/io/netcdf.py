@@ -1,0 +1,94 @@
+"""Writing volumes to NetCDF-4: atomically, CF-1.11, compressed, in bounded memory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from dask.diagnostics import ProgressBar
+
+from ionofield._files import atomic_path
+from ionofield.io.cf import COORDINATES
+
+#: Largest number of values in one NetCDF chunk (2 MB of float32).
+VALUES_PER_FILE_CHUNK = 500_000
+
+
+def _file_chunks(var: xr.DataArray) -> tuple[int, ...]:
+    """NetCDF chunk shape: one time, whole lon rows, as many lat (then alt) rows as fit.
+
+    A chunk of bounded size keeps the writer's buffers the same on a bigger grid.
+    """
+    chunks = []
+    room = VALUES_PER_FILE_CHUNK
+    for dim, n in reversed(list(zip(var.dims, var.shape, strict=True))):
+        size = 1 if dim == "time" else max(1, min(n, room))
+        chunks.append(size)
+        room //= size
+    return tuple(reversed(chunks))
+
+
+def to_netcdf(
+    volume: xr.Dataset,
+    path: str | os.PathLike,
+    *,
+    compression: int = 4,
+    progress: bool = False,
+) -> None:
+    """Write a volume to NetCDF-4 atomically, CF-1.11 compliant, compressed.
+
+    Parameters
+    ----------
+    volume
+        A Dataset from :func:`ionofield.reconstruct` (lazy or loaded).
+    path
+        Destination; written to a temporary file beside it and renamed on success, so
+        an interrupted write leaves nothing at ``path``.
+    compression
+        zlib level of the data variables (0 disables compression).
+    progress
+        Show dask's progress bar while the volume is computed and written.
+    """
+    volume = volume.copy()
+    for name in volume.coords:
+        if name in COORDINATES:
+            volume[name].attrs = {**COORDINATES[name], **volume[name].attrs}
+    encoding: dict[str, dict[str, Any]] = {
+        name: {"_FillValue": None} for name in volume.coords
+    }
+    encoding["time"].update(
+        units="seconds since 1970-01-01 00:00:00", calendar="proleptic_gregorian", dtype="f8"
+    )
+    for name, var in volume.data_vars.items():
+        encoding[name] = {"zlib": compression > 0, "complevel": compression or None,
+                          "chunksizes": _file_chunks(var), "_FillValue": np.float32(np.nan)}
+        if not compression:
+            encoding[name] = {"_FillValue": np.float32(np.nan)}
+    volume["time"].attrs["units_metadata"] = "leap_seconds: none"
+    bar = ProgressBar() if progress else contextlib.nullcontext()
+    with atomic_path(path) as tmp, bar, _no_chunk_cache():
+        volume.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
+
+
+@contextlib.contextmanager
+def _no_chunk_cache() -> Iterator[None]:
+    """No netCDF chunk cache for the files opened inside.
+
+    Through HDF5's chunk cache (64 MB a variable by default), the resident memory of
+    a write grows with the volume's length: 550 MB for 24 times of the perf grid,
+    980 MB for 96. Without it, 420 MB for both, and no slower. Each file chunk of a
+    time-chunked volume is written whole and once (:func:`_file_chunks` holds one
+    time), so there is nothing for a cache to gather.
+    """
+    import netCDF4
+
+    saved = netCDF4.get_chunk_cache()
+    netCDF4.set_chunk_cache(0, saved[1], saved[2])
+    try:
+        yield
+    finally:
+        netCDF4.set_chunk_cache(*saved)

@@ -1,0 +1,208 @@
+"""The fitted model users hold: :class:`RSTMRF`, and :func:`load_model`.
+
+:class:`RSTMRF` is the torch network of :mod:`ionofield.nn.model` together with the
+:class:`~ionofield.config.FitConfig` it was built from, the provenance of its fit
+(``info``: period, observations, scores, loss history) and its persistence: a model
+file stores the config and the ionofield version beside the weights
+(:mod:`ionofield.checkpoint`), so that :func:`load_model` rebuilds it with no other
+input.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import textwrap
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ionofield.checkpoint import read_payload, write_payload
+from ionofield.config import NETWORK_FIELDS, FitConfig
+from ionofield.drivers import TimeInputs
+from ionofield.errors import CheckpointError, IonofieldError
+from ionofield.features import temporal_features
+from ionofield.nn.model import RSTMRFNetwork
+
+#: Tag identifying a model file written by :meth:`RSTMRF.save`.
+MODEL_FORMAT = "ionofield-rstmrf-model/1"
+
+
+class RSTMRF(RSTMRFNetwork):
+    """A fitted (or fresh) R-STMRF model: the network, its config and its provenance.
+
+    Build it with :func:`ionofield.fit` (or ``ds.rstmrf.fit``); rebuild a saved one
+    with :func:`ionofield.load_model`.
+
+    Parameters
+    ----------
+    config
+        The :class:`~ionofield.config.FitConfig` whose architecture fields shape the
+        network; the default config when omitted.
+    info
+        Provenance: training period, background settings, validation scores, loss
+        history (JSON-serialisable values).
+
+    Examples
+    --------
+    >>> model = RSTMRF(FitConfig(basis_dim=8, siren_hidden=16, siren_layers=1, use_env=False))
+    >>> coords = torch.tensor([[10.0, 20.0, 300.0, 12.0]])
+    >>> code = model.time_code(torch.zeros(1, 4), None, None)
+    >>> [t.shape for t in model(coords, code)]
+    [torch.Size([1]), torch.Size([1])]
+    """
+
+    def __init__(self, config: FitConfig | None = None, *, info: dict[str, Any] | None = None):
+        self_config = config if config is not None else FitConfig()
+        super().__init__(**{name: getattr(self_config, name) for name in NETWORK_FIELDS})
+        self.config = self_config
+        self.info: dict[str, Any] = dict(info or {})
+
+    def encode_time(self, inputs: TimeInputs) -> torch.Tensor:
+        """Temporal codes of distinct times from their driver arrays.
+
+        Parameters
+        ----------
+        inputs
+            From :meth:`ionofield.drivers.HourlyDrivers.time_inputs`.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape [U, basis_dim], on the model's device (:meth:`time_code`).
+        """
+        param = next(self.parameters())
+        weights = tuple(torch.from_numpy(w).to(param.device) for w in inputs.weights)
+        return self.time_code(
+            torch.from_numpy(inputs.features).to(param),
+            torch.from_numpy(inputs.history).to(param),
+            weights,
+        )
+
+    def pin_season(self, day_of_year: float) -> None:
+        """Give every time the season of ``day_of_year`` in the temporal code.
+
+        :func:`ionofield.fit` pins the season to the middle of a campaign shorter than
+        ``config.season_min_days``. Over a few days the residual's seasonal change
+        is far below its day-to-day change, so the only thing a day-of-year input
+        can teach the network there is which day is which: it then learns each
+        day's storm as a function of the date, and carries that trend, not the
+        response to the drivers, to the days it has not seen.
+
+        Parameters
+        ----------
+        day_of_year
+            Fractional day of the year (1.0 is 1 January, 00:00).
+        """
+        angle = temporal_features(np.zeros(1), np.array([day_of_year]))[0, 2:]
+        super().pin_season(torch.from_numpy(angle))
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """The per-epoch loss history of the fit.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per epoch (index ``epoch``): each training loss term,
+            ``val_loss``, ``val_rmse`` and the background's ``val_rmse_background``;
+            empty for a model that was not fitted.
+        """
+        rows = self.info.get("history", [])
+        if not rows:
+            return pd.DataFrame(index=pd.Index([], name="epoch"))
+        return pd.DataFrame(rows).set_index("epoch")
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model atomically: weights, config, provenance, ionofield version.
+
+        Parameters
+        ----------
+        path
+            Destination file (``.pt`` by convention).
+        """
+        write_payload(path, MODEL_FORMAT, {
+            "config": self.config.to_dict(),
+            "info": self.info,
+            "state_dict": self.state_dict(),
+        })
+
+    def n_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def _summary(self) -> dict[str, str]:
+        info = self.info
+        rows = {
+            "training period": " to ".join(info["period"]) if "period" in info else "not fitted",
+            "observations": str(info.get("n_obs", "-")),
+            "parameters": f"{self.n_parameters():,}",
+            "validation RMSE (log10 Ne)": _fmt(info.get("val_rmse")),
+            "background RMSE (log10 Ne)": _fmt(info.get("val_rmse_background")),
+            "background": str(info.get("background", {}).get("kind", "-")),
+            "config": ", ".join(f"{k}={v}" for k, v in self.config.architecture().items()),
+        }
+        return rows
+
+    def extra_repr(self) -> str:
+        """Summary lines shown in the repr: period, data, scores, architecture."""
+        return "\n".join(f"{k}: {v}" for k, v in self._summary().items())
+
+    def __repr__(self) -> str:
+        return "<ionofield.RSTMRF>\n" + textwrap.indent(self.extra_repr(), "  ")
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+            for k, v in self._summary().items()
+        )
+        return f"<div><strong>ionofield.RSTMRF</strong><table>{rows}</table></div>"
+
+
+def _fmt(value: object) -> str:
+    return "-" if value is None else f"{float(value):.4f}"
+
+
+def load_model(path: str | os.PathLike) -> RSTMRF:
+    """Rebuild a model written by :meth:`RSTMRF.save`, with no other input.
+
+    Parameters
+    ----------
+    path
+        The model file.
+
+    Returns
+    -------
+    RSTMRF
+        In eval mode.
+
+    Raises
+    ------
+    CheckpointError
+        The file is truncated, not an ionofield model, or its weights do not match
+        its recorded config.
+    """
+    payload = read_payload(
+        path,
+        tag=MODEL_FORMAT,
+        what="an ionofield model",
+        fix="training checkpoints are resumed with fit(..., resume=path), models are "
+        "written by model.save(path)",
+    )
+    try:
+        config = FitConfig.from_dict(payload["config"])
+        model = RSTMRF(config, info=payload["info"])
+        state = dict(payload["state_dict"])
+        state.setdefault("log_var_shift", torch.zeros(()))  # files of 0.1.0: uncalibrated
+        state.setdefault("column_misfit_offset", torch.tensor(float("nan")))
+        state.setdefault("pinned_season", torch.full((2,), float("nan")))
+        model.load_state_dict(state)
+    except (KeyError, RuntimeError, IonofieldError) as exc:
+        raise CheckpointError(
+            f"{path}: written by ionofield {payload.get('ionofield_version')}, its weights "
+            f"do not match its config ({exc}); refit or use the matching ionofield version"
+        ) from exc
+    return model.eval()
