@@ -3,6 +3,8 @@
 Every message names the file or variable at fault, what was found, and the fix.
 All exceptions derive from :class:`IonofieldError`, and each also derives from the
 built-in exception a caller would naturally catch (``ValueError``, ``OSError``).
+Warnings derive from :class:`IonofieldWarning`: input that was repaired (with the
+counts), a model used outside what it was fitted on.
 """
 
 from __future__ import annotations
@@ -74,6 +76,30 @@ class ManyProblemsError(IonofieldError, ValueError):
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{what}: {len(self.problems)} problem(s):\n{lines}")
+
+
+class DivergenceError(IonofieldError, FloatingPointError):
+    """Training produced non-finite losses or weights (a learning rate too high, bad data).
+
+    The message names the epoch and step, the loss term that went non-finite first,
+    and the likely cause.
+    """
+
+
+class CalendarError(IonofieldError, ValueError):
+    """Times in a calendar that cannot be converted to the real-world (Gregorian) one."""
+
+
+class IonofieldWarning(UserWarning):
+    """Base class of every warning issued by ionofield."""
+
+
+class DataWarning(IonofieldWarning):
+    """Input data were repaired or partly dropped; the message gives the counts and how."""
+
+
+class ExtrapolationWarning(IonofieldWarning):
+    """A model is applied far outside the period or altitudes it was fitted on."""
 
 
 class CampaignError(IonofieldError, ValueError):

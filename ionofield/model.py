@@ -115,6 +115,25 @@ class RSTMRF(RSTMRFNetwork):
             return pd.DataFrame(index=pd.Index([], name="epoch"))
         return pd.DataFrame(rows).set_index("epoch")
 
+    def nonfinite_tensors(self) -> list[str]:
+        """Names of the weights and buffers that hold NaN or infinite values.
+
+        The buffers that are NaN by design (``column_misfit_offset`` and
+        ``pinned_season`` when unset) are left out.
+
+        Returns
+        -------
+        list of str
+            Empty for a healthy model.
+        """
+        optional_nan = {"column_misfit_offset", "pinned_season"}
+        bad = []
+        for name, value in self.state_dict().items():
+            values = value[~torch.isnan(value)] if name in optional_nan else value
+            if value.is_floating_point() and not bool(torch.isfinite(values).all()):
+                bad.append(name)
+        return bad
+
     def save(self, path: str | os.PathLike) -> None:
         """Write the model atomically: weights, config, provenance, ionofield version.
 

@@ -13,6 +13,10 @@ direction field of :func:`ionofield.tec_direction` and a fitted model's
 
 ``import ionofield`` does not import this module: it is loaded, with matplotlib, on
 first use of ``ionofield.plot`` (or of ``ds.rstmrf.plot``).
+
+The plots share their panels, colour scales, labels and time handling (the private
+helpers at the end), which is why they are one module of about 800 lines: every
+figure of ionofield looks the same way because it is drawn by the same helpers.
 """
 
 from __future__ import annotations

@@ -12,6 +12,11 @@ errors on the same grid.
 :func:`open_ionex` reads one or many files (plain, gzip or Unix-compress) into a
 ``tec(time, lat, lon)`` Dataset in TECU; :func:`write_ionex` writes such a
 Dataset back to IONEX 1.0.
+
+Reader and writer stay in one module (about 800 lines) because they share the
+format's grammar: the header labels, the record layouts and the exponent and
+missing-value rules are defined once here and used both ways, which is what keeps
+``write_ionex`` followed by ``open_ionex`` an exact round trip.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ format and observation Datasets as flat tables.
 
 Every point whose electron density or position is missing, a fill value, NaN or not
 positive is dropped, counted, logged and recorded in the Dataset attributes.
+
+Readers and writers of the RO formats stay in one module (about 850 lines): they
+share the ionPrf variable names, units and fill values and the flat-table columns,
+defined once here, so that a written profile reads back exactly.
 """
 
 from __future__ import annotations
