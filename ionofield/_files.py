@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
+import logging
 import os
+import re
+import socket
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+logger = logging.getLogger(__name__)
+
 #: A file name: a ``str`` or any ``os.PathLike`` (``pathlib.Path``).
 PathLike = str | os.PathLike[str]
+
+
+#: A leftover temporary file of a write whose writer ran elsewhere (another host
+#: sharing the folder, or an older ionofield whose names carry no process id) counts
+#: as stale once nothing has written to it for this long (seconds): every writer of
+#: ionofield writes its file continuously, so one idle for a day is gone.
+STALE_AFTER_S = 24 * 3600.0
+
+#: This host's tag in temporary names (letters and digits of its short name).
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname().split(".")[0])[:16] or "host"
+
+#: The part of a temporary name between ``.{target}.`` and ``.part``: the writer's host
+#: and process id (absent in names of older versions), then ``mkstemp``'s random letters.
+_TEMP_MIDDLE = re.compile(r"(?:(?P<host>[A-Za-z0-9]+)-(?P<pid>[0-9]+)\.)?[a-z0-9_]+")
 
 
 @contextlib.contextmanager
@@ -18,9 +39,15 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` that replaces it only on success.
 
     Write the whole file to the yielded path; when the block ends without an
-    exception the file is renamed over ``path`` (atomic on POSIX), otherwise it is
-    removed and ``path`` is left untouched: an interrupted write never leaves a
-    partial file at ``path``.
+    exception the file is flushed to disk (``fsync``), renamed over ``path`` (atomic on
+    POSIX) and the rename itself is flushed (``fsync`` of the folder), so that after a
+    crash of the machine ``path`` holds either the old or the new file, whole.
+    On an exception the temporary file is removed and ``path`` is left untouched.
+
+    A write killed outright (SIGKILL, power loss) cannot remove its temporary file,
+    ``.{name}.{host}-{pid}.{random}.part``. The next write to ``path`` removes those of
+    earlier writes that are stale (:func:`remove_stale_parts`) and leaves those of
+    writes still running.
 
     Parameters
     ----------
@@ -32,6 +59,11 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     pathlib.Path
         Where to write, in the same directory (so the rename does not cross devices).
 
+    Raises
+    ------
+    IsADirectoryError
+        ``path`` is an existing folder.
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -42,8 +74,15 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     'done'
     """
     final = Path(path)
+    if final.is_dir():
+        raise IsADirectoryError(
+            errno.EISDIR, f"{final} is a folder; give the name of the file to write"
+        )
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    remove_stale_parts(final)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{final.name}.{_HOST}-{os.getpid()}.", suffix=".part", dir=final.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -51,10 +90,100 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
+        _fsync(tmp)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_folder(final.parent)
+
+
+def remove_stale_parts(path: PathLike) -> list[Path]:
+    """Remove the temporary files that killed writes of ``path`` left behind.
+
+    A temporary file of :func:`atomic_path` is stale when its name holds this host
+    and a process id that no longer runs (its writer was killed), or, for one
+    written elsewhere (another host, whose processes cannot be seen from here) or by
+    an older version, when it has not changed for :data:`STALE_AFTER_S`. The
+    temporary file of a write still running is never removed: its process runs, or
+    it keeps changing. Files that belong to other targets are never touched.
+
+    Parameters
+    ----------
+    path
+        The target whose leftovers to remove.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    final = Path(path)
+    prefix = f".{final.name}."
+    removed = []
+    try:
+        entries = list(os.scandir(final.parent))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(".part")):
+            continue
+        middle = _TEMP_MIDDLE.fullmatch(name[len(prefix) : -len(".part")])
+        if middle is None or not _is_stale(entry, middle):
+            continue
+        with contextlib.suppress(FileNotFoundError, PermissionError):  # gone, or not ours
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+            logger.info("removed %s, left by an interrupted write of %s", entry.path, final)
+    return removed
+
+
+def _is_stale(entry: os.DirEntry, middle: re.Match) -> bool:
+    """Whether a temporary file (its name parsed by ``_TEMP_MIDDLE``) is a dead write's."""
+    try:
+        if not entry.is_file(follow_symlinks=False):
+            return False
+        if middle["host"] == _HOST and os.name == "posix":
+            return not _running(int(middle["pid"]))
+        return time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_S
+    except FileNotFoundError:  # removed meanwhile (its write finished)
+        return False
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this (POSIX) host."""
+    try:
+        os.kill(pid, 0)  # signal 0 only checks
+    except (ProcessLookupError, OverflowError):  # no such process (or no such pid)
+        return False
+    except PermissionError:  # it runs, as another user
+        pass
+    return True
+
+
+def _fsync(path: Path) -> None:
+    """Flush a written file's data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a rename in it) to the disk, where the system can."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open a folder; its rename is flushed with the file
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some file systems cannot sync a folder
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
 
 
 def expand_paths(paths: PathLike | Iterable[PathLike], *, what: str) -> list[Path]:

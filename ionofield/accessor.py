@@ -2,17 +2,20 @@
 
 Importing :mod:`ionofield` registers it. Each method forwards to one public function
 with the Dataset as its first argument, so ``ds.rstmrf.align(t)`` is
-``ionofield.drivers_at(ds, t)``.
+``ionofield.drivers_at(ds, t)``. On a campaign: ``align``, ``fit``, ``reconstruct``,
+``tec_direction``, ``plot``; on a volume: ``to_netcdf``.
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, Literal
 
 import xarray as xr
 
 from ionofield.campaign import check_campaign, drivers_at
 from ionofield.errors import ConfigError
+from ionofield.io.netcdf import to_netcdf
 from ionofield.model import RSTMRF
 from ionofield.reconstruction import reconstruct
 from ionofield.tec_cache import tec_direction
@@ -26,12 +29,13 @@ __all__ = ["RSTMRFAccessor"]
 
 @xr.register_dataset_accessor("rstmrf")
 class RSTMRFAccessor:
-    """R-STMRF methods on a campaign Dataset built by :func:`ionofield.campaign`.
+    """R-STMRF methods on a campaign (:func:`ionofield.campaign`) or a volume.
 
     Parameters
     ----------
     xarray_obj
-        The campaign Dataset.
+        The campaign Dataset, or a volume from :func:`ionofield.reconstruct` (for
+        :meth:`to_netcdf`).
 
     Notes
     -----
@@ -93,7 +97,7 @@ class RSTMRFAccessor:
     def reconstruct(
         self,
         grid: xr.Dataset,
-        model: RSTMRF | None = None,
+        model: RSTMRF | str | os.PathLike | None = None,
         *,
         background: xr.Dataset | xr.DataArray | None = None,
         chunks: int | None = None,
@@ -106,7 +110,8 @@ class RSTMRFAccessor:
         grid
             The target grid, from :func:`ionofield.grid`.
         model
-            The fitted model; by default the one :meth:`fit` left on this accessor.
+            The fitted model or the path of a model file; by default the one
+            :meth:`fit` left on this accessor.
         background, chunks, cache_dir
             As in :func:`ionofield.reconstruct`.
 
@@ -121,7 +126,29 @@ class RSTMRFAccessor:
             cache_dir=cache_dir,
         )
 
-    def _fitted(self, model: RSTMRF | None) -> RSTMRF:
+    def to_netcdf(
+        self, path: str | os.PathLike, *, compression: int = 4, progress: bool = False
+    ) -> None:
+        """Write this volume to NetCDF-4 atomically; forwards to :func:`ionofield.to_netcdf`.
+
+        Use this, not ``Dataset.to_netcdf``. The file is written under a temporary
+        name beside ``path`` and renamed over it only when complete, so a write that
+        is killed, fills the disk or fails on a chunk leaves nothing at ``path`` (or
+        the previous file, untouched). ``Dataset.to_netcdf`` writes in place: killed
+        half-way it leaves a file at ``path`` that opens normally and holds fill
+        values (NaN) where the unwritten chunks should be. The file is also compressed,
+        CF-1.11, and written in bounded memory.
+
+        Parameters
+        ----------
+        path
+            Destination file.
+        compression, progress
+            As in :func:`ionofield.to_netcdf`.
+        """
+        to_netcdf(self._obj, path, compression=compression, progress=progress)
+
+    def _fitted(self, model: RSTMRF | str | os.PathLike | None) -> RSTMRF | str | os.PathLike:
         """``model``, else the one :meth:`fit` left here; ConfigError when neither."""
         model = model if model is not None else self._model
         if model is None:

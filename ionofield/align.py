@@ -305,6 +305,7 @@ def align_indices(idx: xr.Dataset, hours: object) -> xr.Dataset:
 
     Examples
     --------
+    >>> from ionofield.io.indices import open_indices
     >>> idx = open_indices("2024-05-10", "2024-05-10")
     >>> align_indices(idx, hourly_axis("2024-05-10T08", "2024-05-10T09")).kp.values
     array([2.333, 2.   ])

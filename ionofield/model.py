@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import os
 import textwrap
+import warnings
 from typing import Any
 
 import numpy as np
@@ -22,12 +23,14 @@ import torch
 from ionofield.checkpoint import read_payload, write_payload
 from ionofield.config import NETWORK_FIELDS, FitConfig
 from ionofield.drivers import TimeInputs
-from ionofield.errors import CheckpointError, IonofieldError
+from ionofield.errors import CheckpointError, IonofieldError, IonofieldWarning
 from ionofield.features import temporal_features
 from ionofield.nn.model import RSTMRFNetwork
 
-#: Tag identifying a model file written by :meth:`RSTMRF.save`.
-MODEL_FORMAT = "ionofield-rstmrf-model/1"
+#: Tag identifying a model file written by :meth:`RSTMRF.save` (2: with a checksum).
+MODEL_FORMAT = "ionofield-rstmrf-model/2"
+#: Tags of model files of earlier versions that :func:`load_model` still reads.
+LEGACY_MODEL_FORMATS = ("ionofield-rstmrf-model/1",)
 
 
 class RSTMRF(RSTMRFNetwork):
@@ -137,11 +140,25 @@ class RSTMRF(RSTMRFNetwork):
     def save(self, path: str | os.PathLike) -> None:
         """Write the model atomically: weights, config, provenance, ionofield version.
 
+        The file carries a checksum of its content, which :func:`load_model` verifies.
+
         Parameters
         ----------
         path
             Destination file (``.pt`` by convention).
+
+        Raises
+        ------
+        CheckpointError
+            Weights or buffers hold NaN or infinite values (nothing is written).
         """
+        bad = self.nonfinite_tensors()
+        if bad:
+            raise CheckpointError(
+                f"{path}: not written: the model's {_nonfinite(bad)}, so it predicts nothing; "
+                "fit it again (ionofield.fit stops with a DivergenceError instead of returning "
+                "such a model)"
+            )
         write_payload(path, MODEL_FORMAT, {
             "config": self.config.to_dict(),
             "info": self.info,
@@ -161,6 +178,7 @@ class RSTMRF(RSTMRFNetwork):
             "validation RMSE (log10 Ne)": _fmt(info.get("val_rmse")),
             "background RMSE (log10 Ne)": _fmt(info.get("val_rmse_background")),
             "background": str(info.get("background", {}).get("kind", "-")),
+            **_validation_row(info),
             "config": ", ".join(f"{k}={v}" for k, v in self.config.architecture().items()),
         }
         return rows
@@ -185,6 +203,23 @@ def _fmt(value: object) -> str:
     return "-" if value is None else f"{float(value):.4f}"
 
 
+def _validation_row(info: dict[str, Any]) -> dict[str, str]:
+    """The summary's line on what the validation scores were computed on."""
+    if "held_out" not in info:  # not fitted, or fitted before this was recorded
+        return {}
+    if info["held_out"]:
+        return {"validation": f"{info['n_val']} held-out observations"}
+    return {"validation": "NONE held out: scores are on the training data, sigma uncalibrated"}
+
+
+def _nonfinite(names: list[str], limit: int = 5) -> str:
+    """``tensors 'a', 'b' and 3 more hold NaN or infinite values`` (``limit`` names shown)."""
+    shown = ", ".join(repr(n) for n in names[:limit])
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    subject = f"tensors {shown}{more} hold" if len(names) > 1 else f"tensor {shown} holds"
+    return f"{subject} NaN or infinite values"
+
+
 def load_model(path: str | os.PathLike) -> RSTMRF:
     """Rebuild a model written by :meth:`RSTMRF.save`, with no other input.
 
@@ -201,12 +236,20 @@ def load_model(path: str | os.PathLike) -> RSTMRF:
     Raises
     ------
     CheckpointError
-        The file is truncated, not an ionofield model, or its weights do not match
-        its recorded config.
+        The file is truncated, damaged (its checksum does not match), not an
+        ionofield model, its weights do not match its recorded config, or they hold
+        NaN or infinite values.
+
+    Warns
+    -----
+    IonofieldWarning
+        The file was written by ionofield 0.1 (format ``ionofield-rstmrf-model/1``),
+        without a checksum: damage to it cannot be detected. Saving it again adds one.
     """
     payload = read_payload(
         path,
         tag=MODEL_FORMAT,
+        legacy=LEGACY_MODEL_FORMATS,
         what="an ionofield model",
         fix="training checkpoints are resumed with fit(..., resume=path), models are "
         "written by model.save(path)",
@@ -224,4 +267,19 @@ def load_model(path: str | os.PathLike) -> RSTMRF:
             f"{path}: written by ionofield {payload.get('ionofield_version')}, its weights "
             f"do not match its config ({exc}); refit or use the matching ionofield version"
         ) from exc
+    bad = model.nonfinite_tensors()
+    if bad:
+        raise CheckpointError(
+            f"{path}: the model's {_nonfinite(bad)} (a fit that diverged, saved by an "
+            "ionofield that did not check): it predicts nothing; fit it again"
+        )
+    if "checksum" not in payload:
+        warnings.warn(
+            f"{path}: written by ionofield {payload.get('ionofield_version')} in format "
+            f"{payload['format']!r}, which has no checksum: damage to the file cannot be "
+            "detected (its weights were checked to be finite); save it again with "
+            "model.save(path) to add one",
+            IonofieldWarning,
+            stacklevel=2,
+        )
     return model.eval()

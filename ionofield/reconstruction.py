@@ -7,14 +7,25 @@ network (:func:`ionofield.prediction.predict_residual`) and combines the two. No
 is computed ahead of the chunk that needs it, so the peak memory is that of the
 chunks in flight, whatever the grid's length; two chunks in flight overlap one's IRI
 with the other's network; and the graph runs unchanged on a ``dask.distributed``
-cluster. :func:`ionofield.to_netcdf` writes it.
+cluster. :func:`ionofield.to_netcdf` (``vol.rstmrf.to_netcdf``) writes it atomically.
+
+What a volume holds is checked where it is made: a model with NaN or infinite weights
+is refused before anything is built, and each chunk is checked as it is computed
+(:data:`RESIDUAL_LIMIT_DEX`, :data:`SIGMA_RANGE_DEX`), so ``ne`` and
+``ne_background`` are finite and positive and ``ne_log10_sigma`` finite and positive
+in every volume written, or the write fails naming the chunk. A grid far from the
+times or altitudes the model was fitted on gives an
+:class:`~ionofield.errors.ExtrapolationWarning` and is recorded in the volume's
+``extrapolation`` attribute.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import os
 import threading
+import warnings
 from typing import Any
 
 import dask
@@ -23,12 +34,14 @@ import numpy as np
 import xarray as xr
 
 from ionofield._version import __version__
-from ionofield.background import BackgroundField, campaign_background
+from ionofield.background import IRI_F107, BackgroundField, campaign_background
+from ionofield.campaign import check_campaign
 from ionofield.config import FitConfig
 from ionofield.drivers import HourlyDrivers
-from ionofield.errors import ConfigError
+from ionofield.errors import ConfigError, DataWarning, DivergenceError, ExtrapolationWarning
 from ionofield.io.cf import CONVENTIONS, attributes, history_line
-from ionofield.model import RSTMRF
+from ionofield.iri import FOF2_MODEL, HMF2_MODEL
+from ionofield.model import RSTMRF, load_model
 from ionofield.prediction import ColumnMisfit, predict_residual
 from ionofield.sphere import fold_longitude
 from ionofield.timeutil import to_datetime64
@@ -37,6 +50,19 @@ from ionofield.timeutil import to_datetime64
 BACKGROUND_POINTS_PER_CALL = 262_144
 #: Output variables, in the order of the stacked chunk array.
 _OUTPUTS = ("ne", "ne_background", "ne_log10_sigma")
+#: Largest log10 residual (dex, either sign) a volume takes: Ne within a factor of a
+#: million of the background. Real departures from a climatology (storms, plasma
+#: bubbles, bottomside depletions) stay within a few dex; beyond 6 the model is broken
+#: and the chunk fails.
+RESIDUAL_LIMIT_DEX = 6.0
+#: Range (dex) of ``ne_log10_sigma`` a volume takes. Below 1e-4 dex (0.02 %) or above
+#: 6 dex the predicted spread is not a measurement error but a broken model.
+SIGMA_RANGE_DEX = (1.0e-4, 6.0)
+#: Grid times more than this many days outside the training period warn.
+EXTRAPOLATION_DAYS = 1.0
+#: Grid altitudes more than this many km outside the observed altitudes the model was
+#: fitted on (``model.info["obs_alt_range"]``) warn: about two topside scale heights.
+EXTRAPOLATION_KM = 200.0
 
 
 def grid(time: Any, alt: Any, lat: Any, lon: Any) -> xr.Dataset:
@@ -51,29 +77,54 @@ def grid(time: Any, alt: Any, lat: Any, lon: Any) -> xr.Dataset:
     lat
         Latitudes in degrees north within [-90, 90], shape [Y].
     lon
-        Longitudes in degrees east, any range (0..360 is folded to -180..180 and
-        sorted), shape [X].
+        Longitudes in degrees east, shape [X], sorted. Values within [-180, 180] are
+        kept as given, so the IONEX grid ``np.arange(-180, 180.1, 5)`` keeps both
+        -180 and 180 (the volume's two columns there are equal); others (0..360) are
+        folded into [-180, 180).
 
     Returns
     -------
     xarray.Dataset
         A Dataset with coordinates only, carrying CF attributes.
 
+    Raises
+    ------
+    ConfigError
+        An axis is empty or not finite, time or alt is not strictly increasing, a
+        latitude leaves [-90, 90] or an altitude looks like metres.
+
+    Warns
+    -----
+    DataWarning
+        Longitudes that fold onto a meridian already in the grid (360 onto 0, or a
+        value given twice) are dropped, with their count.
+
     Examples
     --------
-    >>> import pandas as pd
+    >>> import numpy as np, pandas as pd
     >>> g = grid(time=pd.date_range("2024-05-11", periods=2, freq="h"),
     ...          alt=[200.0, 300.0], lat=[0.0], lon=[0.0, 350.0])
     >>> g["lon"].values
     array([-10.,   0.])
+    >>> ionex = grid(time=pd.date_range("2024-05-11", periods=1), alt=[300.0], lat=[0.0],
+    ...              lon=np.arange(-180, 180.1, 90))
+    >>> ionex["lon"].values
+    array([-180.,  -90.,    0.,   90.,  180.])
     """
     coords = {
         "time": to_datetime64(np.atleast_1d(np.asarray(time))),
         "alt": np.atleast_1d(np.asarray(alt, dtype=np.float64)),
         "lat": np.atleast_1d(np.asarray(lat, dtype=np.float64)),
-        "lon": np.unique(fold_longitude(np.atleast_1d(lon))),
+        "lon": _grid_longitudes(lon),
     }
     problems = []
+    for name, values in coords.items():
+        if values.size == 0:
+            problems.append(f"{name} is empty")
+        elif name == "time" and np.isnat(values).any():
+            problems.append("time holds NaT")
+        elif name != "time" and not np.isfinite(values).all():
+            problems.append(f"{name} holds NaN or infinite values")
     for name in ("time", "alt"):
         if coords[name].size > 1 and not (np.diff(coords[name]) > np.zeros_like(
             np.diff(coords[name])[:1])).all():
@@ -90,11 +141,29 @@ def grid(time: Any, alt: Any, lat: Any, lon: Any) -> xr.Dataset:
     return ds
 
 
+def _grid_longitudes(lon: Any) -> np.ndarray:
+    """Longitudes of a grid: kept within [-180, 180], folded otherwise, sorted, distinct."""
+    given = np.atleast_1d(np.asarray(lon, dtype=np.float64))
+    inside = (given >= -180.0) & (given <= 180.0)
+    folded = np.where(inside | ~np.isfinite(given), given, fold_longitude(given))
+    values, counts = np.unique(folded, return_counts=True)
+    repeats = int(np.sum(counts - 1))
+    if repeats:
+        warnings.warn(
+            f"grid: {repeats} of {given.size} longitude(s) fall on a meridian already in the "
+            f"grid once folded to -180..180 (e.g. 360 on 0) and were dropped, leaving "
+            f"{values.size}; give each meridian once (-180 and 180 may both be given)",
+            DataWarning,
+            stacklevel=3,
+        )
+    return values
+
+
 def reconstruct(
     ds: xr.Dataset,
     target: xr.Dataset,
     *,
-    model: RSTMRF,
+    model: RSTMRF | str | os.PathLike,
     background: xr.Dataset | xr.DataArray | None = None,
     chunks: int | None = None,
     cache_dir: str | os.PathLike | None = None,
@@ -108,11 +177,13 @@ def reconstruct(
     target
         The grid, from :func:`grid`.
     model
-        A fitted :class:`~ionofield.RSTMRF`.
+        A fitted :class:`~ionofield.RSTMRF`, or the path of a model file (read with
+        :func:`ionofield.load_model`).
     background
         The background the model was fitted with, when it was user-supplied.
     chunks
-        Times per chunk (default: as many as keep a chunk near 4 million points).
+        Times per chunk, a positive whole number (default: as many as keep a chunk
+        near 4 million points).
     cache_dir
         Disk cache of the IRI background.
 
@@ -123,19 +194,56 @@ def reconstruct(
         ``(time, alt, lat, lon)``, float32, dask-backed; nothing is computed until
         ``.compute()`` or a write. ``ne_log10_sigma`` includes the column misfit of
         the campaign's TEC maps (:class:`~ionofield.prediction.ColumnMisfit`) when the
-        model was calibrated with it and ``ds`` has them.
+        model was calibrated with it and ``ds`` has them. The attributes say which
+        background was used (``source``, ``background``, and for IRI the F10.7 it
+        was given, ``iri_f107``) and how far the grid is from what the model was
+        fitted on (``training_period``, ``training_alt_range``, ``extrapolation``).
+
+    Raises
+    ------
+    ConfigError
+        ``model``, ``target`` or ``chunks`` is not what is described above, or the
+        model was fitted on a user background and ``background`` is missing.
+    CampaignError
+        ``ds`` is not a campaign.
+    CheckpointError
+        ``model`` is the path of a damaged or foreign file.
+    DivergenceError
+        The model holds NaN or infinite weights (here), or a chunk's values leave
+        :data:`RESIDUAL_LIMIT_DEX` or :data:`SIGMA_RANGE_DEX` (when it is computed,
+        naming the chunk).
+    CoverageError
+        The campaign's drivers do not cover the grid's times.
+
+    Warns
+    -----
+    ExtrapolationWarning
+        The grid reaches more than :data:`EXTRAPOLATION_DAYS` beyond the training
+        period, or more than :data:`EXTRAPOLATION_KM` beyond the observed altitudes.
     """
-    times = target["time"].values
+    model = _usable_model(model)
+    _check_target(target)
+    if chunks is not None and (
+        isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1
+    ):
+        raise ConfigError(
+            f"reconstruct: chunks={chunks!r}; give a positive whole number of times per "
+            "chunk, or leave chunks=None for about 4 million points per chunk"
+        )
+    check_campaign(ds)
+    times = to_datetime64(target["time"].values)
     alt, lat, lon = (target[name].values.astype(np.float64) for name in ("alt", "lat", "lon"))
     names = ["kp", "f107", "f107_81"] + (["tec"] if _uses_column_misfit(model, ds) else [])
     drivers = HourlyDrivers.from_campaign(ds[names])
     drivers.bracket(times)  # raises now, not at compute time, when uncovered
     _check_background(model, background)
+    f107_name = _iri_f107_name(model, ds) if background is None else None
+    extrapolation = _extrapolation(model, times, alt)
     per_time = alt.size * lat.size * lon.size
     step = chunks or max(1, min(len(times), 4_000_000 // max(per_time, 1)))
     source = (
-        _IriHours(ds["f107"].load(), model.config, cache_dir)
-        if background is None
+        _IriHours(ds[f107_name].load(), model.config, cache_dir)
+        if f107_name is not None
         else dask.delayed(BackgroundField, pure=True)(background)
     )
     model_node = dask.delayed(model, pure=True)
@@ -153,8 +261,46 @@ def reconstruct(
         {name: (dims, stacked[k], attributes(name)) for k, name in enumerate(_OUTPUTS)},
         coords={name: target[name] for name in dims},
     )
-    out.attrs.update(_global_attrs(model))
+    out.attrs.update(_global_attrs(model, ds, background, f107_name, extrapolation))
     return out
+
+
+def _usable_model(model: Any) -> RSTMRF:
+    """The model to reconstruct with: loaded from a path, refused when not finite."""
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model(model)
+    if not isinstance(model, RSTMRF):
+        raise ConfigError(
+            f"reconstruct: model= is a {type(model).__name__}; pass a fitted ionofield.RSTMRF "
+            "(from ionofield.fit or ionofield.load_model(path)) or the path of a model file"
+        )
+    bad = model.nonfinite_tensors()
+    if bad:
+        raise DivergenceError(
+            f"reconstruct: the model's weights hold NaN or infinite values in {len(bad)} "
+            f"tensor(s) ({', '.join(bad)}): its fit diverged or the weights were damaged, "
+            "and every value it gives would be NaN; refit the model (a lower lr, finite "
+            "observations)"
+        )
+    return model
+
+
+def _check_target(target: Any) -> None:
+    """ConfigError unless ``target`` is a Dataset with the four grid coordinates."""
+    dims = ("time", "alt", "lat", "lon")
+    missing = [name for name in dims if name not in getattr(target, "coords", {})]
+    if not isinstance(target, (xr.Dataset, xr.DataArray)) or missing:
+        raise ConfigError(
+            f"reconstruct: the target grid ({type(target).__name__}) lacks the coordinate(s) "
+            f"{missing or list(dims)}; build it with ionofield.grid(time=..., alt=..., lat=..., "
+            "lon=...)"
+        )
+    for name in dims:
+        if target[name].ndim != 1:
+            raise ConfigError(
+                f"reconstruct: the target's {name!r} coordinate has dims {target[name].dims}; "
+                "each axis must be 1-D (build the target with ionofield.grid)"
+            )
 
 
 #: One IRI background at a time per process: PyIRI uses one core and ~0.4 GB; two at
@@ -184,8 +330,25 @@ def _volume_block(
     model: RSTMRF, drivers: HourlyDrivers, background: _IriHours | BackgroundField,
     times: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray,
 ) -> np.ndarray:
-    """ne, ne_background, ne_log10_sigma of a time chunk, stacked on axis 0."""
+    """ne, ne_background, ne_log10_sigma of a time chunk, stacked on axis 0.
+
+    Each distinct meridian is computed once (180 as -180), so the columns of a grid
+    holding both -180 and 180 are equal.
+    """
+    meridians, column = np.unique(np.where(lon >= 180.0, lon - 360.0, lon), return_inverse=True)
     field = background.field(times) if isinstance(background, _IriHours) else background
+    # A broken model overflows below; _check_block then names the chunk.
+    with np.errstate(over="ignore", invalid="ignore"):
+        out, residual = _block_values(model, drivers, field, times, alt, lat, meridians)
+    _check_block(times, residual, out)
+    return out if np.array_equal(meridians, lon) else out[..., column]
+
+
+def _block_values(
+    model: RSTMRF, drivers: HourlyDrivers, field: BackgroundField, times: np.ndarray,
+    alt: np.ndarray, lat: np.ndarray, lon: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The stacked outputs of a chunk on distinct meridians ``lon``, and the residual."""
     with _NETWORK_LOCK:
         residual, log_var = predict_residual(model, drivers, times, alt, lat, lon)
         misfit = None
@@ -208,7 +371,39 @@ def _volume_block(
     np.sqrt(out[2], out=out[2])
     np.power(10.0, out[0], out=out[0])
     np.power(10.0, out[1], out=out[1])
-    return out
+    return out, residual
+
+
+def _check_block(times: np.ndarray, residual: np.ndarray, out: np.ndarray) -> None:
+    """DivergenceError, naming the chunk, unless its values are physical.
+
+    The residual must lie within :data:`RESIDUAL_LIMIT_DEX`, ``ne_log10_sigma``
+    within :data:`SIGMA_RANGE_DEX`, ``ne`` and ``ne_background`` finite and positive.
+    """
+    lo, hi = SIGMA_RANGE_DEX
+    bad = {
+        f"log10 residual outside +-{RESIDUAL_LIMIT_DEX:g} dex (Ne within a factor 1e"
+        f"{RESIDUAL_LIMIT_DEX:g} of the background)": (
+            residual, ~(np.abs(residual) <= RESIDUAL_LIMIT_DEX)),
+        f"ne_log10_sigma outside {lo:g}..{hi:g} dex": (out[2], ~((out[2] >= lo) & (out[2] <= hi))),
+        "ne not finite and positive": (out[0], ~(np.isfinite(out[0]) & (out[0] > 0))),
+        "ne_background not finite and positive": (
+            out[1], ~(np.isfinite(out[1]) & (out[1] > 0))),
+    }
+    problems = [
+        f"{what} at {int(np.count_nonzero(mask))} of {mask.size} points (e.g. "
+        f"{values[mask].flat[0]:g})"
+        for what, (values, mask) in bad.items()
+        if mask.any()
+    ]
+    if problems:
+        first, last = np.datetime_as_string(times[[0, -1]], unit="s")
+        raise DivergenceError(
+            f"reconstruct: the chunk of {len(times)} time(s) {first} to {last}: "
+            f"{'; '.join(problems)}. The model gives unphysical values there (a diverged fit "
+            "or damaged weights, or a background far from the one it was fitted on): refit "
+            "the model, and check its validation scores (print(model)) before reconstructing"
+        )
 
 
 def _uses_column_misfit(model: RSTMRF, ds: xr.Dataset) -> bool:
@@ -228,18 +423,102 @@ def _check_background(model: RSTMRF, background: Any) -> None:
         )
 
 
-def _global_attrs(model: RSTMRF) -> dict[str, str]:
+def _iri_f107_name(model: RSTMRF, ds: xr.Dataset) -> str:
+    """The campaign variable whose F10.7 the model's IRI background was given.
+
+    ``model.info["background"]["f107_variable"]`` records it
+    (:func:`~ionofield.background.campaign_background`); models fitted before it
+    was recorded were given the daily ``f107``, and a model that was never fitted
+    takes :data:`~ionofield.background.IRI_F107`.
+    """
+    info = model.info.get("background")
+    name = IRI_F107 if info is None else str(info.get("f107_variable", "f107"))
+    if name not in ds.data_vars:
+        raise ConfigError(
+            f"reconstruct: the model's IRI background was given the F10.7 of {name!r}, which "
+            f"the campaign lacks (it has {sorted(map(str, ds.data_vars))}); build the "
+            "campaign with ionofield.campaign, whose indices carry it"
+        )
+    return name
+
+
+def _extrapolation(model: RSTMRF, times: np.ndarray, alt: np.ndarray) -> str:
+    """How far the grid is from what the model was fitted on, and a warning if far.
+
+    Returns ``""`` when the grid is within :data:`EXTRAPOLATION_DAYS` of the training
+    period and :data:`EXTRAPOLATION_KM` of the observed altitudes (or the model does
+    not record them), else the description the warning gives.
+    """
+    notes = []
+    period = model.info.get("period")
+    if period:
+        first, last = (np.datetime64(str(p), "m") for p in (period[0], period[-1]))
+        day = np.timedelta64(1, "D")
+        for days, side in (((first - times.min()) / day, "before"),
+                           ((times.max() - last) / day, "after")):
+            if days > EXTRAPOLATION_DAYS:
+                notes.append(
+                    f"grid times reach {days:.1f} days ({days * 24:.0f} h) {side} the training "
+                    f"period {first} to {last}"
+                )
+    span = model.info.get("obs_alt_range")
+    if span:
+        lo, hi = float(span[0]), float(span[-1])
+        for km, side in ((lo - alt.min(), "below"), (alt.max() - hi, "above")):
+            if km > EXTRAPOLATION_KM:
+                notes.append(
+                    f"grid altitudes reach {km:.0f} km {side} the observed altitudes "
+                    f"({lo:g} to {hi:g} km) the model was fitted on"
+                )
+    if not notes:
+        return ""
+    text = "; ".join(notes)
+    warnings.warn(
+        f"reconstruct: {text}; the residual there is an extrapolation that no observation "
+        "constrained and ne_log10_sigma does not measure: fit on a campaign covering these "
+        "times and altitudes (recorded in the volume's 'extrapolation' attribute)",
+        ExtrapolationWarning,
+        stacklevel=3,
+    )
+    return text
+
+
+def _global_attrs(
+    model: RSTMRF, ds: xr.Dataset, background: Any, f107_name: str | None, extrapolation: str,
+) -> dict[str, str]:
+    """The volume's global attributes; they name the background that was used."""
     period = model.info.get("period", ["?", "?"])
+    span = model.info.get("obs_alt_range")
+    if f107_name is not None:
+        pyiri = importlib.metadata.version("PyIRI")
+        f107 = ds[f107_name]
+        what = f"IRI via PyIRI {pyiri} ({FOF2_MODEL} foF2, {HMF2_MODEL} hmF2)"
+        used = {
+            "background": what,
+            "iri_f107": f"{f107_name}"
+            + (f" ({f107.attrs['long_name']})" if "long_name" in f107.attrs else "")
+            + ", sfu, the mean of each UT day, from the campaign",
+        }
+        references = "; IRI via PyIRI (Forsythe et al. 2023)"
+    else:
+        attrs = getattr(background, "attrs", {})
+        label = attrs.get("title") or attrs.get("source") or "no title or source attribute"
+        what = f"user-supplied background ({label})"
+        used = {"background": what}
+        references = ""
     return {
         "Conventions": CONVENTIONS,
         "title": "Ionospheric electron density reconstructed by R-STMRF",
         "institution": "ionofield users",
-        "source": f"ionofield {__version__} R-STMRF (IRI background via PyIRI)",
+        "source": f"ionofield {__version__} R-STMRF on the {what}",
         "history": history_line("reconstruct"),
-        "references": "R-STMRF: physics-guided recurrent spatio-temporal residual field; "
-        "IRI via PyIRI (Forsythe et al. 2024)",
+        "references": "R-STMRF: physics-guided recurrent spatio-temporal residual field"
+        + references,
         "comment": "log10 Ne = log10 Ne_background + learned residual",
+        **used,
         "ionofield_version": __version__,
         "model_config_hash": model.config.digest(),
         "training_period": f"{period[0]} to {period[-1]}",
+        "training_alt_range": f"{span[0]:g} to {span[-1]:g} km" if span else "not recorded",
+        "extrapolation": extrapolation or "none",
     }

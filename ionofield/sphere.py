@@ -207,9 +207,9 @@ def interpolate(values: Any, cells: Sequence[Cells]) -> Any:
     Parameters
     ----------
     values
-        numpy array (C-contiguous) or torch tensor of shape [N_0, ..., N_{D-1},
-        *rest]: a grid over its first D axes, with trailing axes ``rest`` carried
-        along (vector components, say).
+        numpy array (C-contiguous) or torch tensor of shape
+        ``[N_0, ..., N_{D-1}, *rest]``: a grid over its first D axes, with trailing
+        axes ``rest`` carried along (vector components, say).
     cells
         One :class:`Cells` per grid axis, D in all; the cells of different axes
         broadcast together (scattered points: all of shape [P]; a whole grid: each

@@ -19,14 +19,28 @@ Batches come from a time-binned sampler (:mod:`ionofield.sampling`), so each bat
 holds few distinct hours and the ConvLSTM and LSTM run once per distinct hour, not per
 point. After the loop, sigma is calibrated on the held-out periods
 (:mod:`ionofield.calibration`).
+
+Every step checks that the loss terms and the gradient are finite before the weights
+change, and every epoch that the validation scores are, so a diverging fit stops with a
+:class:`~ionofield.errors.DivergenceError` naming where and why instead of returning
+NaN weights; the observations and drivers are checked to be finite before the first
+step, so that a divergence means the optimisation, not the data.
+
+Why one module of this size: the loop, the per-batch losses of ``_Trainer`` and the
+checks of a fit all act on one fit's state (model, optimiser, weight average, random
+generator, checkpoint), and each is read with the others; the pieces that stand alone
+are their own modules already (sampler, calibration, checkpoint files, predictions).
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
+import math
 import os
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,12 +51,19 @@ from torch.optim.swa_utils import AveragedModel
 
 from ionofield._threads import torch_threads
 from ionofield._version import __version__
+from ionofield.align import DRIVERS
 from ionofield.background import campaign_background
 from ionofield.calibration import sigma_scale
-from ionofield.checkpoint import read_payload, write_payload
-from ionofield.config import FitConfig
+from ionofield.campaign import check_campaign
+from ionofield.checkpoint import (
+    campaign_fingerprint,
+    fingerprint_differences,
+    read_payload,
+    write_payload,
+)
+from ionofield.config import FitConfig, check_option_names
 from ionofield.drivers import HourlyDrivers, TimeInputs
-from ionofield.errors import ConfigError
+from ionofield.errors import CampaignError, ConfigError, DataWarning, DivergenceError
 from ionofield.model import RSTMRF
 from ionofield.nn.losses import (
     chapman_smoothness,
@@ -56,12 +77,13 @@ from ionofield.observations import ObservationArrays, background_gradient, point
 from ionofield.prediction import ColumnMisfit
 from ionofield.sampling import split_by_period, time_binned_batches
 from ionofield.sphere import Cells
-from ionofield.timeutil import day_of_year
+from ionofield.timeutil import day_of_year, to_datetime64
 
 logger = logging.getLogger(__name__)
 
-#: Tag identifying a training checkpoint (model, optimiser, history, random state).
-TRAINING_CHECKPOINT_FORMAT = "ionofield-rstmrf-training/3"
+#: Tag identifying a training checkpoint (model, optimiser, history, random state; 4:
+#: with a checksum, the seed and the campaign's fingerprint).
+TRAINING_CHECKPOINT_FORMAT = "ionofield-rstmrf-training/4"
 
 
 class WeightAverage:
@@ -92,7 +114,7 @@ class WeightAverage:
     ...     _ = layer.weight.data.fill_(value)
     ...     average.update()
     >>> with average.applied():
-    ...     round(float(layer.weight), 4)
+    ...     round(float(layer.weight.detach()), 4)
     2.3333
     """
 
@@ -352,7 +374,7 @@ class _Trainer:
 def fit(
     ds: xr.Dataset,
     *,
-    config: FitConfig | None = None,
+    config: FitConfig | Mapping[str, Any] | None = None,
     background: xr.Dataset | xr.DataArray | None = None,
     seed: int = 0,
     checkpoint: str | os.PathLike | None = None,
@@ -370,8 +392,9 @@ def fit(
         A campaign Dataset from :func:`ionofield.campaign`: observations on ``obs``
         and the hourly drivers ``tec``, ``kp``, ``f107``, ``f107_81``.
     config
-        Options; the seed's defaults when omitted. ``**options`` override its fields
-        (``fit(ds, epochs=10)``).
+        Options, as a :class:`~ionofield.config.FitConfig` or a mapping of its fields
+        (``{"epochs": 10}``); the seed's defaults when omitted. ``**options`` override
+        its fields (``fit(ds, epochs=10)``).
     background
         Any background electron density on ``(time, alt, lat, lon)`` in m-3 (e.g. another
         model's output); IRI through PyIRI on the config's cube when omitted. Pass the
@@ -382,10 +405,13 @@ def fit(
     checkpoint
         Path of the training checkpoint, written atomically every
         ``config.checkpoint_every`` epochs and at the end (model, optimiser, history,
-        random state).
+        random state, the seed and a fingerprint of the campaign, with a checksum).
     resume
         A training checkpoint to continue from; the run then goes on to
-        ``config.epochs`` and ends exactly as an uninterrupted run would.
+        ``config.epochs`` and ends exactly as an uninterrupted run would. It must
+        come from a fit of the same campaign (observations, hourly axis, drivers,
+        kind of background), seed and options; only ``epochs`` and ``patience`` may
+        change.
     progress
         Show a tqdm progress bar with the running losses.
     cache_dir
@@ -401,11 +427,46 @@ def fit(
     -------
     RSTMRF
         The fitted model (best validation epoch), in eval mode; ``model.history`` is
-        the per-epoch loss table (pandas DataFrame).
+        the per-epoch loss table (pandas DataFrame). Its weights are finite.
+
+    Raises
+    ------
+    CampaignError
+        ``ds`` is not a campaign, or its observations or drivers hold non-finite
+        values (or Ne <= 0); the message gives the counts.
+    ConfigError
+        An unknown option (with the closest valid names), a value of the wrong type
+        or range, or a ``resume`` checkpoint of another campaign, seed or options.
+    CheckpointError
+        ``resume`` is truncated, damaged (checksum mismatch) or not a training
+        checkpoint.
+    DivergenceError
+        A loss term, the gradient or the validation loss became NaN or infinite: the
+        message names the epoch, the step, the term and the likely cause.
+
+    Warns
+    -----
+    DataWarning
+        Nothing could be held out for validation: the scores are then computed on the
+        training data and sigma is not calibrated (``model.info["held_out"]`` is
+        False, and the model's summary says so).
     """
+    if not isinstance(ds, xr.Dataset):
+        raise CampaignError(
+            f"fit: ds is a {type(ds).__name__} ({ds!r:.80}), not a campaign Dataset; "
+            "build one with ionofield.campaign(obs=..., tec=..., indices=...)"
+        )
+    check_campaign(ds)
     config = _resolve_config(config, options)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"fit: seed = {seed!r} must be an int >= 0, e.g. seed=0")
+    if checkpoint is not None and os.path.isdir(checkpoint):
+        raise ConfigError(
+            f"fit: checkpoint = {os.fspath(checkpoint)!r} is a folder; give the name of the "
+            "training checkpoint file to write, e.g. 'fit.ckpt' inside it"
+        )
     with torch_threads(threads):
-        return _fit(ds, config, background, seed, checkpoint, resume, progress, cache_dir)
+        return _fit(ds, config, background, int(seed), checkpoint, resume, progress, cache_dir)
 
 
 def _fit(
@@ -421,6 +482,11 @@ def _fit(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     drivers = HourlyDrivers.from_campaign(ds)
+    _check_inputs(ds, drivers)
+    fingerprint = None
+    if checkpoint is not None or resume is not None:
+        fingerprint = campaign_fingerprint(ds, background)
+    saved = None if resume is None else _read_training_checkpoint(resume, config, seed, fingerprint)
     bg_field, background_info = campaign_background(
         drivers.hours, ds["f107"], config=config, background=background, cache_dir=cache_dir
     )
@@ -428,29 +494,31 @@ def _fit(
     train_idx, val_idx = split_by_period(
         data.profile, data.hour_bin, config.val_fraction, config.val_block_hours, rng
     )
-    held_out = len(val_idx) > 0
+    held_out = _check_split(config, len(train_idx), len(val_idx))
     if not held_out:
         val_idx = train_idx
     model = _new_model(config, data.times)
     trainer = _Trainer(model, data, drivers, bg_field)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     average = WeightAverage(model, decay=_average_decay(config, len(train_idx)))
-    state = _FitState()
-    if resume is not None:
-        state = _load_training_checkpoint(resume, model, optimizer, average, rng, config)
+    state = _FitState() if saved is None else _restore(saved, model, optimizer, average, rng)
     epochs = range(state.epoch, config.epochs)
     bar = _progress_bar(len(epochs), progress)
     for epoch in epochs:
-        row = {"epoch": epoch + 1, **_train_epoch(trainer, optimizer, average, train_idx, rng)}
+        losses = _train_epoch(trainer, optimizer, average, train_idx, rng, epoch + 1)
+        row = {"epoch": epoch + 1, **losses}
         with average.applied():
             row.update(trainer.evaluate(val_idx))
+        _check_validation(row, config)
         stop = state.record(row, average)
         bar.update(1)
         bar.set_postfix(loss=f"{row['data']:.4f}", val_rmse=f"{row['val_rmse']:.4f}")
         if checkpoint is not None and (
             state.epoch % config.checkpoint_every == 0 or stop or state.epoch == config.epochs
         ):
-            _save_training_checkpoint(checkpoint, model, optimizer, average, rng, state)
+            _save_training_checkpoint(
+                checkpoint, model, optimizer, average, rng, state, seed, fingerprint
+            )
         if stop:
             logger.info("early stop at epoch %d (best %d)", state.epoch, state.best_epoch)
             break
@@ -458,12 +526,21 @@ def _fit(
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
     sigma_factor = _calibrate(trainer, val_idx if held_out else None)
+    bad = model.nonfinite_tensors()
+    if bad:  # the losses were finite: only the calibration of sigma is left
+        raise DivergenceError(
+            f"fit: the fitted model's {bad[:5]} are not finite after the calibration of "
+            f"sigma (factor {sigma_factor}): the held-out predictions' variances under- or "
+            "overflow; fit again with a lower lr or more epochs"
+        )
     best = min(state.history, key=lambda r: r["val_loss"]) if state.history else {}
     model.info.update(
         period=[str(drivers.hours[0]), str(drivers.hours[-1])],
         n_obs=len(data),
         n_train=len(train_idx),
-        n_val=len(val_idx),
+        n_val=len(val_idx) if held_out else 0,
+        held_out=held_out,
+        obs_alt_range=[float(v) for v in trainer.alt_range],
         seed=seed,
         background=background_info,
         best_epoch=state.best_epoch,
@@ -474,6 +551,83 @@ def _fit(
         ionofield_version=__version__,
     )
     return model.eval()
+
+
+def _check_inputs(ds: xr.Dataset, drivers: HourlyDrivers) -> None:
+    """Refuse observations and drivers that a fit cannot take, with the counts.
+
+    Every observation must have a finite Ne > 0 (m-3), a finite position and a time;
+    every hour finite drivers. Campaigns built from files pass (the readers drop such
+    values with a count); this catches Datasets made or edited by hand.
+    """
+    if "ne" not in ds.data_vars or ds.sizes["obs"] == 0:
+        raise CampaignError(
+            "fit: the campaign holds no observations (no variable 'ne' on a non-empty 'obs' "
+            "dimension); build it with ionofield.campaign from observations within its period"
+        )
+    problems = []
+    ne = ds["ne"].values.astype(np.float64)
+    bad = ~(np.isfinite(ne) & (ne > 0))
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        problems.append(
+            f"'ne' is non-finite or <= 0 at {int(bad.sum())} of {ne.size} observations "
+            f"(the first, obs={first}, is {ne[first]:g})"
+        )
+    for name in ("obs_lat", "obs_lon", "obs_alt"):
+        count = int((~np.isfinite(ds[name].values.astype(np.float64))).sum())
+        if count:
+            problems.append(f"{name!r} is non-finite at {count} of {ne.size} observations")
+    count = int(np.isnat(to_datetime64(ds["obs_time"].values)).sum())
+    if count:
+        problems.append(f"'obs_time' is missing (NaT) at {count} of {ne.size} observations")
+    for name in DRIVERS:
+        count = int((~np.isfinite(ds[name].values.astype(np.float64))).sum())
+        if count:
+            problems.append(f"{name!r} is non-finite at {count} of {drivers.n_hours} hours")
+    if drivers.tec is not None and not np.isfinite(drivers.tec).all():
+        count = int((~np.isfinite(drivers.tec)).sum())
+        problems.append(f"'tec' is non-finite in {count} map cells after its gaps were filled")
+    if problems:
+        raise CampaignError(
+            f"fit: the campaign's {'; '.join(problems)}. A fit needs finite drivers and "
+            "observations with Ne > 0 in m-3: drop the bad observations (ds.isel(obs=...)), "
+            "or build the campaign again with ionofield.campaign from the files, whose "
+            "readers drop bad values with a count"
+        )
+
+
+def _check_split(config: FitConfig, n_train: int, n_val: int) -> bool:
+    """Whether anything is held out for validation; warn when nothing is.
+
+    Raises
+    ------
+    ConfigError
+        Everything would be held out (nothing left to train on).
+    """
+    block = f"val_block_hours = {config.val_block_hours:g} h"
+    if n_train == 0:
+        raise ConfigError(
+            f"fit: val_fraction = {config.val_fraction:g} holds out all {n_val} observations "
+            f"(they start within one block of {block}); give a smaller val_fraction or "
+            "val_block_hours"
+        )
+    if n_val:
+        return True
+    reason = (
+        "val_fraction = 0"
+        if config.val_fraction == 0
+        else f"the observations start within one block of {block}"
+    )
+    warnings.warn(
+        f"fit: nothing held out for validation ({reason}): val_loss, val_rmse and early "
+        f"stopping use the {n_train} training observations, and sigma is not calibrated "
+        f"(model.info['held_out'] is False); give observations spanning more than one block, "
+        "a smaller val_block_hours or a val_fraction > 0",
+        DataWarning,
+        stacklevel=4,
+    )
+    return False
 
 
 def _new_model(config: FitConfig, times: np.ndarray) -> RSTMRF:
@@ -498,25 +652,79 @@ def _train_epoch(
     average: WeightAverage,
     train_idx: np.ndarray,
     rng: np.random.Generator,
+    epoch: int,
 ) -> dict[str, float]:
-    """One pass over the training points; the mean of each loss term per point."""
+    """One pass over the training points; the mean of each loss term per point.
+
+    Raises
+    ------
+    DivergenceError
+        A loss term or the gradient is not finite (before the step that would spread
+        it to the weights).
+    """
     config, model = trainer.config, trainer.model
     sums: dict[str, float] = {}
     batches = time_binned_batches(
         train_idx, trainer.data.hour_bin, config.batch_size, rng, config.batch_hours
     )
-    for idx in batches:
+    # Without clipping the norm is still computed (an infinite bound scales by 1, exactly).
+    bound = config.grad_clip if config.grad_clip > 0 else math.inf
+    for step, idx in enumerate(batches, start=1):
         losses = trainer.batch_losses(idx, rng)
+        values = {name: float(value.detach()) for name, value in losses.items()}
+        where = f"epoch {epoch}, step {step} of {len(batches)}"
+        if not all(math.isfinite(v) for v in values.values()):
+            term = next(name for name, v in values.items() if not math.isfinite(v))
+            raise DivergenceError(
+                f"fit diverged at {where}: the loss term {term!r} is {values[term]} "
+                f"({_terms(values)}); {_likely_cause(config, epoch, step)}"
+            )
         total = trainer.total(losses)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), bound))
+        if not math.isfinite(norm):
+            raise DivergenceError(
+                f"fit diverged at {where}: the gradient norm is {norm} while the loss terms "
+                f"are finite ({_terms(values)}); {_likely_cause(config, epoch, step)}"
+            )
         optimizer.step()
         average.update()
-        for name, value in losses.items():
-            sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(idx)
+        for name, value in values.items():
+            sums[name] = sums.get(name, 0.0) + value * len(idx)
     return {name: value / len(train_idx) for name, value in sums.items()}
+
+
+def _terms(values: dict[str, float]) -> str:
+    return ", ".join(f"{name} = {value:.4g}" for name, value in values.items())
+
+
+def _likely_cause(config: FitConfig, epoch: int, step: int) -> str:
+    """The likely cause of a divergence, and what to do, for messages."""
+    if epoch == 1 and step == 1:  # no step taken yet: the weights are the fresh ones
+        return (
+            "this is the first batch, before any update, so the inputs are the likely "
+            "cause: the observations' positions and times or the drivers hold values the "
+            "network cannot take; check the campaign (ionofield.campaign) and the background"
+        )
+    default = FitConfig.__dataclass_fields__["lr"].default
+    high = f", far above the default {default:g}" if config.lr > 30 * default else ""
+    clip = " or grad_clip > 0 (it is 0)" if config.grad_clip == 0 else ""
+    return (
+        f"likely cause: the learning rate, lr = {config.lr:g}{high}, is too high; fit again "
+        f"from the start with a lower lr (e.g. lr={config.lr / 10:g}){clip}"
+    )
+
+
+def _check_validation(row: dict[str, float], config: FitConfig) -> None:
+    """Refuse an epoch whose validation scores are not finite (diverged weights)."""
+    bad = [name for name in ("val_loss", "val_rmse") if not math.isfinite(row[name])]
+    if bad:
+        raise DivergenceError(
+            f"fit diverged at epoch {row['epoch']}: the validation {bad[0]} is {row[bad[0]]} "
+            f"though the training losses were finite; "
+            f"{_likely_cause(config, row['epoch'], step=0)}"
+        )
 
 
 def _calibrate(trainer: _Trainer, val_idx: np.ndarray | None) -> float:
@@ -534,11 +742,26 @@ def _calibrate(trainer: _Trainer, val_idx: np.ndarray | None) -> float:
     return factor
 
 
-def _resolve_config(config: FitConfig | None, options: dict[str, Any]) -> FitConfig:
-    base = config if config is not None else FitConfig()
+def _resolve_config(
+    config: FitConfig | Mapping[str, Any] | None, options: dict[str, Any]
+) -> FitConfig:
+    """The fit's config: ``config`` (a FitConfig or a mapping) with ``options`` on top."""
+    fit_keywords = [n for n in inspect.signature(fit).parameters if n not in ("ds", "options")]
+    check_option_names(
+        options, [*FitConfig.__dataclass_fields__, *fit_keywords], what="fit"
+    )
+    if config is None:
+        config = FitConfig()
+    elif isinstance(config, Mapping):
+        config = FitConfig.from_dict(config)
+    elif not isinstance(config, FitConfig):
+        raise ConfigError(
+            f"fit: config is a {type(config).__name__}; pass an ionofield.FitConfig or a "
+            "mapping of its fields, e.g. config={'epochs': 10}"
+        )
     if not options:
-        return base
-    return FitConfig.from_dict({**base.to_dict(), **options})
+        return config
+    return FitConfig.from_dict({**config.to_dict(), **options})
 
 
 @dataclass
@@ -573,9 +796,13 @@ def _save_training_checkpoint(
     average: WeightAverage,
     rng: np.random.Generator,
     state: _FitState,
+    seed: int,
+    fingerprint: dict[str, Any],
 ) -> None:
     write_payload(path, TRAINING_CHECKPOINT_FORMAT, {
         "config": model.config.to_dict(),
+        "seed": seed,
+        "campaign": fingerprint,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "average": average.state_dict(),
@@ -589,14 +816,19 @@ def _save_training_checkpoint(
     })
 
 
-def _load_training_checkpoint(
-    path: str | os.PathLike,
-    model: RSTMRF,
-    optimizer: torch.optim.Optimizer,
-    average: WeightAverage,
-    rng: np.random.Generator,
-    config: FitConfig,
-) -> _FitState:
+def _read_training_checkpoint(
+    path: str | os.PathLike, config: FitConfig, seed: int, fingerprint: dict[str, Any]
+) -> dict[str, Any]:
+    """Read a training checkpoint and check that it continues this very fit.
+
+    Raises
+    ------
+    CheckpointError
+        The file is truncated, damaged or no training checkpoint.
+    ConfigError
+        It was written by a fit of another campaign, seed or options (all differences
+        are named).
+    """
     payload = read_payload(
         path,
         tag=TRAINING_CHECKPOINT_FORMAT,
@@ -606,11 +838,30 @@ def _load_training_checkpoint(
     saved = {k: v for k, v in payload["config"].items() if k not in ("epochs", "patience")}
     now = {k: v for k, v in config.to_dict().items() if k not in ("epochs", "patience")}
     differing = sorted(k for k in saved if k in now and _norm(saved[k]) != _norm(now[k]))
+    differences = fingerprint_differences(payload["campaign"], fingerprint)
+    if payload["seed"] != seed:
+        differences.append(f"another seed: {payload['seed']} then, {seed} now")
     if differing:
+        values = ", ".join(f"{k} = {saved[k]!r} then, {now[k]!r} now" for k in differing)
+        differences.append(f"different options {differing} ({values})")
+    if differences:
         raise ConfigError(
-            f"{path}: the checkpoint was written with different options {differing}; "
-            "resume with the same config (only epochs and patience may change)"
+            f"{path}: cannot resume: the checkpoint was written by a fit with "
+            f"{'; '.join(differences)}. Resume with the campaign, seed and options it was "
+            "written with (only epochs and patience may change), or start a new fit "
+            "without resume="
         )
+    return payload
+
+
+def _restore(
+    payload: dict[str, Any],
+    model: RSTMRF,
+    optimizer: torch.optim.Optimizer,
+    average: WeightAverage,
+    rng: np.random.Generator,
+) -> _FitState:
+    """Put a training checkpoint's state into a fit's objects; the loop's state."""
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     average.load_state_dict(payload["average"])

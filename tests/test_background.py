@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ionofield.iri as iri_module
-from ionofield.background import NE_FLOOR, BackgroundField, campaign_background
+from ionofield.background import IRI_F107, NE_FLOOR, BackgroundField, campaign_background
 from ionofield.config import FitConfig
 from ionofield.errors import CoverageError, ManyProblemsError, TimeOrderError, UnitsError
 from ionofield.iri import iri_cube
@@ -359,7 +359,7 @@ def test_iri_cube_is_physical(iri):
     equator = cube.nmf2.sel(lat=0.0).isel(time=0)
     assert equator.sel(lon=0.0) > 1.5 * equator.sel(lon=-120.0)  # local noon vs 04 LT
     assert cube.attrs["iri_fof2_model"] == "URSI" and cube.attrs["iri_hmf2_model"] == "SHU2015"
-    assert cube.attrs["iri_f107_daily"] == "2024-03-20=150"
+    assert cube.attrs["iri_f107"] == "2024-03-20=150"
     assert cube.attrs["Conventions"] == "CF-1.11"
 
 
@@ -415,7 +415,7 @@ def test_one_pyiri_call_per_time_with_that_days_f107(tmp_path, pyiri_calls, capl
     expected = np.array([140e9 + 22e6, 140e9 + 23e6, 160e9], dtype=np.float32)
     np.testing.assert_array_equal(cube.ne_background.max(["alt", "lat", "lon"]), expected)
     np.testing.assert_array_equal(cube.ne_background.min(["alt", "lat", "lon"]), expected)
-    assert cube.attrs["iri_f107_daily"] == "2024-03-20=140 2024-03-21=160"
+    assert cube.attrs["iri_f107"] == "2024-03-20=140 2024-03-21=160"
     iri_cube(times, alt, lat, lon, f107=f107, cache_dir=tmp_path)
     assert len(pyiri_calls) == 3
 
@@ -453,7 +453,7 @@ def test_times_already_cached_are_not_recomputed(tmp_path, pyiri_calls):
                      cache_dir=tmp_path)
     assert len(pyiri_calls) == 48
     xr.testing.assert_equal(chunk["ne_background"], both["ne_background"].isel(time=slice(22, 26)))
-    assert chunk.attrs["iri_f107_daily"] == "2024-03-20=150 2024-03-21=150"
+    assert chunk.attrs["iri_f107"] == "2024-03-20=150 2024-03-21=150"
 
 
 def test_campaign_background_spans_whole_hours_on_the_config_grid(tmp_path, pyiri_calls):
@@ -472,6 +472,28 @@ def test_campaign_background_spans_whole_hours_on_the_config_grid(tmp_path, pyir
     assert np.isfinite(field.log10_at(hours[0], 250.0, -90.0, 179.0))
     campaign_background(hours, 150.0, config=config, cache_dir=tmp_path)
     assert len(pyiri_calls) == 3  # one per hour; the same hours again: the cached cube
+
+
+def test_campaign_background_records_which_f107_pyiri_was_given(tmp_path, pyiri_calls):
+    """A fit gives PyIRI the campaign's 81-day mean and records it for reconstruct."""
+    config = FitConfig(
+        background_alt=(100.0, 500.0, 200.0), background_lat_step=60.0, background_lon_step=180.0
+    )
+    hours = pd.date_range("2024-03-20T05:00", periods=2, freq="h")
+    smoothed = xr.DataArray(np.full(hours.size, 171.0), {"time": hours}, "time", name=IRI_F107,
+                            attrs={"long_name": "81-day centred mean of observed F10.7"})
+    field, info = campaign_background(hours.values, smoothed, config=config, cache_dir=tmp_path)
+    assert IRI_F107 == "f107_81"
+    assert info["f107_variable"] == "f107_81" and info["f107"] == "2024-03-20=171"
+    assert "f107_daily" not in info
+    assert {args[7] for args, _ in pyiri_calls} == {171.0}
+    cube = iri_cube(hours, [100.0, 300.0], [0.0], [0.0, 180.0], f107=smoothed,
+                    cache_dir=tmp_path)
+    assert cube.attrs["iri_f107"] == "2024-03-20=171"
+    assert cube.attrs["iri_f107_source"] == (
+        "the daily mean of 'f107_81' (81-day centred mean of observed F10.7)")
+    _, info = campaign_background(hours.values, 150.0, config=config, cache_dir=tmp_path)
+    assert info["f107_variable"] == "constant"
 
 
 def test_campaign_background_takes_a_user_background(pyiri_calls):

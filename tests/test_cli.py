@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 import ionofield as iof
-from ionofield.cli import build_parser, main
+from ionofield.cli import _axis, build_parser, main
 from tests.conftest import TINY, observations, tec_dataset
 
 COARSE_IRI = dict(background_alt=[80.0, 1000.0, 40.0], background_lat_step=15.0,
@@ -68,3 +68,30 @@ def test_help_documents_every_command(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["reconstruct", "--help"])
     assert "--chunks" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "words",
+    [["--lon", "-180:180:20"], ["--lon=-180:180:20"], ["--lon", "-180:180:20", "--lat", "-60,0,60",
+                                                      "--alt", "100:300:100"]],
+    ids=["lon-space", "lon-equals", "every-axis-space"],
+)
+def test_axis_options_take_negative_values(words):
+    """argparse takes "-180:180:20" for an option; the axis options read it as a value."""
+    args = build_parser().parse_args(["reconstruct", "--ro", "r", "--tec", "t", "--model", "m",
+                                      "--start", "2024-05-10", "--end", "2024-05-10T02",
+                                      "--out", "o", *words])
+    assert args.lon == "-180:180:20"
+    if "--lat" in words:
+        assert (args.lat, args.alt) == ("-60,0,60", "100:300:100")
+    lon = iof.grid(time=[np.datetime64("2024-05-10")], alt=[300.0], lat=[0.0],
+                   lon=_axis(args.lon)).lon.values
+    assert lon[0] == -180.0 and lon[-1] == 180.0 and lon.size == 19
+
+
+@pytest.mark.parametrize("command", ["fit", "reconstruct"])
+def test_period_option_is_documented(command, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--period START END" in text and "period=" in text

@@ -1,12 +1,16 @@
-"""Tests of ionofield._files.expand_paths, the one path rule of every reader."""
+"""Tests of ionofield._files: expand_paths, the one path rule of every reader, and atomic_path."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from ionofield import _files
 from ionofield._files import expand_paths
 
 
@@ -110,3 +114,78 @@ def test_empty_folder_and_empty_list(tmp_path):
     assert str(tmp_path / "empty") in str(info.value)
     with pytest.raises(FileNotFoundError, match="^open_x: no path given"):
         expand_paths([], what="open_x")
+
+
+# ----------------------------------------------------------------- atomic_path (issue 17)
+def dead_pid() -> int:
+    """The id of a process that has exited (and been reaped)."""
+    probe = subprocess.Popen([sys.executable, "-c", "pass"])
+    probe.wait()
+    return probe.pid
+
+
+def temp_name(target: str, host: str, pid: int, letters: str = "abcd1234") -> str:
+    return f".{target}.{host}-{pid}.{letters}.part"
+
+
+def test_atomic_path_removes_stale_parts_of_its_target_only(tmp_path):
+    """A killed writer's (dead pid) leftovers go; a live writer's, and other targets', stay."""
+    target = tmp_path / "ne.nc"
+    dead, alive = dead_pid(), os.getpid()
+    (stale,) = touch(tmp_path, temp_name("ne.nc", _files._HOST, dead))
+    kept = touch(
+        tmp_path,
+        temp_name("ne.nc", _files._HOST, alive, "live0001"),  # a write still running
+        temp_name("ne.nc", "otherhost", dead, "far00001"),  # another host: its pid says nothing
+        temp_name("ne.nc.bak", _files._HOST, dead),  # another target
+        temp_name("ne.nc2", _files._HOST, dead),  # another target
+        ".ne.nc.abcd1234.tmp",  # not a temporary file of ours
+    )
+    with _files.atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+    assert not stale.exists()
+    assert all(path.exists() for path in kept)
+
+
+def test_parts_of_other_hosts_and_older_versions_go_after_a_day_unchanged(tmp_path):
+    target = tmp_path / "model.pt"
+    old, recent = touch(tmp_path, temp_name("model.pt", "otherhost", 12, "old00001"),
+                        ".model.pt.k2j4x9a1.part")  # the name an older ionofield gave
+    legacy_old, = touch(tmp_path, ".model.pt.zz9y8x7w.part")
+    day_ago = time.time() - _files.STALE_AFTER_S - 60
+    for path in (old, legacy_old):
+        os.utime(path, (day_ago, day_ago))
+    assert sorted(_files.remove_stale_parts(target)) == sorted([old, legacy_old])
+    assert recent.exists() and not old.exists() and not legacy_old.exists()
+
+
+def test_atomic_path_syncs_the_file_before_and_the_folder_after_the_rename(
+    tmp_path, monkeypatch
+):
+    events = []
+    fsync, replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append(
+        ("fsync", os.readlink(f"/proc/self/fd/{fd}"))) or fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda a, b: events.append(("replace", str(b)))
+                        or replace(a, b))
+    target = tmp_path / "out.txt"
+    with _files.atomic_path(target) as tmp:
+        tmp.write_text("data")
+    assert events == [("fsync", str(tmp)), ("replace", str(target)), ("fsync", str(tmp_path))]
+
+
+def test_atomic_path_on_error_leaves_the_target_and_no_part(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), _files.atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("writer failed")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_atomic_path_refuses_a_folder_before_writing(tmp_path):
+    with pytest.raises(IsADirectoryError, match="is a folder; give the name of the file"):
+        with _files.atomic_path(tmp_path):
+            pytest.fail("the block must not run")

@@ -259,3 +259,55 @@ def test_accessor_reconstruct_equals_function(volume, tiny_campaign, model, chap
     xr.testing.assert_equal(via_accessor.compute(), volume.compute())  # history stamps differ
     with pytest.raises(ConfigError, match="model="):
         ds.rstmrf.reconstruct(small_grid())
+
+
+def test_ionex_longitudes_survive_reconstruct_write_and_plots(tiny_campaign, model,
+                                                              chapman_background, tmp_path):
+    """The IONEX grid keeps -180 and 180; both columns are equal, written and drawn."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lon = np.arange(-180, 180.1, 45)
+    vol = iof.reconstruct(tiny_campaign, small_grid(lon=lon), model=model,
+                          background=chapman_background)
+    np.testing.assert_array_equal(vol.lon.values, lon)
+    path = tmp_path / "ne.nc"
+    vol.rstmrf.to_netcdf(path)
+    with xr.open_dataset(path) as back:
+        back = back.load()
+    np.testing.assert_array_equal(back.lon.values, lon)
+    for name in back.data_vars:
+        np.testing.assert_array_equal(back[name].sel(lon=-180.0), back[name].sel(lon=180.0))
+    ax = iof.plot.volume_map(back, alt=300.0)
+    assert ax.get_xlim() == (-180.0, 180.0)
+    assert "180" in iof.plot.volume_section(back, lon=180.0).get_title()
+    assert len(iof.plot.peak_maps(back).axes) == 4  # two maps, two colorbars
+    plt.close("all")
+
+
+@pytest.mark.parametrize(
+    ("recorded", "given"),
+    [({"kind": "iri", "f107_variable": "f107_81"}, 170.0),  # fitted now: the 81-day mean
+     ({"kind": "iri"}, 180.0)],  # fitted before the choice was recorded: the daily value
+    ids=["f107_81-recorded", "older-model-daily"],
+)
+def test_iri_background_is_given_the_f107_of_the_fit(tiny_campaign, model, pyiri_calls, tmp_path,
+                                                     recorded, given):
+    iri_model = copy.deepcopy(model)
+    iri_model.info["background"] = recorded
+    vol = iof.reconstruct(tiny_campaign, small_grid(), model=iri_model, cache_dir=tmp_path)
+    vol.compute()
+    assert {args[7] for args, _ in pyiri_calls} == {given}
+    name = recorded.get("f107_variable", "f107")
+    assert vol.attrs["iri_f107"].startswith(f"{name}, sfu")
+    assert vol.attrs["source"].startswith(f"ionofield {iof.__version__} R-STMRF on the IRI via "
+                                          "PyIRI")
+    assert "user-supplied" not in vol.attrs["source"]
+
+
+def test_volume_records_what_the_model_was_fitted_on(volume, model):
+    assert volume.attrs["extrapolation"] == "none"
+    assert volume.attrs["training_period"] == " to ".join(model.info["period"])
+    assert volume.attrs["background"].startswith("user-supplied background")
+    assert "iri_f107" not in volume.attrs

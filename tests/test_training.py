@@ -9,7 +9,7 @@ import torch
 
 import ionofield as iof
 from ionofield.drivers import HourlyDrivers
-from ionofield.errors import CheckpointError, ConfigError
+from ionofield.errors import CheckpointError, ConfigError, IonofieldWarning
 from ionofield.features import temporal_features
 from ionofield.nn.model import spatial_features
 from ionofield.nn.recurrent import sample_direction
@@ -284,12 +284,18 @@ def test_sigma_is_calibrated_on_the_held_out_periods(fitted, tiny_campaign, chap
 
 
 def test_model_files_of_older_versions_load_uncalibrated_and_unpinned(fitted, tmp_path):
-    """Files of ionofield 0.1.0 have no log_var_shift (sigma as fitted) nor a pinned season."""
+    """Files of ionofield 0.1.0 have no log_var_shift (sigma as fitted) nor a pinned season.
+
+    Nor a checksum (format 1): they load, with a warning that damage cannot be detected.
+    """
     fitted.save(tmp_path / "m.pt")
     payload = torch.load(tmp_path / "m.pt", weights_only=True)
     del payload["state_dict"]["log_var_shift"], payload["state_dict"]["pinned_season"]
+    del payload["checksum"]
+    payload["format"] = "ionofield-rstmrf-model/1"
     torch.save(payload, tmp_path / "old.pt")
-    old = iof.load_model(tmp_path / "old.pt")
+    with pytest.warns(IonofieldWarning, match=r"old\.pt.*no checksum.*save it again"):
+        old = iof.load_model(tmp_path / "old.pt")
     assert float(old.log_var_shift) == 0.0
     assert float(fitted.log_var_shift) != 0.0
     assert torch.isnan(old.pinned_season).all() and torch.isfinite(fitted.pinned_season).all()

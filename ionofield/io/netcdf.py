@@ -1,4 +1,12 @@
-"""Writing volumes to NetCDF-4: atomically, CF-1.11, compressed, in bounded memory."""
+"""Writing volumes to NetCDF-4: atomically, CF-1.11, compressed, in bounded memory.
+
+Atomically: the file is written under a temporary name beside the target
+(``.ne.nc.<random>.part``) and renamed over it only once complete, so a write that is
+killed, runs out of disk or fails on a chunk leaves the target as it was (absent, or
+the previous complete file), never a file that opens and holds fill values where the
+unwritten chunks should be. ``Dataset.to_netcdf`` writes in place and does leave
+such a file; ``vol.rstmrf.to_netcdf(path)`` is this function.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +20,7 @@ import xarray as xr
 from dask.diagnostics import ProgressBar
 
 from ionofield._files import atomic_path
+from ionofield.errors import ConfigError
 from ionofield.io.cf import COORDINATES
 
 #: Largest number of values in one NetCDF chunk (2 MB of float32).
@@ -47,12 +56,35 @@ def to_netcdf(
         A Dataset from :func:`ionofield.reconstruct` (lazy or loaded).
     path
         Destination; written to a temporary file beside it and renamed on success, so
-        an interrupted write leaves nothing at ``path``.
+        an interrupted write leaves nothing at ``path`` (or the previous file there).
     compression
-        zlib level of the data variables (0 disables compression).
+        zlib level of the data variables, a whole number from 0 (no compression) to 9.
     progress
         Show dask's progress bar while the volume is computed and written.
+
+    Raises
+    ------
+    ConfigError
+        ``volume`` is not a Dataset, ``path`` is a folder or ``compression`` is not
+        0..9.
+    DivergenceError
+        A chunk of a lazy volume holds unphysical values
+        (:func:`ionofield.reconstruct`); nothing is written.
     """
+    if not isinstance(volume, xr.Dataset):
+        raise ConfigError(
+            f"to_netcdf: volume is a {type(volume).__name__}; pass the Dataset "
+            "ionofield.reconstruct returns (a DataArray: da.to_dataset())"
+        )
+    if os.path.isdir(path):
+        raise ConfigError(
+            f"to_netcdf: {os.fspath(path)!r} is a folder; give the path of a file in it, "
+            "e.g. ne.nc"
+        )
+    if isinstance(compression, bool) or compression not in range(10):
+        raise ConfigError(
+            f"to_netcdf: compression={compression!r}; give a zlib level 0..9 (0: none)"
+        )
     volume = volume.copy()
     for name in volume.coords:
         if name in COORDINATES:
