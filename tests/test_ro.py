@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from pathlib import Path
 
 import netCDF4
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from ionofield.errors import (
     ConfigError,
+    DataWarning,
     ManyProblemsError,
     ROFormatError,
     UnitsError,
@@ -351,6 +353,42 @@ def test_bad_options(tmp_path):
     with pytest.raises(ConfigError, match="shape"):
         write_ionprf(tmp_path / "x_nc", time=T0, alt=[1.0, 2.0], lat=[1.0, 2.0, 3.0], lon=0.0,
                      ne=[1e11, 1e11])
+
+
+def test_sample_files_read_without_a_data_warning():
+    samples = Path(__file__).resolve().parents[1] / "data_samples"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        obs = open_ro_profiles([samples / "ionprf" / "*", samples / "ro_profiles.nc"])
+    assert obs.attrs["dropped_infinite"] == obs.attrs["dropped_implausible"] == 0
+    assert obs.attrs["dropped_nonpositive"] > 0  # routine: logged, not warned
+
+
+def test_damage_in_many_files_gives_one_warning_with_the_totals(tmp_path, caplog):
+    paths = [profile_file(tmp_path, k, n=6) for k in range(8)]
+    for path in paths:
+        plant(path, ELEC_dens=(2, np.inf))
+    plant(paths[0], MSL_alt=(4, 1e30))
+    with pytest.warns(DataWarning) as record, caplog.at_level(logging.INFO, "ionofield.io.ro"):
+        obs = open_ro_profiles(tmp_path / "ionPrf_*")
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "dropped 8 infinite and 1 implausible points" in message
+    assert "in 8 of 8 files" in message and "; and 3 more" in message
+    assert f"{paths[0]} (1 infinite, 1 implausible)" in message
+    assert (obs.attrs["dropped_infinite"], obs.attrs["dropped_implausible"]) == (8, 1)
+    assert obs.sizes["obs"] == 8 * 6 - 9
+    assert any("8 infinite, 1 implausible" in r.getMessage() for r in caplog.records)
+
+
+def test_ne_err_from_some_files_is_kept_with_nan_for_the_others(tmp_path, two_profiles):
+    table = write_ro_table(two_profiles.isel(obs=slice(0, 6)), tmp_path / "t" / "table.csv")
+    ionprf = profile_file(tmp_path, 9, n=5)
+    obs = open_ro_profiles([table, ionprf])
+    assert obs.sizes["obs"] == 11
+    assert obs.ne_err.attrs["units"] == "m-3"
+    unknown = obs.profile.values[obs.ne_err.isnull().values]
+    assert set(unknown) == {"C2E4.2024.129.20.09.G09"} and unknown.size == 5
 
 
 # ------------------------------------------------------------------- properties

@@ -6,10 +6,12 @@ CDAAC), other per-profile netCDF files through a variable-name mapping, and flat
 dimension ``obs`` (DESIGN.md section 2). Writes synthetic profiles in the ``ionPrf``
 format and observation Datasets as flat tables.
 
-Every point whose electron density or position is missing, a fill value, NaN or not
-positive is dropped, counted, logged and recorded in the Dataset attributes.
+Every point whose electron density or position is missing, a fill value, NaN, infinite,
+not positive or beyond any ionosphere is dropped, counted, logged and recorded in the
+Dataset attributes; the unusual drops (infinite, implausible), files without a valid
+point and profiles out of altitude order also raise a :class:`~ionofield.errors.DataWarning`.
 
-Readers and writers of the RO formats stay in one module (about 850 lines): they
+Readers and writers of the RO formats stay in one module (about 1200 lines): they
 share the ionPrf variable names, units and fill values and the flat-table columns,
 defined once here, so that a written profile reads back exactly.
 """
@@ -22,6 +24,7 @@ import math
 import os
 import re
 import struct
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +38,7 @@ import xarray as xr
 from ionofield._files import PathLike, atomic_path, expand_paths
 from ionofield.errors import (
     ConfigError,
+    DataWarning,
     IonofieldError,
     ManyProblemsError,
     ROFormatError,
@@ -53,11 +57,24 @@ TABLE_COLUMNS = ("time", "lat", "lon", "alt", "ne", "ne_err", "profile", "missio
 """Names of the quantities a file provides; keys of the ``variables=`` mapping."""
 
 NE_PLAUSIBLE_M3 = (1e8, 1e14)
-"""Bounds on the median positive electron density of one file (m-3).
+"""Bounds on plausible ionospheric electron densities (m-3).
 
-Ionospheric densities lie between about 1e8 and 1e13 m-3: a median outside these
-bounds means the values are in other units than declared (el/cm3 read as m-3 or the
-reverse, a factor 1e6).
+Ionospheric densities lie between about 1e8 and 1e13 m-3 (the largest F2 peaks are
+below 1e13). A profile whose median positive density is outside these bounds is in
+other units than declared (el/cm3 read as m-3 or the reverse, a factor 1e6): it is
+refused. A single point above the upper bound, in a profile whose median is plausible,
+is a corrupt value: it is dropped and counted.
+"""
+
+ALT_PLAUSIBLE_KM = (-10.0, 10000.0)
+"""Bounds on plausible altitudes of radio-occultation points (km).
+
+Tangent points lie between the ground and the orbit of the receiving satellite, below
+about 1500 km for every RO mission; the bounds are wide so that only corrupt values
+fall outside. A profile whose median altitude is above the upper bound is in metres
+labelled km (RO profiles span about 90-800 km, 90 000-800 000 m): it is refused. A
+single point outside the bounds, in a profile whose median is plausible, is dropped and
+counted.
 """
 
 _IONPRF_NAMES = {"alt": "MSL_alt", "lat": "GEO_lat", "lon": "GEO_lon", "ne": "ELEC_dens"}
@@ -69,14 +86,18 @@ _ALT_FACTORS = {"km": 1.0, "kilometer": 1.0, "kilometers": 1.0, "kilometre": 1.0
                 "metres": 1e-3}
 _CDAAC_NAME = re.compile(r"^[A-Za-z0-9]+Prf_([^_]+?)(?:\.nc)?(?:_.*)?$")
 _NC_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 4, 6: 8, 7: 1, 8: 2, 9: 4, 10: 8, 11: 8}
-_DROP_KINDS = ("fill", "nan", "nonpositive", "alt_range")
+_DROP_KINDS = ("fill", "nan", "infinite", "nonpositive", "implausible", "alt_range")
+_WARNED_KINDS = ("infinite", "implausible")
 _HEADER_CHUNK = 1 << 16
+_SHOWN = 5
+_YEARS_NS = (1678, 2261)  # whole years within the range of datetime64[ns]
 
 
 @dataclass
 class _Part:
     """Valid points read from one file: 1-D arrays of one length ``n``."""
 
+    path: Path
     time: np.ndarray  # datetime64[ns]
     lat: np.ndarray  # deg N, float64
     lon: np.ndarray  # deg E as in the file, float64
@@ -87,6 +108,7 @@ class _Part:
     profile_code: np.ndarray  # int, index into profile_ids per point
     mission: np.ndarray  # str
     dropped: dict[str, int]
+    unordered: bool  # one profile whose altitudes are not monotonic in file order
 
 
 def open_ro_profiles(
@@ -117,11 +139,25 @@ def open_ro_profiles(
       (ISO 8601 string), or the ``year ... second`` attributes.
 
     Points whose ``ne``, ``alt``, ``lat`` or ``lon`` equals the variable's fill value
-    (-999 in CDAAC files and CSV tables), is NaN (or whose time is missing), or whose
-    ``ne`` is zero or negative, are dropped; the counts are logged (INFO per call,
-    DEBUG per file) and kept in the attributes ``dropped_fill``, ``dropped_nan``,
-    ``dropped_nonpositive`` and ``dropped_alt_range`` (outside ``min_alt``,
-    ``max_alt``), beside ``n_files`` and ``n_profiles``.
+    (-999 in CDAAC files and CSV tables), is NaN (or whose time is missing), is
+    infinite (also ``ne_err``), whose ``ne`` is zero or negative, or is implausible
+    (``ne`` above the upper bound of :data:`NE_PLAUSIBLE_M3`, ``alt`` outside
+    :data:`ALT_PLAUSIBLE_KM`, in a profile whose median is plausible) are dropped; the
+    counts are logged (INFO per call, DEBUG per file) and kept in the attributes
+    ``dropped_fill``, ``dropped_nan``, ``dropped_infinite``, ``dropped_nonpositive``,
+    ``dropped_implausible`` and ``dropped_alt_range`` (outside ``min_alt``,
+    ``max_alt``), beside ``n_files`` and ``n_profiles``. Fill, NaN and negative values
+    are routine in Abel-inverted profiles and are only logged; the others are signs of
+    damage and also raise a :class:`~ionofield.errors.DataWarning` naming the files.
+
+    A :class:`~ionofield.errors.DataWarning` also names the files without any valid
+    point (they add no observation), the files holding one profile whose altitudes are
+    not monotonic in file order (their points are kept, sorted by altitude as all the
+    points are).
+
+    Reading is all or nothing: when a file cannot be read or holds impossible values,
+    no Dataset is returned; every such file is reported at once, so that one pass of
+    fixing or removing them suffices. A read that yields no valid point at all raises.
 
     Parameters
     ----------
@@ -150,7 +186,8 @@ def open_ro_profiles(
     -------
     xarray.Dataset
         On the dimension ``obs``, sorted by (time, profile, alt): ``ne`` (m-3,
-        float64), ``ne_err`` (m-3) when every file provides it; coordinates ``time``
+        float64), ``ne_err`` (m-3) when a file provides it (NaN, unknown, for the
+        points of the files that do not); coordinates ``time``
         (datetime64[ns], UTC), ``lat`` (deg N), ``lon`` (deg E in [-180, 180)),
         ``alt`` (km), ``profile`` (str) and ``mission`` (str). Attributes:
         ``n_files``, ``n_profiles``, the ``dropped_*`` counts, and ``source`` (the
@@ -162,15 +199,25 @@ def open_ro_profiles(
         No path is given, a named file or folder does not exist, or a folder or
         pattern holds no file.
     ROFormatError
-        A file is unreadable, truncated, lacks a needed variable, or has unparseable
-        times; the message names the file and the fix.
+        A file is unreadable, truncated, corrupt, lacks a needed variable, has
+        unparseable or impossible times, latitudes outside [-90, 90] or longitudes
+        outside [-720, 720], or the only file read holds no valid point; the message
+        names the file and the fix.
     UnitsError
-        A file's median positive density is outside :data:`NE_PLAUSIBLE_M3` once
-        converted to m-3 (el/cm3 declared as m-3, or the reverse).
+        A profile's median positive density is outside :data:`NE_PLAUSIBLE_M3` once
+        converted to m-3 (el/cm3 declared as m-3, or the reverse), or its median
+        altitude is above :data:`ALT_PLAUSIBLE_KM` (metres labelled km).
     ManyProblemsError
-        Several files failed: one line per file.
+        Several files failed (one line per file), or none of several files holds a
+        valid point.
     ConfigError
         An unknown key in ``variables`` or unknown ``ne_units``.
+
+    Warns
+    -----
+    DataWarning
+        Infinite or implausible points dropped, files without a valid point, a
+        profile out of altitude order: with the counts and the files.
 
     Examples
     --------
@@ -205,16 +252,20 @@ def open_ro_profiles(
     if len(problems) == 1:
         raise problems[0]
     if problems:
-        raise ManyProblemsError(f"open_ro_profiles: {len(problems)} of {len(files)} files",
-                                [str(p) for p in problems])
+        raise ManyProblemsError(
+            f"open_ro_profiles: {len(problems)} of {len(files)} files cannot be read, so "
+            "nothing was read (fix or remove them)", [str(p) for p in problems])
+    _check_some_valid(parts)
+    _warn_about_parts(parts)
     obs = _assemble(parts)
-    obs.attrs["source"] = _describe_sources(items)
+    obs.attrs["source"] = _some(list(map(os.fspath, items)), shown=3)
     logger.info(
         "read %d RO files: %d profiles, %d points; dropped %d fill, %d NaN, "
-        "%d non-positive, %d outside the altitude range",
+        "%d non-positive, %d outside the altitude range, %d infinite, %d implausible",
         obs.attrs["n_files"], obs.attrs["n_profiles"], obs.sizes["obs"],
         obs.attrs["dropped_fill"], obs.attrs["dropped_nan"],
         obs.attrs["dropped_nonpositive"], obs.attrs["dropped_alt_range"],
+        obs.attrs["dropped_infinite"], obs.attrs["dropped_implausible"],
     )
     return obs
 
@@ -241,7 +292,7 @@ def write_ionprf(
     Parameters
     ----------
     path
-        Destination file; its directory must exist. The ``fileStamp`` attribute (the
+        Destination file; missing folders are created. The ``fileStamp`` attribute (the
         profile id) is derived from the name as :func:`open_ro_profiles` does.
     time
         Time of the occultation (UT), one value of any form
@@ -253,7 +304,8 @@ def write_ionprf(
         Longitudes are written as given (0..360 too).
     ne
         Electron density in m-3, shape (n,); written in el/cm3 (divided by 1e6).
-        NaN in any variable is written as the fill value -999.
+        NaN in any variable is written as the fill value -999; infinite values are
+        refused.
     mission
         The ``mission`` attribute.
     **attrs
@@ -268,27 +320,43 @@ def write_ionprf(
     Raises
     ------
     ConfigError
-        Arrays of different lengths, an empty profile, or not exactly one time.
+        Arrays of different lengths or not numeric, an empty profile, infinite
+        values, latitudes or longitudes out of range, not exactly one time, a
+        global attribute netCDF cannot store, or a folder as ``path``.
+    UnitsError
+        The profile's median density is outside :data:`NE_PLAUSIBLE_M3` (el/cm3 given
+        for m-3) or its median altitude above :data:`ALT_PLAUSIBLE_KM` (metres given
+        for km): the file would not read back.
     """
     path = Path(path)
-    alt_km = np.atleast_1d(np.asarray(alt, dtype=np.float64))
+    what = f"write_ionprf({path})"
+    _check_destination(what, path)
+    alt_km = np.atleast_1d(_as_float(what, "alt", alt))
     if alt_km.ndim != 1 or alt_km.size == 0:
-        raise ConfigError(f"write_ionprf({path}): alt must be 1-D and not empty, "
-                          f"got shape {alt_km.shape}")
+        raise ConfigError(f"{what}: alt must be 1-D and not empty, got shape {alt_km.shape}")
     columns = {"MSL_alt": alt_km}
-    for name, values in (("GEO_lat", lat), ("GEO_lon", lon), ("ELEC_dens", ne)):
-        arr = np.asarray(values, dtype=np.float64)
+    for name, key, values in (("GEO_lat", "lat", lat), ("GEO_lon", "lon", lon),
+                              ("ELEC_dens", "ne", ne)):
+        arr = _as_float(what, key, values)
         if arr.size not in (1, alt_km.size) or arr.ndim > 1:
-            raise ConfigError(f"write_ionprf({path}): {name} has shape {arr.shape}, "
+            raise ConfigError(f"{what}: {name} has shape {arr.shape}, "
                               f"expected ({alt_km.size},) like alt, or a scalar")
         columns[name] = np.broadcast_to(arr.reshape(-1), alt_km.shape)
+    _check_to_write(what, {key: columns[name] for key, name in _IONPRF_NAMES.items()},
+                    np.asarray([_id_from_name(path)]))
     columns["ELEC_dens"] = columns["ELEC_dens"] / 1e6
     stored = {name: np.where(np.isfinite(v), v, FILL_VALUE).astype(np.float32)
               for name, v in columns.items()}
 
-    t64 = to_datetime64(time)
+    try:
+        t64 = to_datetime64(time)
+    except IonofieldError:
+        raise
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ConfigError(f"{what}: time {time!r} is not a time ({exc}); pass one ISO 8601 "
+                          "string, datetime or datetime64") from exc
     if t64.size != 1 or np.isnat(t64.reshape(-1)[0]):
-        raise ConfigError(f"write_ionprf({path}): time must be one valid time, got {time!r}")
+        raise ConfigError(f"{what}: time must be one valid time, got {time!r}")
     stamp = pd.Timestamp(t64.reshape(-1)[0])
     dens = stored["ELEC_dens"]
     valid = (dens > 0) & np.all([v != FILL_VALUE for v in stored.values()], axis=0)
@@ -322,7 +390,12 @@ def write_ionprf(
                            "long_name": long_name})
             var.set_auto_maskandscale(False)
             var[:] = stored[name]
-        ds.setncatts(global_attrs)
+        for key, value in global_attrs.items():
+            try:
+                ds.setncattr(key, value)
+            except (TypeError, ValueError, AttributeError) as exc:
+                raise ConfigError(f"{what}: global attribute {key}={value!r} cannot be "
+                                  f"stored in netCDF ({exc}); pass text or numbers") from exc
     return path
 
 
@@ -347,7 +420,14 @@ def write_ro_table(obs: xr.Dataset, path: PathLike) -> Path:
     Raises
     ------
     ConfigError
-        Another suffix, or a Dataset lacking a needed variable.
+        Another suffix, a folder as ``path``, something else than a Dataset, a Dataset
+        lacking a needed variable, with a variable not 1-D on ``obs`` (a volume), with
+        no observation, with numeric times, with infinite values, or with latitudes or
+        longitudes out of range.
+    UnitsError
+        A profile's median density is outside :data:`NE_PLAUSIBLE_M3` (el/cm3 given
+        for m-3) or its median altitude above :data:`ALT_PLAUSIBLE_KM` (metres given
+        for km): the table would not read back.
 
     Examples
     --------
@@ -362,16 +442,34 @@ def write_ro_table(obs: xr.Dataset, path: PathLike) -> Path:
     (True, np.str_('SYN2.2024.129.21.00.G05'))
     """
     path = Path(path)
+    what = f"write_ro_table({path})"
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".nc"):
-        raise ConfigError(f"write_ro_table({path}): unknown table suffix {suffix!r}; "
-                          "use .csv or .nc")
+        raise ConfigError(f"{what}: unknown table suffix {suffix!r}; use .csv or .nc")
+    _check_destination(what, path)
+    if not isinstance(obs, xr.Dataset):
+        raise ConfigError(f"{what}: obs is a {type(obs).__name__}, not an observations "
+                          "Dataset; read one with ionofield.open_ro_profiles")
     missing = [name for name in ("time", "lat", "lon", "alt", "ne") if name not in obs.variables]
     if missing:
-        raise ConfigError(f"write_ro_table({path}): the Dataset lacks {missing}; "
+        raise ConfigError(f"{what}: the Dataset lacks {missing}; "
                           f"it has {sorted(map(str, obs.variables))}")
     columns = [name for name in TABLE_COLUMNS if name in obs.variables]
     table = obs.reset_coords()[columns]
+    not_obs = {name: table[name].dims for name in columns if table[name].dims != ("obs",)}
+    if not_obs:
+        raise ConfigError(f"{what}: every column must be 1-D on 'obs', but the dimensions "
+                          f"are {not_obs}; write_ro_table writes observations, not volumes "
+                          "(for those use ionofield.to_netcdf)")
+    if table.sizes["obs"] == 0:
+        raise ConfigError(f"{what}: the Dataset holds no observation; nothing to write")
+    if table["time"].dtype.kind in "iufb":
+        raise ConfigError(f"{what}: 'time' holds numbers ({table['time'].dtype}), not times; "
+                          "decode them first (xarray.decode_cf) or convert to datetime64")
+    numbers = {name: _as_float(what, name, table[name].values)
+               for name in ("ne", "alt", "lat", "lon", "ne_err") if name in columns}
+    by = "profile" if "profile" in columns else "time"
+    _check_to_write(what, numbers, table[by].values.astype(str))
     with atomic_path(path) as tmp:
         if suffix == ".csv":
             frame = pd.DataFrame({name: table[name].values for name in columns})
@@ -387,13 +485,55 @@ def write_ro_table(obs: xr.Dataset, path: PathLike) -> Path:
     return path
 
 
+def _check_destination(what: str, path: Path) -> None:
+    """Raise ConfigError when the destination of a writer is a folder."""
+    if path.is_dir():
+        raise ConfigError(f"{what}: is a folder; give the name of the file to write in it")
+
+
+def _as_float(what: str, name: str, values: Any) -> np.ndarray:
+    """``values`` as a float64 array; ConfigError naming ``name`` when not numeric."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{what}: {name} is not numeric ({exc}); pass numbers") from exc
+
+
+def _check_to_write(what: str, columns: dict[str, np.ndarray], profile: np.ndarray) -> None:
+    """Refuse values that would not read back: infinite, out of range, in other units.
+
+    ``columns`` maps ``ne`` (m-3), ``alt`` (km), ``lat``, ``lon`` and optionally
+    ``ne_err`` to arrays of one length; ``profile`` gives the profile of each point,
+    or is one id for all. NaN (a missing value, written as such) passes.
+    """
+    for name, values in columns.items():
+        count = int(np.isinf(values).sum())
+        if count:
+            raise ConfigError(f"{what}: {name} holds {count} infinite value(s); pass NaN for "
+                              "a missing value or drop those points")
+    ne, alt, lat, lon = (columns[key] for key in ("ne", "alt", "lat", "lon"))
+    problem = _position_problem(lat[np.isfinite(lat)], lon[np.isfinite(lon)])
+    if problem is not None:
+        key, text = problem
+        raise ConfigError(f"{what}: {text}; check what is given as {key!r}")
+    valid = np.isfinite(ne) & np.isfinite(alt) & (ne > 0)
+    ids, codes = np.unique(np.broadcast_to(profile, ne.shape), return_inverse=True)
+    problem = _magnitude_problem(ne[valid], alt[valid], codes.reshape(-1)[valid], ids)
+    if problem is not None:
+        kind, text = problem
+        fix = {"el/cm3": "these look like el/cm3: give ne in m-3 (multiply by 1e6)",
+               "m-3": "give ne in m-3 (these look 1e6 times too large)",
+               "m": "these look like metres: give alt in km (divide by 1000)"}[kind]
+        raise UnitsError(f"{what}: {text}; {fix}")
+
+
 # --------------------------------------------------------------------------- paths
 
 
-def _describe_sources(items: list[PathLike], shown: int = 3) -> str:
-    """Name what was read (the files and patterns given) for the ``source`` attribute."""
-    text = "; ".join(os.fspath(item) for item in items[:shown])
-    return text + (f"; and {len(items) - shown} more" if len(items) > shown else "")
+def _some(texts: list[str], shown: int = _SHOWN) -> str:
+    """Join the first ``shown`` of ``texts`` with "; ", saying how many more there are."""
+    text = "; ".join(texts[:shown])
+    return text + (f"; and {len(texts) - shown} more" if len(texts) > shown else "")
 
 
 def _id_from_name(path: Path) -> str:
@@ -420,22 +560,65 @@ def _density_factor(units: str, *, where: Path | None) -> float:
     return 1e6 if (match.group(1) or match.group(2)) == "cm" else 1.0
 
 
-def _check_density_magnitude(path: Path, ne_m3: np.ndarray, declared: str) -> None:
-    """Raise UnitsError when the median positive density is off by about 1e6."""
+def _magnitude_problem(ne_m3: np.ndarray, alt_km: np.ndarray, codes: np.ndarray,
+                       ids: np.ndarray) -> tuple[str, str] | None:
+    """The first profile whose median density or altitude is in other units, if any.
+
+    Parameters
+    ----------
+    ne_m3, alt_km
+        Valid points: finite, ``ne_m3 > 0``.
+    codes
+        The profile of each point, an index into ``ids``.
+    ids
+        The profile ids.
+
+    Returns
+    -------
+    tuple of str, or None
+        ``(kind, description)`` with ``kind`` one of ``"el/cm3"`` (median density
+        below :data:`NE_PLAUSIBLE_M3`), ``"m-3"`` (above) or ``"m"`` (median altitude
+        above :data:`ALT_PLAUSIBLE_KM`); None when every profile is plausible.
+    """
     if ne_m3.size == 0:
-        return
-    median = float(np.median(ne_m3))
+        return None
+    order = np.argsort(codes, kind="stable")
+    profiles, starts = np.unique(codes[order], return_index=True)
+    medians = {name: np.array([np.median(chunk) for chunk in np.split(values[order], starts[1:])])
+               for name, values in (("ne", ne_m3), ("alt", alt_km))}
     low, high = NE_PLAUSIBLE_M3
-    if median < low:
-        raise UnitsError(
-            f"{path}: median positive electron density {median:.3g} m-3 (read as "
-            f"{declared}) is below {low:.0e} m-3, impossible for the ionosphere; the "
-            "values look like el/cm3: pass ne_units='cm-3' or multiply them by 1e6")
-    if median > high:
-        raise UnitsError(
-            f"{path}: median positive electron density {median:.3g} m-3 (read as "
-            f"{declared}) is above {high:.0e} m-3, impossible for the ionosphere; the "
-            "values look like m-3 labelled el/cm3: pass ne_units='m-3' or divide by 1e6")
+    checks = (
+        ("el/cm3", "ne", medians["ne"] < low, "median positive electron density {:.3g} m-3",
+         f"below {low:.0e} m-3, impossible for the ionosphere"),
+        ("m-3", "ne", medians["ne"] > high, "median positive electron density {:.3g} m-3",
+         f"above {high:.0e} m-3, impossible for the ionosphere"),
+        ("m", "alt", medians["alt"] > ALT_PLAUSIBLE_KM[1], "median altitude {:.6g} km",
+         f"above {ALT_PLAUSIBLE_KM[1]:g} km, beyond any RO profile (about 90-800 km)"),
+    )
+    for kind, name, bad, quantity, problem in checks:
+        if bad.any():
+            first = int(np.argmax(bad))
+            more = (f" (and {int(bad.sum()) - 1} more of the {bad.size} profiles)"
+                    if bad.sum() > 1 else "")
+            value = quantity.format(medians[name][first])
+            return kind, f"{value} of profile {str(ids[profiles[first]])!r}{more} is {problem}"
+    return None
+
+
+def _position_problem(lat: np.ndarray, lon: np.ndarray) -> tuple[str, str] | None:
+    """``(key, description)`` of the first latitude or longitude out of range, if any.
+
+    Latitudes must lie in [-90, 90] and longitudes in [-720, 720]: longitudes are
+    folded, so any turn around the Earth is accepted (-180..180, 0..360, a track that
+    runs past 360), but not values that no longitude convention gives.
+    """
+    for key, name, values, bound in (("lat", "latitude", lat, 90.0),
+                                     ("lon", "longitude", lon, 720.0)):
+        bad = np.abs(values) > bound
+        if bad.any():
+            return key, (f"{int(bad.sum())} {name}s outside [{-bound:g}, {bound:g}], e.g. "
+                         f"{values[bad][0]:g}")
+    return None
 
 
 def _check_variables(variables: Mapping[str, str] | None) -> dict[str, str]:
@@ -467,8 +650,6 @@ def _read_file(
     units = ne_units or declared
     part = _clean(path, raw, units=units, mission=mission, min_alt=min_alt, max_alt=max_alt)
     logger.debug("%s: %d points kept; dropped %s", path, part.ne.size, part.dropped)
-    if part.ne.size == 0:
-        logger.warning("%s: no valid point (dropped %s)", path, part.dropped)
     return part
 
 
@@ -477,14 +658,17 @@ def _read_netcdf(path: Path, names: dict[str, str]) -> dict[str, Any]:
     _check_not_truncated(path)
     try:
         ds = netCDF4.Dataset(path)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:
         raise ROFormatError(path, f"cannot be read as netCDF ({exc}); the file is corrupt, "
                             "truncated or of another format (tables must end in .csv)") from exc
     try:
         with ds:
             return _netcdf_columns(path, ds, names)
-    except (OSError, RuntimeError) as exc:
-        raise ROFormatError(path, f"cannot be read ({exc}); the file is corrupt") from exc
+    # The netCDF library reports a damaged attribute as AttributeError, an undecodable
+    # name as UnicodeError, a damaged HDF5 object as RuntimeError or OSError.
+    except (OSError, RuntimeError, UnicodeError, AttributeError) as exc:
+        raise ROFormatError(path, f"cannot be read ({type(exc).__name__}: {exc}); the file is "
+                            "corrupt: download it again") from exc
 
 
 def _netcdf_columns(path: Path, ds: netCDF4.Dataset, names: dict[str, str]) -> dict[str, Any]:
@@ -510,25 +694,54 @@ def _netcdf_columns(path: Path, ds: netCDF4.Dataset, names: dict[str, str]) -> d
             raw[key], is_fill = _nc_numeric(path, ncvars[var_name(key)])
             if key != "ne_err":
                 raw["fill"].append(is_fill)
-    alt_units = getattr(ncvars[var_name("alt")], "units", "km")
-    factor = _ALT_FACTORS.get(str(alt_units).strip().lower())
+    alt_var = ncvars[var_name("alt")]
+    alt_units = _nc_text(path, alt_var, "units", "km")
+    factor = _ALT_FACTORS.get(alt_units.strip().lower())
     if factor is None:
-        raise ROFormatError(path, f"altitude {var_name('alt')!r} has units {alt_units!r}; "
+        raise ROFormatError(path, f"altitude {alt_var.name!r} has units {alt_units!r}; "
                             "expected km or m")
     raw["alt"] = raw["alt"] * factor
-    global_names = ds.ncattrs()
-    raw["time"] = _nc_time(path, ds, var_name("time"), global_names)
-    raw["profile"] = (_nc_strings(ncvars[var_name("profile")])
+    raw["alt_fix"] = f"the units attribute of {alt_var.name!r} says {alt_units!r}: " + (
+        f"correct it to 'm' (ncatted -a units,{alt_var.name},o,c,m FILE)" if factor == 1.0
+        else "check what the altitudes are")
+    raw["time"] = _nc_time(path, ds, var_name("time"), ds.ncattrs())
+    raw["profile"] = (_nc_strings(path, ncvars[var_name("profile")])
                       if var_name("profile") in ncvars else None)
     if var_name("mission") in ncvars:
-        raw["mission"] = _nc_strings(ncvars[var_name("mission")])
-    elif "mission" in global_names:
-        raw["mission"] = str(ds.getncattr("mission"))
-    raw["default_id"] = (str(ds.getncattr("fileStamp")).strip()
-                         if "fileStamp" in global_names else _id_from_name(path))
-    raw["units"] = getattr(ncvars[var_name("ne")], "units",
-                           "el/cm3" if ionprf else "m-3")
+        raw["mission"] = _nc_strings(path, ncvars[var_name("mission")])
+    elif "mission" in ds.ncattrs():
+        raw["mission"] = _nc_text(path, ds, "mission", None)
+    raw["default_id"] = _nc_text(path, ds, "fileStamp", _id_from_name(path)).strip()
+    raw["units"] = _nc_text(path, ncvars[var_name("ne")], "units",
+                            "el/cm3" if ionprf else "m-3")
     return raw
+
+
+def _nc_text(path: Path, obj: netCDF4.Dataset | netCDF4.Variable, name: str,
+             default: str | None) -> str | None:
+    """A text attribute of a netCDF variable or file, or ``default`` when absent.
+
+    Raises ROFormatError when the attribute is not text or holds bytes that are not
+    UTF-8 (the netCDF library replaces them with U+FFFD): a corrupt file.
+    """
+    if name not in obj.ncattrs():
+        return default
+    value = obj.getncattr(name)
+    where = f"attribute {name!r}" + (f" of {obj.name!r}" if isinstance(obj, netCDF4.Variable)
+                                      else "")
+    if not isinstance(value, str):
+        raise ROFormatError(path, f"{where} is {value}, not text; the file is corrupt: "
+                            "download it again")
+    _check_utf8(path, where, np.asarray([value]))
+    return value
+
+
+def _check_utf8(path: Path, where: str, texts: np.ndarray) -> None:
+    """Raise ROFormatError when decoded texts hold U+FFFD, the mark of bytes not UTF-8."""
+    bad = np.char.find(texts.astype(str), "\ufffd") >= 0
+    if bad.any():
+        raise ROFormatError(path, f"{where} holds bytes that are not UTF-8 "
+                            f"({str(texts[bad][0])!r}); the file is corrupt: download it again")
 
 
 def _nc_numeric(path: Path, var: netCDF4.Variable) -> tuple[np.ndarray, np.ndarray]:
@@ -553,14 +766,16 @@ def _nc_numeric(path: Path, var: netCDF4.Variable) -> tuple[np.ndarray, np.ndarr
     return values, is_fill
 
 
-def _nc_strings(var: netCDF4.Variable) -> np.ndarray:
+def _nc_strings(path: Path, var: netCDF4.Variable) -> np.ndarray:
     """Read a string variable (vlen str or char array) as a 1-D str array."""
     values = np.asarray(var[...])
     if values.dtype.kind == "S" and values.ndim > 1:
         values = netCDF4.chartostring(values)
     elif values.dtype.kind == "S":
         values = np.char.decode(values, "utf-8")
-    return values.astype(str).reshape(-1)
+    values = values.astype(str).reshape(-1)
+    _check_utf8(path, f"variable {var.name!r}", values)
+    return values
 
 
 def _nc_time(path: Path, ds: netCDF4.Dataset, name: str, global_names: list[str]
@@ -569,18 +784,32 @@ def _nc_time(path: Path, ds: netCDF4.Dataset, name: str, global_names: list[str]
     if name in ds.variables:
         var = ds.variables[name]
         if var.dtype == str or np.dtype(var.dtype).kind in "SU":
-            return _parse_time_strings(path, _nc_strings(var), name)
+            return _parse_time_strings(path, _nc_strings(path, var), name)
         attrs = {k: var.getncattr(k) for k in ("units", "calendar", "_FillValue", "missing_value")
                  if k in var.ncattrs()}
         if "units" not in attrs:
             raise ROFormatError(path, f"time variable {name!r} has no units attribute; "
                                 "expected CF units such as 'seconds since 2000-01-01'")
-        raw = xr.Dataset({"t": ("n", np.asarray(var[...]).reshape(-1), attrs)})
+        numbers = np.asarray(var[...]).reshape(-1)
+        if numbers.dtype.kind == "f" and np.isinf(numbers).any():
+            raise ROFormatError(path, f"time variable {name!r} holds "
+                                f"{int(np.isinf(numbers).sum())} infinite value(s); the file "
+                                "is corrupt: download it again")
         try:
-            decoded = xr.decode_cf(raw)["t"].values
+            with warnings.catch_warnings():  # out-of-range times are refused below
+                warnings.simplefilter("ignore", xr.SerializationWarning)
+                decoded = xr.decode_cf(xr.Dataset({"t": ("n", numbers, attrs)}))["t"].values
         except (ValueError, TypeError, OverflowError) as exc:
             raise ROFormatError(path, f"times of {name!r} not parseable with units "
                                 f"{attrs['units']!r} ({exc})") from exc
+        if decoded.dtype.kind not in "MO":
+            raise ROFormatError(path, f"time variable {name!r} has units {attrs['units']!r}, "
+                                "not CF time units; expected e.g. 'seconds since 2000-01-01'")
+        years = [t.year for t in decoded if hasattr(t, "year")] if decoded.dtype == object else []
+        if years and not _YEARS_NS[0] <= min(years) <= max(years) <= _YEARS_NS[1]:
+            raise ROFormatError(path, f"times of {name!r} run from year {min(years)} to "
+                                f"{max(years)}, outside {_YEARS_NS[0]}-{_YEARS_NS[1]} (the "
+                                f"range of datetime64[ns]); check its units {attrs['units']!r}")
         return to_datetime64(decoded)
     if name in global_names:
         return _parse_time_strings(path, np.asarray([str(ds.getncattr(name))]), name)
@@ -601,11 +830,12 @@ def _attr_time(path: Path, ds: netCDF4.Dataset, global_names: list[str]) -> np.n
         second = float(values["second"])
         if not 0.0 <= second < 61.0:
             raise ValueError(f"second={second}")
-        start = datetime.datetime(*(int(values[a]) for a in _TIME_ATTRS[:5]))
-    except (ValueError, TypeError) as exc:
-        raise ROFormatError(path, f"time attributes {values} are not a valid time ({exc})"
-                            ) from exc
-    time = np.datetime64(start, "ns") + np.timedelta64(round(second * 1e9), "ns")
+        start = pd.Timestamp(datetime.datetime(*(int(values[a]) for a in _TIME_ATTRS[:5])))
+        time = start.as_unit("ns").to_datetime64() + np.timedelta64(round(second * 1e9), "ns")
+    except (ValueError, TypeError, OverflowError) as exc:
+        text = " ".join(f"{a}={values[a]}" for a in _TIME_ATTRS)
+        raise ROFormatError(path, f"time attributes {text} are not a valid time ({exc}); "
+                            "the file is corrupt: download it again") from exc
     return np.asarray([time])
 
 
@@ -653,6 +883,7 @@ def _read_csv(path: Path, names: dict[str, str]) -> dict[str, Any]:
         raw["mission"] = frame[col("mission")].fillna("unknown").to_numpy(str)
     raw["default_id"] = _id_from_name(path)
     raw["units"] = "m-3"
+    raw["alt_fix"] = f"write the column {col('alt')!r} in km (divide it by 1000)"
     return raw
 
 
@@ -668,7 +899,7 @@ def _clean(
     min_alt: float | None,
     max_alt: float | None,
 ) -> _Part:
-    """Broadcast, convert to m-3, drop and count invalid points, check magnitudes."""
+    """Broadcast, convert to m-3, check units and ranges, drop and count invalid points."""
     n = max(np.size(raw[key]) for key in ("time", *_REQUIRED))
 
     def column(key: str, values: Any) -> np.ndarray:
@@ -683,48 +914,133 @@ def _clean(
                   axis=0)
     factor = _density_factor(units, where=path)
     ne = cols["ne"] * factor
+    alt = cols["alt"]
+    numbers = [ne, alt, cols["lat"], cols["lon"]]
+    nan = ~fill & (np.isnat(cols["time"]) | np.any([np.isnan(v) for v in numbers], axis=0))
+    if "ne_err" in cols:
+        numbers.append(cols["ne_err"])
+    infinite = ~fill & ~nan & np.any([np.isinf(v) for v in numbers], axis=0)
+    nonpositive = ~fill & ~nan & ~infinite & (ne <= 0)
+    valid = ~(fill | nan | infinite | nonpositive)
 
-    nan = ~fill & (np.isnat(cols["time"]) | np.isnan(ne)
-                   | np.isnan(cols["alt"]) | np.isnan(cols["lat"]) | np.isnan(cols["lon"]))
-    nonpositive = ~fill & ~nan & (ne <= 0)
-    keep = ~(fill | nan | nonpositive)
-    _check_density_magnitude(path, ne[keep], units)
+    ids, codes = _profile_codes(raw, cols["time"], n)
+    problem = _magnitude_problem(ne[valid], alt[valid], codes[valid], ids)
+    if problem is not None:
+        kind, text = problem
+        fix = {"el/cm3": f" (read as {units}); the values look like el/cm3: pass "
+                         "ne_units='cm-3' or multiply them by 1e6",
+               "m-3": f" (read as {units}); the values look like m-3 labelled el/cm3: pass "
+                      "ne_units='m-3' or divide them by 1e6",
+               "m": f"; the altitudes look like metres labelled km: {raw['alt_fix']}"}[kind]
+        raise UnitsError(f"{path}: {text}{fix}")
+    low, high = ALT_PLAUSIBLE_KM
+    implausible = valid & ((ne > NE_PLAUSIBLE_M3[1]) | (alt < low) | (alt > high))
+    keep = valid & ~implausible
+    problem = _position_problem(cols["lat"][keep], cols["lon"][keep])
+    if problem is not None:
+        key, text = problem
+        raise ROFormatError(path, f"{text}; check which variable is mapped to {key!r}")
     outside = np.zeros(n, dtype=bool)
     if min_alt is not None:
-        outside |= cols["alt"] < min_alt
+        outside |= alt < min_alt
     if max_alt is not None:
-        outside |= cols["alt"] > max_alt
+        outside |= alt > max_alt
     outside &= keep
     keep &= ~outside
-    lat = cols["lat"][keep]
-    if lat.size and np.abs(lat).max() > 90.0:
-        raise ROFormatError(path, f"latitude {lat[np.argmax(np.abs(lat))]} outside "
-                            "[-90, 90]; check which variable is mapped to 'lat'")
 
-    time = cols["time"][keep]
-    profile = raw.get("profile")
-    if profile is not None:
-        ids, codes = np.unique(np.broadcast_to(np.asarray(profile).reshape(-1), (n,))[keep],
-                               return_inverse=True)
-    elif np.size(raw["time"]) == 1:
-        ids, codes = np.asarray([raw["default_id"]]), np.zeros(time.size, dtype=np.intp)
-    else:
-        times, codes = np.unique(time, return_inverse=True)
-        ids = [f"{raw['default_id']}@{pd.Timestamp(t).isoformat()}" for t in times]
+    steps = np.diff(alt[keep])
+    single = raw.get("profile") is None and np.size(raw["time"]) == 1
+    used, kept_codes = np.unique(codes[keep], return_inverse=True)
     missions = raw.get("mission", mission or "unknown")
     return _Part(
-        time=time,
-        lat=lat,
+        path=path,
+        time=cols["time"][keep],
+        lat=cols["lat"][keep],
         lon=cols["lon"][keep],
-        alt=cols["alt"][keep],
+        alt=alt[keep],
         ne=ne[keep],
         ne_err=cols["ne_err"][keep] * factor if "ne_err" in cols else None,
-        profile_ids=np.asarray(ids, dtype=str),
-        profile_code=codes.reshape(-1),
+        profile_ids=ids[used],
+        profile_code=kept_codes.reshape(-1),
         mission=np.broadcast_to(np.asarray(missions, dtype=str).reshape(-1), (n,))[keep],
         dropped={"fill": int(fill.sum()), "nan": int(nan.sum()),
-                 "nonpositive": int(nonpositive.sum()), "alt_range": int(outside.sum())},
+                 "infinite": int(infinite.sum()), "nonpositive": int(nonpositive.sum()),
+                 "implausible": int(implausible.sum()), "alt_range": int(outside.sum())},
+        unordered=single and bool((steps > 0).any() and (steps < 0).any()),
     )
+
+
+def _profile_codes(raw: dict[str, Any], time: np.ndarray, n: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Profile ids of a file and the index into them of each of its ``n`` points.
+
+    The ``profile`` column when there is one; else the file's id when it has one time;
+    else one profile per distinct time, named ``<id>@<ISO time>``.
+    """
+    profile = raw.get("profile")
+    if profile is not None:
+        ids, codes = np.unique(np.broadcast_to(np.asarray(profile).reshape(-1), (n,)),
+                               return_inverse=True)
+    elif np.size(raw["time"]) == 1:
+        ids, codes = np.asarray([raw["default_id"]]), np.zeros(n, dtype=np.intp)
+    else:
+        times, codes = np.unique(time, return_inverse=True)
+        ids = np.asarray([f"{raw['default_id']}@{pd.Timestamp(t).isoformat()}"
+                          for t in times], dtype=str)
+    return np.asarray(ids, dtype=str), codes.reshape(-1)
+
+
+def _check_some_valid(parts: list[_Part]) -> None:
+    """Raise when no file holds a valid point; warn about the files without one."""
+    empty = [p for p in parts if p.ne.size == 0]
+    if not empty:
+        return
+    def why(part: _Part) -> str:
+        total = sum(part.dropped.values())
+        return (f"all {total} points dropped: {_describe_drops(part.dropped)}" if total
+                else "the file holds no point")
+
+    fix = ("widen min_alt, max_alt" if any(p.dropped["alt_range"] for p in empty)
+           else "check that the files hold electron densities")
+    if len(empty) == len(parts) == 1:
+        raise ROFormatError(parts[0].path, f"no valid point ({why(parts[0])}); {fix}")
+    lines = [f"{p.path} ({why(p)})" for p in empty]
+    if len(empty) == len(parts):
+        raise ManyProblemsError(f"open_ro_profiles: no valid point in any of the {len(parts)} "
+                                f"files ({fix})", lines)
+    _warn_files("no valid point (they add no observation)", lines, len(parts))
+
+
+def _warn_about_parts(parts: list[_Part]) -> None:
+    """Issue the DataWarnings of a read: damaged points and unordered profiles."""
+    damaged = [p for p in parts if any(p.dropped[kind] for kind in _WARNED_KINDS)]
+    if damaged:
+        totals = {kind: sum(p.dropped[kind] for p in parts) for kind in _WARNED_KINDS}
+        lines = [f"{p.path} ({_describe_drops(p.dropped, _WARNED_KINDS)})" for p in damaged]
+        _warn_files(
+            f"dropped {totals['infinite']} infinite and {totals['implausible']} implausible "
+            f"points (density above {NE_PLAUSIBLE_M3[1]:.0e} m-3 or altitude outside "
+            f"[{ALT_PLAUSIBLE_KM[0]:g}, {ALT_PLAUSIBLE_KM[1]:g}] km; counted in the "
+            "attributes dropped_infinite, dropped_implausible)", lines, len(parts))
+    unordered = [str(p.path) for p in parts if p.unordered]
+    if unordered:
+        _warn_files("altitudes not monotonic along the profile (a damaged or merged "
+                    "profile; its points are kept, sorted by altitude)", unordered, len(parts))
+
+
+def _describe_drops(dropped: dict[str, int], kinds: Iterable[str] = _DROP_KINDS) -> str:
+    """"12 fill, 2 infinite": the counts of dropped points that are not zero."""
+    labels = {"fill": "fill", "nan": "NaN", "infinite": "infinite",
+              "nonpositive": "non-positive", "implausible": "implausible",
+              "alt_range": "outside min_alt..max_alt"}
+    text = ", ".join(f"{dropped[kind]} {labels[kind]}" for kind in kinds if dropped[kind])
+    return text
+
+
+def _warn_files(problem: str, lines: list[str], total: int) -> None:
+    """Issue one DataWarning naming (some of) the files that show ``problem``."""
+    warnings.warn(f"open_ro_profiles: {problem} in {len(lines)} of {total} files: "
+                  f"{_some(lines)}", DataWarning, stacklevel=4)
 
 
 def _claim_profile_id(part: _Part, path: Path, owner: dict[str, Path]) -> None:
@@ -762,12 +1078,10 @@ def _assemble(parts: list[_Part]) -> xr.Dataset:
     alt = cat("alt", np.float64)
     order = np.lexsort((alt, profile_rank, time))
 
-    with_err = bool(parts) and all(p.ne_err is not None for p in parts)
-    if not with_err and any(p.ne_err is not None for p in parts):
-        logger.warning("ne_err dropped: only some of the files provide it")
     data_vars = {"ne": ("obs", cat("ne", np.float64)[order], attributes("ne"))}
-    if with_err:
-        data_vars["ne_err"] = ("obs", cat("ne_err", np.float64)[order], attributes("ne_err"))
+    if any(p.ne_err is not None for p in parts):
+        errors = [np.full(p.ne.size, np.nan) if p.ne_err is None else p.ne_err for p in parts]
+        data_vars["ne_err"] = ("obs", np.concatenate(errors)[order], attributes("ne_err"))
     dropped = {kind: sum(p.dropped[kind] for p in parts) for kind in _DROP_KINDS}
     coords = {
         "time": ("obs", time[order], _obs_attributes("time", long_name="time (UTC)")),
@@ -834,11 +1148,26 @@ def _classic_required_size(head: bytes) -> int | None:
 
     def skip(nbytes: int) -> None:
         nonlocal pos
+        if nbytes < 0:
+            raise struct.error(f"negative size {nbytes} in the header")
         pos += -(-nbytes // 4) * 4
+
+    def items() -> range:
+        # Each item of a header list takes 4 bytes or more: a longer list is corrupt.
+        number = read(count)
+        if not 0 <= number <= len(head) // 4:
+            raise struct.error(f"list of {number} items in a header of {len(head)} bytes")
+        return range(number)
+
+    def dim_length() -> int:
+        index = read(count)
+        if not 0 <= index < len(dims):
+            raise struct.error(f"dimension {index} of {len(dims)} in the header")
+        return dims[index]
 
     def skip_attributes() -> None:
         read(int32)
-        for _ in range(read(count)):
+        for _ in items():
             skip(read(count))
             nc_type = read(int32)
             skip(read(count) * _NC_TYPE_BYTES[nc_type])
@@ -846,15 +1175,15 @@ def _classic_required_size(head: bytes) -> int | None:
     numrecs = read(count)
     read(int32)
     dims = []
-    for _ in range(read(count)):
+    for _ in items():
         skip(read(count))
         dims.append(read(count))
     skip_attributes()
     read(int32)
     fixed_end, records = 0, []
-    for _ in range(read(count)):
+    for _ in items():
         skip(read(count))
-        shape = [dims[read(count)] for _ in range(read(count))]
+        shape = [dim_length() for _ in items()]
         skip_attributes()
         nbytes = _NC_TYPE_BYTES[read(int32)]
         vsize = read(count)
