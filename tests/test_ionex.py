@@ -6,6 +6,7 @@ import gzip
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ionofield.errors import IONEXFormatError, TimeOrderError, UnitsError
+from ionofield.errors import DataWarning, IONEXFormatError, TimeOrderError, UnitsError
 from ionofield.io.cf import attributes
 from ionofield.io.ionex import open_ionex, write_ionex
 
@@ -112,7 +113,8 @@ def test_hand_computed_values(tmp_path):
     values[1, 3] = 123  # lat 0.0, lon 5.0
     values[2, 0] = 9999  # lat -2.5, lon -10.0: missing
     path = write(tmp_path, "tiny.20i", ionex_text([("2020-01-01T01:00", values)]))
-    ds = open_ionex(path)
+    with pytest.warns(DataWarning, match=r"tiny.20i: 1 of 15 TEC values .* are 9999"):
+        ds = open_ionex(path)
     assert ds.tec.dims == ("time", "lat", "lon")
     assert ds.tec.dtype == np.float32
     assert ds.time.values[0] == np.datetime64("2020-01-01T01:00", "ns")
@@ -136,11 +138,13 @@ def test_in_map_exponent_overrides_header_for_that_map_only(tmp_path):
 
 
 def test_touching_and_negative_fields(tmp_path):
-    values = grid_values()
+    values = 1000 + grid_values()
     values[0, :3] = [10000, 99999, -12]  # "1000099999  -12": the fields touch
-    path = write(tmp_path, "touch.20i", ionex_text([("2020-01-01", values)], exponent=0))
-    north = open_ionex(path).tec.sel(lat=2.5).isel(time=0).values
-    np.testing.assert_array_equal(north[:3], [10000.0, 99999.0, -12.0])
+    path = write(tmp_path, "touch.20i", ionex_text([("2020-01-01", values)], exponent=-3))
+    # the minus sign is read: -0.012 TECU is no TEC and is dropped (read as 12 it would stay)
+    with pytest.warns(DataWarning, match="1 negative TEC value"):
+        north = open_ionex(path).tec.sel(lat=2.5).isel(time=0).values
+    np.testing.assert_array_equal(north[:3], np.float32([10.0, 99.999, np.nan]))
 
 
 def test_unpadded_and_overflowing_header_lines(tmp_path):
@@ -228,7 +232,8 @@ def test_consecutive_daily_files_drop_the_repeated_midnight(tmp_path, caplog):
 
 def test_times_out_of_order_are_sorted(tmp_path):
     maps = [(f"2020-01-01T{h:02d}:15", grid_values(h)) for h in (2, 0, 1)]
-    ds = open_ionex(write(tmp_path, "order.20i", ionex_text(maps)))
+    with pytest.warns(DataWarning, match=r"order.20i: 1 map\(s\) out of time order"):
+        ds = open_ionex(write(tmp_path, "order.20i", ionex_text(maps)))
     assert list(pd.DatetimeIndex(ds.time.values).hour) == [0, 1, 2]
     np.testing.assert_allclose(ds.tec.values[:, -1, 0], [0.0, 0.1, 0.2], atol=1e-6)
 
@@ -256,13 +261,14 @@ def round_trip_case():
         step = draw(st.sampled_from(["15min", "1h", "2h"]))
         ints = draw(
             st.lists(
-                st.integers(-999, 9998),
+                st.integers(-1, 5000),  # 0..500 TECU, the range open_ionex accepts
                 min_size=n_time * n_lat * n_lon,
                 max_size=n_time * n_lat * n_lon,
             )
         )
         tec = np.array(ints, dtype=np.float64).reshape(n_time, n_lat, n_lon) / 10
-        tec[tec < -99] = np.nan  # some missing values
+        tec[tec < 0] = np.nan  # some missing values
+        tec.flat[0] = 12.3  # a file without any value is refused
         with_rms = draw(st.booleans())
         gz = draw(st.booleans())
         coords = {
@@ -286,7 +292,9 @@ def test_write_read_round_trip(case):
         path = Path(folder) / ("maps.21i.gz" if gz else "maps.21i")
         write_ionex(ds, path)
         assert os.listdir(folder) == [path.name]  # no temporary file left behind
-        back = open_ionex(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)  # the NaN cells, counted
+            back = open_ionex(path)
         if gz:
             assert path.read_bytes()[:2] == b"\x1f\x8b"
     np.testing.assert_array_equal(back.time.values, ds.time.values)
@@ -330,7 +338,8 @@ def test_written_file_layout(tmp_path):
     first_row = lines.index(north)  # the first row written is the northernmost
     assert lines[first_row + 1] == "".join(f"{v:5d}" for v in [9999, *range(41, 56)])
     assert lines[first_row + 2] == "".join(f"{v:5d}" for v in range(56, 60))
-    back = open_ionex(path)
+    with pytest.warns(DataWarning, match=r"1 of 120 TEC values \(in 1 of 2 maps\)"):
+        back = open_ionex(path)
     assert back.attrs["ionex_height_km"] == 350.0
     assert back.attrs["mapping_function"] == "COSZ"
 

@@ -101,6 +101,24 @@ def test_ionex_code_and_igs_agree_on_the_same_day():
     assert abs(float(diff.mean())) < 2.0
 
 
+@pytest.mark.parametrize("reverse", [False, True], ids=["code-first", "igs-first"])
+def test_ionex_code_and_igs_of_one_day_are_not_mixed_unless_asked(reverse):
+    files = [realdata("COD0OPSFIN_20240350000_01D_01H_GIM.INX"),
+             realdata("IGS0OPSFIN_20240350000_01D_02H_GIM.INX")]
+    files = files[::-1] if reverse else files
+    with pytest.raises(IONEXFormatError, match="analysis centres and map intervals") as info:
+        open_ionex(files)
+    message = str(info.value)
+    for fragment in ("AIUB, every 1 h, 1 file(s): COD0OPSFIN",
+                     "GRL/UWM, every 2 h, 1 file(s): IGS0OPSFIN", "allow_mixed=True"):
+        assert fragment in message
+    both = open_ionex(files, allow_mixed=True)
+    assert both.sizes["time"] == 25
+    # every IGS epoch is a CODE epoch: the file given first wins there
+    first = open_ionex(files[0]).tec
+    xr.testing.assert_equal(both.tec.sel(time=first.time), first)
+
+
 def test_ionex_real_file_round_trip(tmp_path):
     ds = open_ionex(realdata("COD0OPSFIN_20240350000_01D_01H_GIM.INX"))
     path = tmp_path / "copy.24i"

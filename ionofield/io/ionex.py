@@ -13,10 +13,15 @@ errors on the same grid.
 ``tec(time, lat, lon)`` Dataset in TECU; :func:`write_ionex` writes such a
 Dataset back to IONEX 1.0.
 
-Reader and writer stay in one module (about 800 lines) because they share the
-format's grammar: the header labels, the record layouts and the exponent and
-missing-value rules are defined once here and used both ways, which is what keeps
-``write_ionex`` followed by ``open_ionex`` an exact round trip.
+Both check what they carry against the ionosphere: vertical TEC lies in
+``0..TEC_MAX`` TECU. A map whose values are off as a whole (a wrong ``EXPONENT``) is
+refused, single cells outside the range are dropped to NaN with a
+:class:`~ionofield.errors.DataWarning` that gives the counts.
+
+Reader and writer stay in one module (about 1100 lines) because they share the
+format's grammar: the header labels, the record layouts and the exponent,
+missing-value and TEC-range rules are defined once here and used both ways, which
+is what keeps ``write_ionex`` followed by ``open_ionex`` an exact round trip.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import os
 import re
 import shutil
 import subprocess
+import warnings
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -39,22 +46,39 @@ import xarray as xr
 
 from ionofield._files import PathLike, atomic_path, expand_paths
 from ionofield._version import __version__
-from ionofield.errors import IONEXFormatError, TimeOrderError, UnitsError
+from ionofield.errors import (
+    DataWarning,
+    IONEXFormatError,
+    IonofieldError,
+    ManyProblemsError,
+    TimeOrderError,
+    UnitsError,
+)
 from ionofield.io.cf import attributes
 from ionofield.timeutil import to_datetime64
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["open_ionex", "write_ionex"]
+__all__ = ["TEC_MAX", "open_ionex", "write_ionex"]
 
 #: The IONEX value that means "no value available".
 MISSING = 9999
+
+#: The largest vertical TEC (and TEC RMS) accepted, in TECU. The highest values
+#: in the global maps of the strongest storms are about 200-300 TECU; 500 leaves
+#: room for any real ionosphere and refuses the 999.8 TECU of a saturated I5 field.
+TEC_MAX = 500.0
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _COMPRESS_MAGIC = b"\x1f\x9d"
 _FIELD = 5  # width of an I5 value field
 _PER_LINE = 16  # I5 values per data line
 _WRITE_EXPONENT = -1
+_EXPONENT_LIMIT = 9  # |EXPONENT| above this is a corrupt record, not a scale
+# The years an epoch may hold: GPS time starts in 1980 (no map is older) and
+# datetime64[ns] ends in 2262 (later years would wrap around silently).
+_YEARS = (1980, 2261)
+_AXIS_POINTS = 10_000  # more points on a header axis is a corrupt record
 
 # Every record label of IONEX 1.0, longest first, so that a label can be found at
 # the end of a line that is not padded to 80 columns or whose content overflows
@@ -142,6 +166,7 @@ class _MapText:
 
     epoch: np.datetime64
     exponent: int
+    exponent_line: int  # 1-based line of the EXPONENT record in force, 0 for the default
     text: str
     line: int  # 1-based line number of the START OF ... MAP record
 
@@ -159,6 +184,15 @@ class _IonexFile:
     program: str
     run_by: str
     date: str
+    repairs: list[str]  # what was dropped or reordered, one clause each, for the warning
+
+    def interval(self) -> np.timedelta64 | None:
+        """The most frequent step between distinct map epochs (None for one map)."""
+        steps = np.diff(np.unique(self.times))
+        if not steps.size:
+            return None
+        values, counts = np.unique(steps, return_counts=True)
+        return values[np.argmax(counts)]
 
 
 def _split_record(line: str) -> tuple[str, str]:
@@ -192,13 +226,16 @@ def _numbers(
     if len(tokens) != count:
         tokens = [content[skip + k * width : skip + (k + 1) * width] for k in range(count)]
     try:
-        return [float(t) for t in tokens]
+        numbers = [float(t) for t in tokens]
     except ValueError:
+        numbers = []
+    if len(numbers) != count or not np.isfinite(numbers).all():
         raise IONEXFormatError(
             path,
             f"line {line}: cannot read {count} numbers from the {what} record "
             f"{content.rstrip()!r}; the file is corrupt, replace it",
-        ) from None
+        )
+    return numbers
 
 
 def _epoch(content: str, *, path: str, line: int, what: str) -> np.datetime64:
@@ -206,14 +243,25 @@ def _epoch(content: str, *, path: str, line: int, what: str) -> np.datetime64:
     year, month, day, hour, minute, second = _numbers(
         content, 6, skip=0, width=6, path=path, line=line, what=what
     )
-    if year < 100:  # two-digit years of early files: 80-99 -> 19xx, 00-79 -> 20xx
+    if 0 <= year < 100:  # two-digit years of early files: 80-99 -> 19xx, 00-79 -> 20xx
         year += 1900 if year >= 80 else 2000
+    invalid = IONEXFormatError(
+        path,
+        f"line {line}: {what} {content.strip()!r} is not a valid epoch (a year "
+        f"{_YEARS[0]}..{_YEARS[1]}, hour 0..24, minute 0..59, second 0..60); the file is "
+        "corrupt, replace it",
+    )
+    if not (
+        _YEARS[0] <= year <= _YEARS[1]
+        and 0 <= hour <= 24
+        and 0 <= minute < 60
+        and 0 <= second <= 60
+    ):
+        raise invalid
     try:
         date = np.datetime64(f"{int(year):04d}-{int(month):02d}-{int(day):02d}", "ns")
     except ValueError:
-        raise IONEXFormatError(
-            path, f"line {line}: {what} {content.strip()!r} is not a valid date; replace the file"
-        ) from None
+        raise invalid from None
     offset_ns = round((hour * 3600.0 + minute * 60.0 + second) * 1e9)
     return date + np.timedelta64(offset_ns, "ns")
 
@@ -221,7 +269,7 @@ def _epoch(content: str, *, path: str, line: int, what: str) -> np.datetime64:
 def _axis(first: float, last: float, step: float, *, path: str, what: str) -> np.ndarray:
     """Return the grid points ``first, first + step, ..., last`` of a header axis record."""
     record = f"{what}1/{what}2/D{what} = {first:g} {last:g} {step:g}"
-    if step == 0 or not np.isfinite([first, last, step]).all():
+    if step == 0:
         raise IONEXFormatError(path, f"{record} has a zero step; the header is corrupt")
     count = (last - first) / step
     if count < 0 or abs(count - round(count)) > 1e-6:
@@ -229,6 +277,13 @@ def _axis(first: float, last: float, step: float, *, path: str, what: str) -> np
             path,
             f"{record}: {last:g} is not reached from {first:g} in whole steps; "
             "the header is corrupt",
+        )
+    low, high = (-90.0, 90.0) if what == "LAT" else (-180.0, 360.0)
+    if not 1 <= round(count) <= _AXIS_POINTS or min(first, last) < low or max(first, last) > high:
+        raise IONEXFormatError(
+            path,
+            f"{record}: a map axis needs 2..{_AXIS_POINTS + 1} points within {low:g}..{high:g} "
+            "degrees; the header is corrupt, replace the file",
         )
     return np.round(first + step * np.arange(round(count) + 1), 6)
 
@@ -238,7 +293,7 @@ def _decompress(raw: bytes, path: str) -> bytes:
     if raw[:2] == _GZIP_MAGIC:
         try:
             return gzip.decompress(raw)
-        except (OSError, EOFError) as err:
+        except (OSError, EOFError, zlib.error) as err:
             raise IONEXFormatError(
                 path, f"gzip data is damaged ({err}); download the file again"
             ) from None
@@ -299,6 +354,19 @@ def _decode_i5(text: str) -> tuple[np.ndarray, int]:
     return values, int(bad[0]) if bad.size else -1
 
 
+def _exponent(content: str, *, path: str, line: int) -> tuple[int, int]:
+    """Parse an ``EXPONENT`` record into (exponent, line)."""
+    (value,) = _numbers(content, 1, skip=0, width=6, path=path, line=line, what="EXPONENT")
+    if value != round(value) or abs(value) > _EXPONENT_LIMIT:
+        raise IONEXFormatError(
+            path,
+            f"line {line}: EXPONENT {value:g} is not an integer within "
+            f"-{_EXPONENT_LIMIT}..{_EXPONENT_LIMIT}: the record is corrupt; global maps use "
+            "EXPONENT -1 (values in 0.1 TECU): correct the record or replace the file",
+        )
+    return int(value), line
+
+
 def _parse_header(lines: list[str], path: str) -> tuple[dict[str, tuple[str, int]], int]:
     """Collect the header records up to ``END OF HEADER``, skipping aux blocks.
 
@@ -339,8 +407,13 @@ def _skip_block(lines: list[str], start: int, end_label: str, path: str) -> int:
     )
 
 
-def _header_grid(records: dict[str, tuple[str, int]], path: str) -> tuple[_Grid, int, int]:
-    """Return the grid, the number of maps and the default exponent the header declares."""
+def _header_grid(
+    records: dict[str, tuple[str, int]], path: str
+) -> tuple[_Grid, int, tuple[int, int]]:
+    """Return the grid, the number of maps and the default (exponent, line) of the header.
+
+    The line is 0 when the header has no ``EXPONENT`` record (the default -1).
+    """
     missing = [label for label in _REQUIRED if label not in records]
     if missing:
         raise IONEXFormatError(
@@ -366,16 +439,27 @@ def _header_grid(records: dict[str, tuple[str, int]], path: str) -> tuple[_Grid,
     lon = _axis(*numbers("LON1 / LON2 / DLON", 3, skip=2, width=6), path=path, what="LON")
     radius = numbers("BASE RADIUS", 1, skip=0, width=8)[0]
     n_maps = int(numbers("# OF MAPS IN FILE", 1, skip=0, width=6)[0])
-    exponent = int(numbers("EXPONENT", 1, skip=0, width=6)[0]) if "EXPONENT" in records else -1
+    exponent = (-1, 0)
+    if "EXPONENT" in records:
+        content, line = records["EXPONENT"]
+        exponent = _exponent(content, path=path, line=line)
     return _Grid(lat, lon, hgt1, radius), n_maps, exponent
 
 
 def _read_map(
-    lines: list[str], start: int, *, kind: str, grid: _Grid, exponent: int, path: str
+    lines: list[str],
+    start: int,
+    *,
+    kind: str,
+    grid: _Grid,
+    exponent: tuple[int, int],
+    path: str,
 ) -> tuple[_MapText, int]:
     """Read the map block opened at line index ``start``.
 
-    Returns the map and the index of its ``END OF ... MAP`` line.
+    ``exponent`` is the header's (exponent, line); an ``EXPONENT`` record inside
+    the block overrides it for this map. Returns the map and the index of its
+    ``END OF ... MAP`` line.
     """
     end_label = f"END OF {kind} MAP"
     n_lines = -(-grid.lon.size // _PER_LINE)
@@ -392,9 +476,7 @@ def _read_map(
         if label == "EPOCH OF CURRENT MAP":
             epoch = _epoch(content, path=path, line=index + 1, what=label)
         elif label == "EXPONENT":
-            exponent = int(
-                _numbers(content, 1, skip=0, width=6, path=path, line=index + 1, what=label)[0]
-            )
+            exponent = _exponent(content, path=path, line=index + 1)
         elif label == "LAT/LON1/LON2/DLON/H":
             lat, lon1, lon2, dlon, height = _numbers(
                 content, 5, skip=2, width=6, path=path, line=index + 1, what=label
@@ -444,11 +526,18 @@ def _read_map(
             f"{lon1:g}..{lon2:g} step {dlon:g}, height {height:g} km, but the header "
             f"declares {grid.describe()}: the grid is inconsistent; replace the file",
         )
-    return _MapText(epoch, exponent, "".join(rows), start + 1), index
+    return _MapText(epoch, *exponent, "".join(rows), start + 1), index
 
 
-def _to_array(maps: list[_MapText], grid: _Grid, *, kind: str, path: str) -> np.ndarray:
-    """Decode map texts into float32 values, shape [n_maps, n_lat, n_lon]."""
+def _to_array(
+    maps: list[_MapText], grid: _Grid, *, kind: str, path: str
+) -> tuple[np.ndarray, list[str]]:
+    """Decode map texts into float32 TECU, shape [n_maps, n_lat, n_lon].
+
+    9999 becomes NaN. A map whose median lies outside ``0..TEC_MAX`` is refused
+    (its scale is wrong); single values outside that range become NaN. Returns the
+    values and one clause per kind of repair (counts included) for the warning.
+    """
     shape = (len(maps), grid.lat.size, grid.lon.size)
     values, bad = _decode_i5("".join(m.text for m in maps))
     if bad >= 0:
@@ -461,8 +550,52 @@ def _to_array(maps: list[_MapText], grid: _Grid, *, kind: str, path: str) -> np.
             f"{grid.lon[col]:g}: field {field!r} is not an I5 integer; the file is corrupt",
         )
     values = values.reshape(shape)
+    missing = values == MISSING
     scale = 10.0 ** np.array([m.exponent for m in maps], dtype=np.float64)[:, None, None]
-    return np.where(values == MISSING, np.nan, values * scale).astype(np.float32)
+    tec = np.where(missing, np.nan, values * scale)
+    for block, one in zip(maps, tec, strict=True):
+        _check_scale(block, one, kind=kind, path=path)
+    negative = tec < 0.0
+    above = tec > TEC_MAX
+    tec[negative | above] = np.nan
+    repairs = []
+    if missing.any():
+        repairs.append(
+            f"{missing.sum()} of {missing.size} {kind} values (in {missing.any(axis=(1, 2)).sum()} "
+            f"of {shape[0]} maps) are 9999 (no value), kept as NaN"
+        )
+    if negative.any():
+        repairs.append(
+            f"{negative.sum()} negative {kind} value(s) (down to {np.min(values * scale):.4g} "
+            "TECU) set to NaN"
+        )
+    if above.any():
+        largest = np.max(np.where(missing, -np.inf, values * scale))
+        repairs.append(
+            f"{above.sum()} {kind} value(s) above {TEC_MAX:g} TECU (up to {largest:.4g}) set to NaN"
+        )
+    return tec.astype(np.float32), repairs
+
+
+def _check_scale(block: _MapText, values: np.ndarray, *, kind: str, path: str) -> None:
+    """Refuse a map whose median is no vertical TEC: the EXPONENT or the values are wrong."""
+    finite = values[np.isfinite(values)]
+    median = float(np.median(finite)) if finite.size else 0.0
+    if 0.0 <= median <= TEC_MAX:
+        return
+    record = (
+        f"the EXPONENT record at line {block.exponent_line}"
+        if block.exponent_line
+        else "the default, as the header has no EXPONENT record"
+    )
+    raise UnitsError(
+        f"{path}: the {kind} map at line {block.line} "
+        f"({np.datetime_as_string(block.epoch, unit='s')}) has a median of {median:.4g} TECU "
+        f"with EXPONENT {block.exponent} ({record}): no ionosphere has that, vertical TEC "
+        f"lies in 0..{TEC_MAX:g} TECU. The EXPONENT is wrong or the values are corrupt: "
+        "correct the EXPONENT record (global maps use -1, values in 0.1 TECU) or replace "
+        "the file"
+    )
 
 
 def _read_file(path: str, *, with_rms: bool) -> _IonexFile:
@@ -498,9 +631,25 @@ def _read_file(path: str, *, with_rms: bool) -> _IonexFile:
         raise IONEXFormatError(
             path, "the RMS map epochs differ from the TEC map epochs; the file is inconsistent"
         )
-    tec = _to_array(maps["TEC"], grid, kind="TEC", path=path)
-    rms = _to_array(maps["RMS"], grid, kind="RMS", path=path) if with_rms and n_rms else None
+    tec, repairs = _to_array(maps["TEC"], grid, kind="TEC", path=path)
+    if np.isnan(tec).all():
+        raise IONEXFormatError(
+            path,
+            f"every value of its {n_tec} TEC map(s) is 9999 (no value available): the file "
+            "holds no data; download it again or use another analysis centre's maps",
+        )
+    rms = None
+    if with_rms and n_rms:
+        rms, rms_repairs = _to_array(maps["RMS"], grid, kind="RMS", path=path)
+        repairs += rms_repairs
     _check_repeated_epochs(times, tec, path)
+    back = np.flatnonzero(np.diff(times) < np.timedelta64(0))
+    if back.size:
+        first, after = (np.datetime_as_string(t, unit="s") for t in times[back[0] : back[0] + 2])
+        repairs.append(
+            f"{back.size} map(s) out of time order (the first: {after} after {first}), "
+            "sorted by epoch"
+        )
 
     def text(label: str) -> str:
         return records.get(label, ("", 0))[0]
@@ -517,6 +666,7 @@ def _read_file(path: str, *, with_rms: bool) -> _IonexFile:
         program=program[0],
         run_by=program[1],
         date=program[2],
+        repairs=repairs,
     )
 
 
@@ -549,7 +699,72 @@ def _joined(values: list[str]) -> str:
     return ", ".join(dict.fromkeys(v for v in values if v))
 
 
-def open_ionex(paths: PathLike | Iterable[PathLike], *, with_rms: bool = True) -> xr.Dataset:
+def _step_text(step: np.timedelta64) -> str:
+    """A map interval in words: ``"2 h"``, ``"15 min"``, ``"30 s"``."""
+    seconds = int(step / np.timedelta64(1, "s"))
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def _check_same_source(files: list[_IonexFile]) -> None:
+    """Refuse files of different analysis centres or map intervals (see ``allow_mixed``)."""
+
+    def source(f: _IonexFile) -> tuple[str, str]:
+        step = f.interval()
+        return (
+            " ".join(re.findall(r"[A-Z0-9/.-]+", f.run_by.upper())) or "no RUN BY",
+            "one map" if step is None else f"every {_step_text(step)}",
+        )
+
+    def names(group: list[str]) -> str:
+        shown = group if len(group) <= 3 else [group[0], "...", group[-1]]
+        return f"{len(group)} file(s): {', '.join(shown)}"
+
+    sources = [source(f) for f in files]
+    centres = {centre for centre, _ in sources}
+    steps = {step for _, step in sources if step != "one map"}
+    if len(centres) < 2 and len(steps) < 2:
+        return
+    groups: dict[tuple[str, str], list[str]] = {}
+    for f, key in zip(files, sources, strict=True):
+        groups.setdefault(key, []).append(Path(f.path).name)
+    listing = "; ".join(f"{c}, {s}, {names(group)}" for (c, s), group in groups.items())
+    mixed = {"analysis centres": len(centres) > 1, "map intervals": len(steps) > 1}
+    what = " and ".join(label for label, many in mixed.items() if many)
+    other = next(f for f, key in zip(files, sources, strict=True) if key != sources[0])
+    raise IONEXFormatError(
+        other.path,
+        f"open_ionex was given files of different {what}, whose maps would be mixed into "
+        f"one series (interleaved where they cover the same hours): {listing}. Read each "
+        "centre and interval with its own open_ionex call, "
+        "or pass allow_mixed=True to combine them anyway (at an epoch that several files "
+        "hold, the map of the file given first is kept)",
+    )
+
+
+def _warn_repairs(files: list[_IonexFile]) -> None:
+    """One DataWarning for every value dropped and every map reordered, file by file."""
+    repaired = [f for f in files if f.repairs]
+    if repaired:
+        details = "; ".join(f"{f.path}: {', '.join(f.repairs)}" for f in repaired)
+        advice = (
+            ". NaN cells stay NaN in the Dataset: interpolate or mask them before use "
+            "(ionofield.campaign's drivers fill them and say how many)"
+            if any("NaN" in clause for f in repaired for clause in f.repairs)
+            else ""
+        )
+        warnings.warn(
+            f"open_ionex repaired {len(repaired)} of {len(files)} file(s): {details}{advice}",
+            DataWarning,
+            stacklevel=3,
+        )
+
+
+def open_ionex(
+    paths: PathLike | Iterable[PathLike], *, with_rms: bool = True, allow_mixed: bool = False
+) -> xr.Dataset:
     """Read IONEX 1.0 global TEC maps from one or many files.
 
     Parameters
@@ -565,6 +780,13 @@ def open_ionex(paths: PathLike | Iterable[PathLike], *, with_rms: bool = True) -
     with_rms
         Also return the RMS maps as ``tec_rms`` when the files hold them
         (files without RMS maps give NaN there).
+    allow_mixed
+        Combine files of different analysis centres (the ``RUN BY`` field of
+        ``PGM / RUN BY / DATE``) or different map intervals. By default this is
+        refused: the maps of an IGS and a CODE file of the same day would be
+        interleaved map by map, a series whose jumps are the centres'
+        differences. With ``True``, at an epoch that several files hold the map
+        of the file given first is kept.
 
     Returns
     -------
@@ -582,17 +804,35 @@ def open_ionex(paths: PathLike | Iterable[PathLike], *, with_rms: bool = True) -
     Raises
     ------
     IONEXFormatError
-        A file is not IONEX, is truncated, is inconsistent with its own header,
-        holds two different maps for one epoch, or the files are on different
-        grids.
+        A file is not IONEX, is damaged (compressed data included), truncated,
+        inconsistent with its own header, holds two different maps for one epoch
+        or no value at all (every cell 9999); the files are on different grids,
+        or of different analysis centres or map intervals (see ``allow_mixed``).
+    UnitsError
+        A map's median is outside ``0..TEC_MAX`` TECU: its ``EXPONENT`` record
+        (named in the message) or its values are wrong.
+    ManyProblemsError
+        Several files failed: one line per file, each naming its file.
     FileNotFoundError
         No path is given, a path does not exist, or a folder or pattern holds no file.
+
+    Warns
+    -----
+    DataWarning
+        Once per call, file by file, with the counts: 9999 cells (kept as NaN),
+        negative values or values above :data:`~ionofield.io.ionex.TEC_MAX` (set to
+        NaN), maps out of time order in a file (sorted).
 
     Notes
     -----
     Maps of several files are sorted by time and a repeated epoch keeps its
     first occurrence in file order (the 24:00 map of a CODE daily file and the
     00:00 map of the next day's file); the number dropped is logged at INFO.
+    Maps out of order inside one file are sorted too, with a warning: each map
+    carries its own epoch record, so the order of the blocks holds no
+    information, but a producer does not write them so and the user is told.
+    Values outside ``0..TEC_MAX`` in an otherwise plausible map are single bad
+    cells, dropped rather than refused so that the rest of the day is kept.
     Longitudes above 180 (a 0..360 grid) are folded to -180..180 and a
     meridian that then appears twice is kept once.
 
@@ -610,7 +850,19 @@ def open_ionex(paths: PathLike | Iterable[PathLike], *, with_rms: bool = True) -
     12.3...
     """
     found = expand_paths(paths, what="open_ionex")
-    files = [_read_file(str(path), with_rms=with_rms) for path in found]
+    files: list[_IonexFile] = []
+    problems: list[IonofieldError] = []
+    for path in found:
+        try:
+            files.append(_read_file(str(path), with_rms=with_rms))
+        except IonofieldError as exc:
+            problems.append(exc)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ManyProblemsError(
+            f"open_ionex: {len(problems)} of {len(found)} files", [str(p) for p in problems]
+        )
     first = files[0]
     for other in files[1:]:
         if not other.grid.same_as(first.grid):
@@ -620,6 +872,9 @@ def open_ionex(paths: PathLike | Iterable[PathLike], *, with_rms: bool = True) -
                 f"{first.path}: open files on different grids separately and regrid one "
                 "before combining",
             )
+    if not allow_mixed:
+        _check_same_source(files)
+    _warn_repairs(files)
     times = np.concatenate([f.times for f in files])
     order = np.argsort(times, kind="stable")
     _, keep = np.unique(times[order], return_index=True)
@@ -695,15 +950,23 @@ def _regular_axis(values: np.ndarray, name: str, path: Path) -> tuple[float, flo
 
 
 def _quantise(values: np.ndarray, name: str, path: Path) -> np.ndarray:
-    """TECU to the integers of the file (units of 10**EXPONENT TECU), NaN to 9999."""
-    scaled = np.round(np.asarray(values, dtype=np.float64) * 10.0**-_WRITE_EXPONENT)
-    missing = np.isnan(scaled)
-    if ((scaled[~missing] >= MISSING) | (scaled[~missing] < -9999)).any():
+    """TECU to the integers of the file (units of 10**EXPONENT TECU), NaN to 9999.
+
+    Values outside ``0..TEC_MAX`` (infinities included) are refused: they are no
+    vertical TEC, and :func:`open_ionex` would drop them.
+    """
+    tecu = np.asarray(values, dtype=np.float64)
+    missing = np.isnan(tecu)
+    bad = ~missing & ~((tecu >= 0.0) & (tecu <= TEC_MAX))
+    if bad.any():
         raise IONEXFormatError(
             path,
-            f"cannot write {name}: values outside -999.9..999.8 TECU do not fit the 0.1 TECU "
-            "I5 fields; check the units (TECU expected, not m-2 or el/cm2)",
+            f"cannot write {name}: {bad.sum()} value(s) outside 0..{TEC_MAX:g} TECU (from "
+            f"{tecu[bad].min():.4g} to {tecu[bad].max():.4g}) do not fit a vertical TEC map; "
+            "check the units (TECU expected, not m-2 or el/cm2) or set the values that are "
+            "not TEC to NaN",
         )
+    scaled = np.round(tecu * 10.0**-_WRITE_EXPONENT)
     return np.where(missing, MISSING, scaled).astype(np.int64)
 
 
@@ -727,9 +990,13 @@ def write_ionex(ds: xr.Dataset, path: PathLike) -> None:
     Raises
     ------
     IONEXFormatError
-        ``tec`` is missing, the grid is not regular, or values do not fit.
+        ``ds`` is not a Dataset, ``tec`` is missing or all NaN, ``time`` holds no
+        dates, the grid is not regular, or values are outside ``0..TEC_MAX``
+        TECU (infinities included).
+    UnitsError
+        ``tec`` declares units other than TECU.
     TimeOrderError
-        Repeated times.
+        Repeated or NaT times.
 
     Notes
     -----
@@ -753,18 +1020,38 @@ def write_ionex(ds: xr.Dataset, path: PathLike) -> None:
     2
     """
     path = Path(path)
+    if not isinstance(ds, xr.Dataset):
+        raise IONEXFormatError(
+            path,
+            f"cannot write a {type(ds).__name__}: pass an xarray.Dataset holding "
+            "tec(time, lat, lon) in TECU (from a DataArray: da.to_dataset(name='tec'))",
+        )
     if "tec" not in ds.data_vars or set(ds["tec"].dims) != {"time", "lat", "lon"}:
         raise IONEXFormatError(
             path, "cannot write: the Dataset needs a variable tec(time, lat, lon) in TECU"
         )
+    if "time" not in ds.coords or ds["time"].dtype.kind in "biufc":
+        raise IONEXFormatError(
+            path,
+            "cannot write: the time coordinate must hold dates (datetime64 or cftime), "
+            "not plain numbers; assign them with ds.assign_coords(time=...)",
+        )
+    if bool(ds["tec"].isnull().all()):
+        raise IONEXFormatError(
+            path,
+            "cannot write: every tec value is NaN, and open_ionex refuses a file without a "
+            "value; write maps that hold data",
+        )
     if ds["tec"].attrs.get("units", "TECU") != "TECU":
         raise UnitsError(
-            f"tec has units {ds['tec'].attrs['units']!r}: IONEX holds TECU; convert "
+            f"{path}: tec has units {ds['tec'].attrs['units']!r}: IONEX holds TECU; convert "
             "(1 TECU = 1e16 m-2) and set units='TECU' before writing"
         )
     names = ["tec", "tec_rms"] if "tec_rms" in ds.data_vars else ["tec"]
     ds = ds[names].sortby("time").sortby("lat", ascending=False).sortby("lon")
     times = to_datetime64(ds["time"].values)
+    if np.isnat(times).any():
+        raise TimeOrderError(f"{path}: {np.isnat(times).sum()} map time(s) are NaT; drop them")
     if np.unique(times).size != times.size:
         raise TimeOrderError(f"{path}: repeated map times; drop duplicates before writing")
     if (times != times.astype("datetime64[s]")).any():
