@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import xarray as xr
+from hypothesis import settings
 
 import ionofield as iof
 
@@ -110,6 +111,12 @@ def tiny_campaign() -> xr.Dataset:
 def chapman_background() -> xr.Dataset:
     return background_dataset()
 
+
+# Fuzzing and property tests draw the same examples on every run (CI included), so a
+# result is reproducible; run with --hypothesis-profile=explore to draw new ones.
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile("ci")
 
 #: Small, fast settings for fits in tests.
 TINY = dict(basis_dim=16, siren_hidden=32, siren_layers=1, env_hidden=8, env_len=4, seq_len=2,

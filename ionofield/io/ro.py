@@ -658,7 +658,7 @@ def _read_netcdf(path: Path, names: dict[str, str]) -> dict[str, Any]:
     _check_not_truncated(path)
     try:
         ds = netCDF4.Dataset(path)
-    except (OSError, UnicodeError) as exc:
+    except (OSError, RuntimeError, UnicodeError) as exc:  # RuntimeError: damaged HDF5
         raise ROFormatError(path, f"cannot be read as netCDF ({exc}); the file is corrupt, "
                             "truncated or of another format (tables must end in .csv)") from exc
     try:
