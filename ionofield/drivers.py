@@ -76,19 +76,6 @@ class HourlyDrivers:
         )
 
     @property
-    def tec_grid(self) -> dict[str, float]:
-        """The maps' grid as :func:`~ionofield.nn.recurrent.sample_direction` takes it.
-
-        ``lat0``, ``dlat`` (ascending rows) and ``lon0``, ``dlon`` in degrees.
-        """
-        return {
-            "lat0": float(self.tec_lat[0]),
-            "dlat": float(self.tec_lat[1] - self.tec_lat[0]),
-            "lon0": float(self.tec_lon[0]),
-            "dlon": float(self.tec_lon[1] - self.tec_lon[0]),
-        }
-
-    @property
     def n_hours(self) -> int:
         """Number of whole hours T."""
         return len(self.hours)

@@ -7,6 +7,12 @@ beat the background. Nothing here calls PyIRI, so the fixtures are fast.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import netCDF4
 import numpy as np
 import pandas as pd
 import pytest
@@ -91,6 +97,47 @@ def observations(n_profiles: int = 36, seed: int = 1) -> xr.Dataset:
                     "mission": ("obs", np.full(alt.size, "TEST"))},
         ))
     return xr.concat(parts, "obs")
+
+
+def write_input_files(folder: Path) -> None:
+    """The tiny world's TEC maps as an IONEX file and its profiles as ionPrf files in ``folder``."""
+    iof.write_ionex(tec_dataset(), folder / "tiny0010.24i")
+    obs = observations(n_profiles=12)
+    for pid in np.unique(obs.profile.values):
+        one = obs.isel(obs=np.flatnonzero(obs.profile.values == pid))
+        iof.write_ionprf(folder / "ro" / f"ionPrf_{pid}.nc", time=one.time.values[0],
+                         alt=one.alt.values, lat=one.lat.values, lon=one.lon.values,
+                         ne=one.ne.values)
+
+
+def plant(path: Path, **values: tuple[object, float]) -> Path:
+    """Overwrite raw values of a netCDF variable in place: name=(index, value)."""
+    with netCDF4.Dataset(path, "a") as ds:
+        ds.set_auto_maskandscale(False)
+        for name, (index, value) in values.items():
+            raw = ds[name][:]
+            raw[index] = value
+            ds[name][:] = raw
+    return path
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float, what: str) -> Iterator[None]:
+    """Raise TimeoutError in the block after ``seconds``: a hang fails the test."""
+    if not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise TimeoutError(f"{what} still runs after {seconds} s: a hang")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="session", autouse=True)

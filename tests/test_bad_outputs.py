@@ -29,7 +29,7 @@ import xarray as xr
 
 import ionofield as iof
 from ionofield import cli
-from tests.conftest import START, TINY, observations, tec_dataset
+from tests.conftest import START, TINY, observations, write_input_files
 
 #: IRI grid of the models here: coarse, so that a background of a few hours is quick.
 COARSE_IRI = dict(background_alt=(80.0, 1000.0, 40.0), background_lat_step=15.0,
@@ -403,13 +403,7 @@ class Run:
 def cli_inputs(ctx, tmp_path_factory):
     """IONEX and ionPrf files of the tiny world, a model on IRI and a config of a fit."""
     folder = tmp_path_factory.mktemp("cli_inputs")
-    iof.write_ionex(tec_dataset(), folder / "tiny0010.24i")
-    obs = observations(n_profiles=12)
-    for pid in np.unique(obs.profile.values):
-        one = obs.isel(obs=np.flatnonzero(obs.profile.values == pid))
-        iof.write_ionprf(folder / "ro" / f"ionPrf_{pid}.nc", time=one.time.values[0],
-                         alt=one.alt.values, lat=one.lat.values, lon=one.lon.values,
-                         ne=one.ne.values)
+    write_input_files(folder)
     iri_model = changed(ctx.model, set_info(background={"kind": "iri",
                                                         "f107_variable": "f107_81"}))
     iri_model.save(folder / "model.pt")

@@ -25,6 +25,7 @@ import xarray as xr
 
 import ionofield as iof
 import ionofield.errors as errors
+from tests.conftest import plant
 
 T0 = "2024-05-08T20:54:51"
 N = 12
@@ -41,17 +42,6 @@ def ionprf(folder: Path, k: int = 1, **kwargs: Any) -> Path:
               "mission": "COSEQ", **kwargs}
     return iof.write_ionprf(folder / f"ionPrf_C2E{k}.2024.129.20.5{k}.G3{k}_0001.0001_nc",
                             **values)
-
-
-def plant(path: Path, **values: tuple[Any, float]) -> Path:
-    """Overwrite raw values of an ionPrf variable: name=(index, value)."""
-    with netCDF4.Dataset(path, "a") as ds:
-        ds.set_auto_maskandscale(False)
-        for name, (index, value) in values.items():
-            raw = ds[name][:]
-            raw[index] = value
-            ds[name][:] = raw
-    return path
 
 
 def set_attrs(path: Path, variable: str | None = None, **attrs: Any) -> Path:

@@ -8,7 +8,7 @@ import xarray as xr
 
 import ionofield as iof
 from ionofield.cli import _axis, build_parser, main
-from tests.conftest import TINY, observations, tec_dataset
+from tests.conftest import TINY, write_input_files
 
 COARSE_IRI = dict(background_alt=[80.0, 1000.0, 40.0], background_lat_step=15.0,
                   background_lon_step=30.0)
@@ -17,13 +17,7 @@ COARSE_IRI = dict(background_alt=[80.0, 1000.0, 40.0], background_lat_step=15.0,
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
-    iof.write_ionex(tec_dataset(), folder / "tiny0010.24i")
-    obs = observations(n_profiles=12)
-    for pid in np.unique(obs.profile.values):
-        one = obs.isel(obs=np.flatnonzero(obs.profile.values == pid))
-        iof.write_ionprf(folder / "ro" / f"ionPrf_{pid}.nc", time=one.time.values[0],
-                         alt=one.alt.values, lat=one.lat.values, lon=one.lon.values,
-                         ne=one.ne.values)
+    write_input_files(folder)
     config = {k: v for k, v in TINY.items() if k != "progress"} | COARSE_IRI | {"epochs": 2}
     (folder / "config.json").write_text(json.dumps(config))
     return folder

@@ -12,11 +12,8 @@ must never raise a foreign exception nor hang.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import signal
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +26,7 @@ from hypothesis import strategies as st
 import ionofield as iof
 from ionofield.errors import DataWarning, IonofieldError, ManyProblemsError
 from ionofield.io.ionex import TEC_MAX
+from tests.conftest import time_limit
 from tests.test_bad_ionex import dataset
 
 SECONDS_PER_READ = 20  # a read of these tiny files takes milliseconds: more is a hang
@@ -93,25 +91,9 @@ MUTATIONS = st.builds(
 )
 
 
-@contextlib.contextmanager
-def time_limit(seconds: int) -> Iterator[None]:
-    """Fail (instead of hanging) when the block runs longer than ``seconds``."""
-
-    def expire(signum: int, frame: object) -> None:
-        raise AssertionError(f"open_ionex ran longer than {seconds} s: a hang")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def read(paths: list[Path]) -> xr.Dataset | IonofieldError:
     """open_ionex, quietly: the Dataset, or the ionofield error it raised."""
-    with time_limit(SECONDS_PER_READ), warnings.catch_warnings():
+    with time_limit(SECONDS_PER_READ, "open_ionex"), warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         try:
             return iof.open_ionex(paths)

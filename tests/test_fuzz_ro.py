@@ -12,12 +12,9 @@ Dataset (finite positive plausible ``ne``, finite coordinates in range, dimensio
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import struct
 import tempfile
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +26,7 @@ from hypothesis import strategies as st
 import ionofield as iof
 from ionofield.errors import DataWarning, IonofieldError
 from ionofield.io.ro import ALT_PLAUSIBLE_KM, NE_PLAUSIBLE_M3
+from tests.conftest import time_limit
 
 SAMPLE = (Path(__file__).resolve().parents[1] / "data_samples" / "ionprf"
           / "ionPrf_C2E1.2024.131.16.07.G05_0001.nc")
@@ -58,25 +56,6 @@ ORIGINALS = _originals()
 IONPRF = [name for name in ORIGINALS if "ionPrf" in name]
 
 
-@contextlib.contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Raise TimeoutError in the block after ``seconds`` (where SIGALRM exists)."""
-    if not hasattr(signal, "SIGALRM"):
-        yield
-        return
-
-    def stop(signum: int, frame: object) -> None:
-        raise TimeoutError(f"open_ro_profiles still runs after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, stop)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def assert_valid(obs: xr.Dataset) -> None:
     """An observations Dataset as DESIGN.md section 2 defines it, with plausible values."""
     assert obs.sizes["obs"] > 0
@@ -97,7 +76,7 @@ def read_damaged(name: str, data: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
         path.write_bytes(data)
-        with time_limit(SECONDS), warnings.catch_warnings():
+        with time_limit(SECONDS, "open_ro_profiles"), warnings.catch_warnings():
             warnings.simplefilter("ignore", DataWarning)
             try:
                 obs = iof.open_ro_profiles(path)

@@ -21,6 +21,7 @@ from ionofield.errors import (
     UnitsError,
 )
 from ionofield.io.ro import open_ro_profiles, write_ionprf, write_ro_table
+from tests.conftest import plant
 
 T0 = np.datetime64("2024-05-08T20:54:51.250", "ns")
 
@@ -37,16 +38,6 @@ def profile_file(directory: Path, k: int = 0, *, n: int = 12, lon: float = -114.
         directory / f"ionPrf_C2E{k % 6 + 1}.2024.129.20.{k % 60:02d}.G{k % 32:02d}_0001.0001_nc",
         time=time + np.timedelta64(k, "m"), alt=alt, lat=np.linspace(30.0, 33.0, n),
         lon=lon, ne=chapman(alt) if ne is None else ne, mission="COSEQ")
-
-
-def plant(path: Path, **values: tuple[object, float]) -> None:
-    """Overwrite raw values of an ionPrf file: name=(index, value)."""
-    with netCDF4.Dataset(path, "a") as ds:
-        ds.set_auto_maskandscale(False)
-        for name, (index, value) in values.items():
-            raw = ds[name][:]
-            raw[index] = value
-            ds[name][:] = raw
 
 
 # ------------------------------------------------------------------- ionPrf format
