@@ -7,11 +7,17 @@ The model sees its drivers on one hourly axis (DESIGN.md section 4):
 - Kp (3 h): a step; the value of [t, t + 3 h) holds for each hour in it.
 - F10.7 (1 day) and its 81-day centred mean: a step within the day.
 - RO Ne (minutes): kept at its own time; :func:`bracket_hours` gives the two whole
-  hours around it and their cosine-squared weights
-  (:func:`ionofield.campaign.drivers_at` applies them).
+  hours around it and their cosine-squared weights (the TEC maps are blended so).
+  The step-valued drivers are not blended across a step: a time takes its slot's
+  Kp and its day's F10.7 exactly (:func:`hour_index`, used by
+  :func:`ionofield.campaign.drivers_at`), and the model's blend of the hourly
+  driver history stays within a 3-hour slot (:func:`bracket_slots`). Blending the
+  two whole hours around a time in the last hour of a slot would let the next
+  slot's Kp (or the next day's F10.7) in up to an hour before it starts.
 
-The numpy kernels (:func:`cos2_weights`, :func:`bracket_hours`) carry no xarray and are
-reused by the model for its per-point time weights.
+The numpy kernels (:func:`cos2_weights`, :func:`bracket_hours`, :func:`bracket_slots`,
+:func:`hour_index`) carry no xarray and are reused by the model for its per-point
+time weights.
 """
 
 from __future__ import annotations
@@ -25,10 +31,13 @@ import xarray as xr
 
 from ionofield.errors import (
     CampaignError,
+    ConfigError,
     CoverageError,
     TimeOrderError,
+    UnitsError,
 )
 from ionofield.io.indices import SLOT
+from ionofield.iri import F107_RANGE
 from ionofield.timeutil import HOUR, describe_times, to_datetime64
 
 logger = logging.getLogger(__name__)
@@ -45,7 +54,10 @@ __all__ = [
 DRIVERS = ("kp", "f107", "f107_81")
 #: Observation coordinates, renamed ``obs_<name>`` in a campaign.
 OBS_COORDS = ("time", "lat", "lon", "alt", "profile", "mission")
+#: Range of the planetary K index.
+KP_RANGE = (0.0, 9.0)
 _HOUR_NS = int(HOUR / np.timedelta64(1, "ns"))
+_HOURS_PER_SLOT = int(SLOT / HOUR)
 
 
 def cos2_weights(frac: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -116,6 +128,98 @@ def bracket_hours(times: object, hour_axis: object) -> tuple[np.ndarray, np.ndar
     >>> int(i0[0]), round(float(w0[0]), 6), round(float(w1[0]), 6)
     (1, 0.5, 0.5)
     """
+    axis, delta = _offsets(times, hour_axis)
+    i0 = delta // _HOUR_NS
+    rem = delta - i0 * _HOUR_NS
+    on_last = i0 == axis.size - 1
+    i0[on_last] = axis.size - 2
+    rem[on_last] = _HOUR_NS
+    w0, w1 = cos2_weights(rem / _HOUR_NS)
+    return i0, w0, w1
+
+
+def bracket_slots(times: object, hour_axis: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Like :func:`bracket_hours`, without blending across the start of a 3-hour slot.
+
+    Kp steps at 00, 03, ..., 21 UT and F10.7 at 00 UT. A time in the last hour of a
+    slot, ``[t0, t0 + 1 h)`` with ``t0 + 1 h`` a slot start, takes hour ``t0`` alone
+    (``w0 = 1``, ``w1 = 0``): the blend of :func:`bracket_hours` would give it up to
+    all of the next slot's value before that slot begins. Elsewhere the weights are
+    those of :func:`bracket_hours`, so the blend of anything hourly stays within the
+    slot and the day.
+
+    Parameters
+    ----------
+    times
+        datetime64 times, shape [N].
+    hour_axis
+        Increasing datetime64 times one hour apart, shape [H] with H >= 2.
+
+    Returns
+    -------
+    i0, w0, w1 : numpy.ndarray
+        As in :func:`bracket_hours`.
+
+    Raises
+    ------
+    TimeOrderError, CoverageError
+        As :func:`bracket_hours`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> axis = np.array(["2024-05-11T01", "2024-05-11T02", "2024-05-11T03"], "datetime64[ns]")
+    >>> t = np.array(["2024-05-11T01:30", "2024-05-11T02:30"], "datetime64[ns]")
+    >>> i0, w0, w1 = bracket_slots(t, axis)
+    >>> i0.tolist(), w0.round(6).tolist(), w1.round(6).tolist()
+    ([0, 1], [0.5, 1.0], [0.5, 0.0])
+    """
+    i0, w0, w1 = bracket_hours(times, hour_axis)
+    axis = np.asarray(hour_axis, dtype="datetime64[ns]").ravel()
+    t = np.asarray(times, dtype="datetime64[ns]").ravel()
+    later = axis[i0 + 1]
+    hour_of_day = (later - later.astype("datetime64[D]")) // HOUR
+    held = (hour_of_day % _HOURS_PER_SLOT == 0) & (t < later)
+    return i0, np.where(held, 1.0, w0), np.where(held, 0.0, w1)
+
+
+def hour_index(times: object, hour_axis: object) -> np.ndarray:
+    """Index of the whole hour at or before each time: where step-valued drivers read.
+
+    Kp holds over its 3-hour slot and F10.7 over its day, and the hourly axis
+    repeats them over their hours, so the value at this index is the slot's and
+    the day's value at any time in them.
+
+    Parameters
+    ----------
+    times
+        datetime64 times, shape [N].
+    hour_axis
+        Increasing datetime64 times one hour apart, shape [H] with H >= 2.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 indices in [0, H - 1], shape [N].
+
+    Raises
+    ------
+    TimeOrderError, CoverageError
+        As :func:`bracket_hours`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> axis = np.array(["2024-05-11T00", "2024-05-11T01", "2024-05-11T02"], "datetime64[ns]")
+    >>> hour_index(np.array(["2024-05-11T00:59", "2024-05-11T02:00"], "datetime64[ns]"), axis)
+    array([0, 2])
+    """
+    _, delta = _offsets(times, hour_axis)
+    return delta // _HOUR_NS
+
+
+def _offsets(times: object, hour_axis: object) -> tuple[np.ndarray, np.ndarray]:
+    """The checked hourly axis and the nanoseconds from its first hour to each time."""
     axis = np.asarray(hour_axis, dtype="datetime64[ns]").ravel()
     if axis.size < 2 or np.any(np.diff(axis) != HOUR):
         raise TimeOrderError(
@@ -133,13 +237,7 @@ def bracket_hours(times: object, hour_axis: object) -> tuple[np.ndarray, np.ndar
             f"{axis[0]} to {axis[-1]}; extend the drivers (a campaign built with a longer "
             "period) or drop those times."
         )
-    i0 = delta // _HOUR_NS
-    rem = delta - i0 * _HOUR_NS
-    on_last = i0 == axis.size - 1
-    i0[on_last] = axis.size - 2
-    rem[on_last] = _HOUR_NS
-    w0, w1 = cos2_weights(rem / _HOUR_NS)
-    return i0, w0, w1
+    return axis, delta
 
 
 def hourly_axis(start: object, end: object) -> np.ndarray:
@@ -202,6 +300,10 @@ def align_tec(tec: xr.Dataset, hours: object, *, max_gap: str | pd.Timedelta = "
 
     Raises
     ------
+    CampaignError
+        When ``tec`` has no ``tec(time, ...)`` variable.
+    ConfigError
+        When ``max_gap`` is not a positive duration.
     CoverageError
         When the maps do not cover some hours, naming them and the file to add.
     TimeOrderError
@@ -216,12 +318,7 @@ def align_tec(tec: xr.Dataset, hours: object, *, max_gap: str | pd.Timedelta = "
     >>> align_tec(tec, hourly_axis(t[0], t[1])).tec.values.ravel().tolist()
     [10.0, 15.0, 20.0]
     """
-    if "tec" not in tec.data_vars or "time" not in tec["tec"].dims:
-        raise CampaignError(
-            f"TEC Dataset: needs a 'tec(time, lat, lon)' variable, found data variables "
-            f"{list(tec.data_vars)}; read IONEX files with ionofield.open_ionex."
-        )
-    native = to_datetime64(tec["time"].values)
+    native = tec_times(tec)
     order = np.argsort(native, kind="stable")
     native = native[order]
     repeated = native[1:][np.diff(native) == np.timedelta64(0)]
@@ -233,7 +330,7 @@ def align_tec(tec: xr.Dataset, hours: object, *, max_gap: str | pd.Timedelta = "
         )
     tec = _drop_time_coords(tec).isel(time=order)
     target = to_datetime64(hours).ravel()
-    gap = pd.Timedelta(max_gap).to_timedelta64()
+    gap = _duration(max_gap, "max_gap")
 
     last = native.size - 1
     j = np.searchsorted(native, target, side="right") - 1
@@ -274,6 +371,35 @@ def align_tec(tec: xr.Dataset, hours: object, *, max_gap: str | pd.Timedelta = "
     return out
 
 
+def tec_times(tec: xr.Dataset) -> np.ndarray:
+    """The map times of a TEC Dataset as ``datetime64[ns]``, in the Dataset's order.
+
+    Parameters
+    ----------
+    tec
+        Dataset with ``tec(time, lat, lon)`` (``ionofield.open_ionex``).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape [n_maps].
+
+    Raises
+    ------
+    CampaignError
+        When there is no ``tec`` variable on a ``time`` dimension.
+    CalendarError
+        When the times are in a model calendar.
+    """
+    if "tec" not in tec.data_vars or "time" not in tec["tec"].dims or "time" not in tec.coords:
+        raise CampaignError(
+            f"TEC Dataset: needs a 'tec(time, lat, lon)' variable with a 'time' coordinate, "
+            f"found data variables {list(tec.data_vars)}; read IONEX files with "
+            "ionofield.open_ionex."
+        )
+    return to_datetime64(tec["time"].values, name="TEC maps 'time'")
+
+
 def align_indices(idx: xr.Dataset, hours: object) -> xr.Dataset:
     """Kp and F10.7 on whole hours, as steps.
 
@@ -299,9 +425,13 @@ def align_indices(idx: xr.Dataset, hours: object) -> xr.Dataset:
     CampaignError
         When a required variable is missing.
     TimeOrderError
-        When the slots are not consecutive 3-hour intervals.
+        When the slots are not consecutive 3-hour intervals starting at 00, 03, ...,
+        21 UT (the Kp intervals).
     CoverageError
         When the slots do not cover some hours, or values there are missing (NaN).
+    UnitsError
+        When Kp leaves 0..9, or F10.7 or its 81-day mean leaves
+        :data:`ionofield.iri.F107_RANGE` (sfu), at some hours.
 
     Examples
     --------
@@ -316,11 +446,17 @@ def align_indices(idx: xr.Dataset, hours: object) -> xr.Dataset:
             f"indices Dataset: variable(s) {absent} missing (found {list(idx.data_vars)}); "
             "read the indices with ionofield.open_indices."
         )
-    slots = to_datetime64(idx["time"].values)
+    slots = to_datetime64(idx["time"].values, name="indices Dataset 'time'")
     if slots.size == 0 or np.any(np.diff(slots) != SLOT):
         raise TimeOrderError(
             f"indices Dataset: the time axis must be consecutive 3-hour slots, got "
             f"{describe_times(slots, SLOT)}; read the indices with ionofield.open_indices."
+        )
+    if (slots[0] - slots[0].astype("datetime64[D]")) % SLOT != np.timedelta64(0):
+        raise TimeOrderError(
+            f"indices Dataset: slots start at {slots[0]}, not at 00, 03, ..., 21 UT where the "
+            "Kp intervals start; label each value with the start of its interval, or read "
+            "the indices with ionofield.open_indices."
         )
     target = to_datetime64(hours).ravel()
     k = np.searchsorted(slots, target, side="right") - 1
@@ -342,20 +478,66 @@ def align_indices(idx: xr.Dataset, hours: object) -> xr.Dataset:
     ]
     if problems:
         raise CoverageError(f"indices from {source}: {'; '.join(problems)}.")
+    check_index_ranges(out, source)
     out.attrs["time_alignment"] = (
         "step: each hour takes the value of the 3-hour slot [t, t + 3 h) it falls in"
     )
     return out
 
 
-def timestamp(time: object) -> pd.Timestamp:
-    """Convert a scalar time of any accepted kind to a pandas Timestamp (ns)."""
-    return pd.Timestamp(to_datetime64(time)[()])
+def check_index_ranges(hourly: xr.Dataset, source: str) -> None:
+    """Raise UnitsError when hourly Kp, F10.7 or its 81-day mean leave their ranges."""
+    limits = {
+        "kp": (
+            KP_RANGE,
+            "Kp is 0-9 in thirds (values up to 90 look like celestrak's tenths: divide by 10)",
+        ),
+        "f107": (F107_RANGE, "F10.7 must be in solar flux units (1 sfu = 1e-22 W m-2 Hz-1)"),
+        "f107_81": (F107_RANGE, "its 81-day mean must be in sfu as well"),
+    }
+    problems = []
+    for name, ((lo, hi), fix) in limits.items():
+        values = np.asarray(hourly[name].values, dtype=np.float64)
+        bad = ~((values >= lo) & (values <= hi)) & ~np.isnan(values)
+        if bad.any():
+            hours = to_datetime64(hourly["time"].values)[bad]
+            problems.append(
+                f"{name} holds {int(bad.sum())} value(s) outside {lo:g}..{hi:g} (from "
+                f"{values[bad].min():g} to {values[bad].max():g}, at "
+                f"{describe_times(hours, HOUR)}); {fix}"
+            )
+    if problems:
+        raise UnitsError(
+            f"indices from {source}: {'; '.join(problems)}. Read the indices with "
+            "ionofield.open_indices, or correct these values."
+        )
+
+
+def timestamp(time: object, name: str = "time") -> pd.Timestamp:
+    """Convert a scalar time of any accepted kind to a pandas Timestamp (ns).
+
+    ``name`` says what the time is in the messages of
+    :func:`ionofield.timeutil.to_datetime64`'s errors.
+    """
+    return pd.Timestamp(to_datetime64(time, name=name)[()])
 
 
 def provenance(ds: xr.Dataset, default: str) -> str:
     """Name the files a Dataset was read from (``source_files`` or ``source`` attribute)."""
     return str(ds.attrs.get("source_files", ds.attrs.get("source", default)))
+
+
+def _duration(value: object, name: str) -> np.timedelta64:
+    """A positive duration from a string or timedelta; ConfigError naming ``name`` otherwise."""
+    try:
+        duration = pd.Timedelta(value)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(
+            f"{name}={value!r} is not a duration ({err}); give e.g. '4h' or pandas.Timedelta."
+        ) from err
+    if pd.isna(duration) or duration <= pd.Timedelta(0):
+        raise ConfigError(f"{name}={value!r} must be a positive duration, e.g. '4h'.")
+    return duration.to_timedelta64()
 
 
 def _drop_time_coords(ds: xr.Dataset) -> xr.Dataset:
@@ -378,7 +560,8 @@ def _tec_gap_message(
     if ((missing > native[0]) & (missing < native[-1])).any():
         fixes.append(
             f"between maps more than {pd.Timedelta(gap)} apart hours are not interpolated: add "
-            "the missing files or raise max_gap"
+            "the missing files, or interpolate across the gap with a larger max_gap= (e.g. "
+            "ionofield.campaign(..., max_gap='4h'))"
         )
     return (
         f"TEC maps from {provenance(tec, 'the TEC Dataset')} ({native.size} maps, "

@@ -2,22 +2,25 @@
 
 Fit and reconstruct both go through :class:`HourlyDrivers`: the Kp / F10.7 history the
 LSTM reads, the TEC map sequences the ConvLSTM reads, and the cosine-squared blend of
-the two whole hours around any minute time (DESIGN.md §3-4). Everything here is
-arrays; the model turns them into tensors (:meth:`ionofield.RSTMRF.encode_time`).
+the two whole hours around any minute time (DESIGN.md §3-4): across any hour for the
+TEC maps, within a 3-hour Kp slot for the driver history (a time never reads the next
+slot's Kp or the next day's F10.7 before they start). Everything here is arrays; the
+model turns them into tensors (:meth:`ionofield.RSTMRF.encode_time`).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
 
-from ionofield.align import bracket_hours
-from ionofield.errors import CoverageError
+from ionofield.align import bracket_hours, bracket_slots
+from ionofield.errors import CoverageError, DataWarning
 from ionofield.features import driver_features, temporal_features
 from ionofield.sphere import Cells
-from ionofield.timeutil import day_of_year, universal_time_hours
+from ionofield.timeutil import HOUR, day_of_year, describe_times, universal_time_hours
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,8 @@ class HourlyDrivers:
         (:func:`~ionofield.features.driver_features`).
     tec
         TEC maps in TECU, float32, shape [T, H, W], W distinct meridians (IONEX's
-        repeated +180 column dropped); None when the campaign has no TEC.
+        repeated +180 column dropped), missing cells filled (:func:`_fill_map_gaps`);
+        None when the campaign has no TEC.
     tec_lat, tec_lon
         The maps' ascending latitudes and longitudes (deg), shapes [H] and [W].
     """
@@ -56,6 +60,17 @@ class HourlyDrivers:
         Returns
         -------
         HourlyDrivers
+
+        Raises
+        ------
+        CoverageError
+            When a TEC map has no valid cell at some hour.
+
+        Warns
+        -----
+        DataWarning
+            When TEC cells are missing (9999 in IONEX, NaN), with how many were filled,
+            at which hours and how (:func:`_fill_map_gaps`).
         """
         hours = ds["time"].values
         features = driver_features(ds["kp"].values, ds["f107"].values, ds["f107_81"].values)
@@ -65,15 +80,10 @@ class HourlyDrivers:
         lon = tec["lon"].values
         if np.isclose(lon[-1] - lon[0], 360.0):  # IONEX repeats -180 as +180
             tec = tec.isel(lon=slice(0, -1))
-        if bool(tec.isnull().any()):
-            tec = tec.interpolate_na("lon", period=360.0).ffill("lat").bfill("lat")
-        return cls(
-            hours,
-            features,
-            tec.values.astype(np.float32),
-            tec["lat"].values.astype(np.float64),
-            tec["lon"].values.astype(np.float64),
-        )
+        tec_lat = tec["lat"].values.astype(np.float64)
+        tec_lon = tec["lon"].values.astype(np.float64)
+        maps = _fill_map_gaps(tec.values.astype(np.float64), tec_lat, tec_lon, hours)
+        return cls(hours, features, maps.astype(np.float32), tec_lat, tec_lon)
 
     @property
     def n_hours(self) -> int:
@@ -129,6 +139,13 @@ class HourlyDrivers:
     def time_inputs(self, times: np.ndarray, env_len: int) -> TimeInputs:
         """Everything the temporal path needs for distinct times.
 
+        The driver history is blended between the two whole hours around a time
+        within a 3-hour Kp slot only (:func:`ionofield.align.bracket_slots`): in the
+        last hour of a slot a time reads only the history ending at the whole hour
+        before it, not the one ending at the next slot's start, whose last Kp (and, at
+        midnight, F10.7) is the next slot's. The temporal code therefore steps at the
+        slot starts, as Kp does.
+
         Parameters
         ----------
         times
@@ -140,14 +157,20 @@ class HourlyDrivers:
         -------
         TimeInputs
         """
-        i0, i1, w0, w1 = self.bracket(times)
+        i0, w0, w1 = bracket_slots(times, self.hours)
+        i1 = np.where(w1 > 0.0, i0 + 1, i0)
         hours, inverse = np.unique(np.concatenate([i0, i1]), return_inverse=True)
         history = self.features[self.windows(hours, env_len)]
         return TimeInputs(
             features=temporal_features(universal_time_hours(times), day_of_year(times)),
             history=history,
             hours=hours,
-            weights=(inverse[: len(times)], inverse[len(times):], w0, w1),
+            weights=(
+                inverse[: len(times)],
+                inverse[len(times):],
+                w0.astype(np.float32),
+                w1.astype(np.float32),
+            ),
         )
 
     def hour_cells(self, times: np.ndarray) -> Cells:
@@ -178,6 +201,95 @@ class HourlyDrivers:
         return self.tec[self.windows(hour_index, seq_len)]
 
 
+def _fill_map_gaps(
+    maps: np.ndarray, lat: np.ndarray, lon: np.ndarray, hours: np.ndarray
+) -> np.ndarray:
+    """Fill missing cells (NaN) of hourly maps, saying how many, where and how.
+
+    Each latitude row with a valid cell is filled linearly in longitude between its
+    valid cells (periodically across the antimeridian when the meridians span the
+    globe); rows left without any are then filled linearly in latitude between the
+    nearest filled rows (and from the nearest one beyond the last). Only numpy is
+    used.
+
+    Parameters
+    ----------
+    maps
+        Maps, float, shape [T, H, W], NaN where missing.
+    lat, lon
+        Latitudes [H] and longitudes [W] of the maps (deg), each in either order.
+    hours
+        The maps' times, ``datetime64``, shape [T], for the messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        A filled copy of ``maps`` (the input itself when nothing is missing).
+
+    Raises
+    ------
+    CoverageError
+        When a map has no valid cell.
+
+    Warns
+    -----
+    DataWarning
+        When cells were filled: their count, the hours, and how.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> maps = np.array([[[1.0, np.nan, 3.0, 2.0], [np.nan] * 4]])
+    >>> hours = np.array(["2024-05-11T00"], "datetime64[ns]")
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     filled = _fill_map_gaps(maps, np.array([0.0, 10.0]), np.arange(0.0, 360, 90), hours)
+    >>> filled.tolist()
+    [[[1.0, 2.0, 3.0, 2.0], [1.0, 2.0, 3.0, 2.0]]]
+    >>> str(caught[0].message).split(" of ")[0]
+    'TEC maps: 5 missing cell(s) (9999 in IONEX, NaN)'
+    """
+    missing = np.isnan(maps)
+    if not missing.any():
+        return maps
+    empty = missing.reshape(len(maps), -1).all(axis=1)
+    if empty.any():
+        raise CoverageError(
+            f"TEC maps: no valid cell (all 9999 / NaN) at hour(s) "
+            f"{describe_times(hours[empty], HOUR)}; build the campaign with maps that cover "
+            "them (ionofield.campaign refuses such maps)."
+        )
+    lon_order, lat_order = np.argsort(lon), np.argsort(lat)
+    x, y = lon[lon_order], lat[lat_order]
+    step = np.diff(x).min() if x.size > 1 else 360.0
+    period = 360.0 if np.isclose(x[-1] - x[0] + step, 360.0) else None
+    filled = maps[:, lat_order][:, :, lon_order].copy()
+    for t, k in zip(*np.nonzero(np.isnan(filled).any(axis=2)), strict=True):
+        row = filled[t, k]
+        valid = ~np.isnan(row)
+        if valid.any():
+            row[~valid] = np.interp(x[~valid], x[valid], row[valid], period=period)
+    for t in np.flatnonzero(np.isnan(filled).any(axis=(1, 2))):
+        valid = ~np.isnan(filled[t, :, 0])
+        for j in range(x.size):
+            filled[t, ~valid, j] = np.interp(y[~valid], y[valid], filled[t, valid, j])
+    out = np.empty_like(filled)
+    out[np.ix_(np.arange(len(maps)), lat_order, lon_order)] = filled
+    counts = missing.sum(axis=(1, 2))
+    hit = counts > 0
+    warnings.warn(
+        f"TEC maps: {int(counts.sum())} missing cell(s) (9999 in IONEX, NaN) of "
+        f"{int(hit.sum())} hourly map(s) at {describe_times(hours[hit], HOUR)} (at most "
+        f"{int(counts.max())} of {maps[0].size} in one map) filled for the TEC path: linearly "
+        f"in longitude{' (periodic)' if period else ''} within each latitude row, then "
+        "linearly in latitude for rows without a valid cell; the campaign's tec keeps them "
+        "missing.",
+        DataWarning,
+        stacklevel=3,
+    )
+    return out
+
+
 @dataclass(frozen=True)
 class TimeInputs:
     """Inputs of :meth:`ionofield.RSTMRF.time_code` for U distinct times, as arrays.
@@ -193,7 +305,8 @@ class TimeInputs:
         Those hours' indices on the campaign axis, shape [Hn].
     weights
         ``(i0, i1, w0, w1)``, each shape [U]: rows of ``history`` before and after each
-        time and their cosine-squared weights.
+        time and their cosine-squared weights, ``w1 = 0`` (and ``i1 = i0``) in the last
+        hour of a 3-hour slot (:func:`ionofield.align.bracket_slots`).
     """
 
     features: np.ndarray

@@ -8,14 +8,22 @@ it take ``datetime64`` arrays.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 
+from ionofield.errors import CalendarError, ConfigError
+
 HOUR = np.timedelta64(3600, "s")
 DAY = np.timedelta64(1, "D")
+#: cftime calendars whose dates are real days, converted by :func:`to_datetime64`
+#: (``gregorian`` is cftime's other name of ``standard``).
+REAL_CALENDARS = frozenset({"standard", "gregorian", "proleptic_gregorian", "julian"})
+_MICROSECONDS = "microseconds since 1970-01-01 00:00:00"
 
 
-def to_datetime64(values: object) -> np.ndarray:
+def to_datetime64(values: object, *, name: str = "times") -> np.ndarray:
     """Convert times to a ``datetime64[ns]`` array.
 
     Parameters
@@ -23,32 +31,93 @@ def to_datetime64(values: object) -> np.ndarray:
     values
         datetime64, pandas timestamps, Python datetimes or cftime datetimes of a
         real-world calendar (standard, gregorian, proleptic_gregorian, julian);
-        scalar or array-like.
+        scalar or array-like. cftime dates are converted to the (proleptic)
+        Gregorian date of the same instant: a Julian date is 13 days behind the
+        Gregorian one in the 20th and 21st centuries.
+    name
+        What the times are, for error messages (e.g. ``"observations 'time'"``).
 
     Returns
     -------
     numpy.ndarray
         ``datetime64[ns]`` values with the input's shape.
 
+    Raises
+    ------
+    CalendarError
+        When cftime dates are in a model calendar (``360_day``, ``noleap`` /
+        ``365_day``, ``all_leap`` / ``366_day`` or none), whose dates are no real
+        days, or outside the years 1678-2261 that ``datetime64[ns]`` holds.
+    ConfigError
+        When other values cannot be read as times (a ValueError, so callers that
+        catch pandas' parsing errors still catch it).
+
     Examples
     --------
     >>> import cftime
     >>> to_datetime64([cftime.DatetimeGregorian(2024, 5, 11, 12)])
     array(['2024-05-11T12:00:00.000000000'], dtype='datetime64[ns]')
+    >>> to_datetime64([cftime.DatetimeJulian(2024, 4, 28, 12)])
+    array(['2024-05-11T12:00:00.000000000'], dtype='datetime64[ns]')
     """
     arr = np.asarray(values)
     if arr.dtype.kind == "M":
         return arr.astype("datetime64[ns]", copy=False)
-    if arr.dtype == object and arr.size and hasattr(arr.flat[0], "calendar"):
-        flat = [
-            np.datetime64(
-                f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+    if arr.dtype == object and any(hasattr(t, "calendar") for t in arr.flat):
+        return _cftime_to_datetime64(arr, name)
+    try:
+        parsed = pd.to_datetime(arr.ravel())
+    except (ValueError, TypeError, OverflowError) as err:
+        raise ConfigError(
+            f"{name}: {str(values)[:80]!r} cannot be read as times ({err}); give datetime64, "
+            "pandas or Python datetimes, cftime dates or ISO 8601 strings."
+        ) from err
+    return np.asarray(parsed, dtype="datetime64[ns]").reshape(arr.shape)
+
+
+def _cftime_to_datetime64(arr: np.ndarray, name: str) -> np.ndarray:
+    """Convert an object array of cftime dates of real-world calendars to ``datetime64[ns]``.
+
+    Each calendar's dates are counted in microseconds from 1970-01-01 of that
+    calendar (``cftime.date2num``: days are 86400 s long in every calendar, so the
+    count is the time elapsed), and the instant of that calendar's 1970-01-01 is
+    placed on the Gregorian axis once (``change_calendar``).
+    """
+    import cftime
+
+    flat = arr.ravel()
+    calendars = np.array([getattr(t, "calendar", None) for t in flat], dtype=object)
+    micro = np.empty(flat.size, dtype=np.int64)
+    for calendar in dict.fromkeys(calendars.tolist()):
+        if calendar is None:
+            raise CalendarError(
+                f"{name}: cftime dates mixed with other values; give them all as one kind "
+                "(cftime dates of one calendar, or datetime64)."
             )
-            + np.timedelta64(int(t.microsecond), "us")
-            for t in arr.ravel()
-        ]
-        return np.asarray(flat, dtype="datetime64[ns]").reshape(arr.shape)
-    return np.asarray(pd.to_datetime(arr.ravel()), dtype="datetime64[ns]").reshape(arr.shape)
+        if calendar not in REAL_CALENDARS:
+            found = "no calendar" if calendar == "" else f"the {calendar!r} calendar"
+            raise CalendarError(
+                f"{name}: dates in {found}, a model calendar whose dates are not real days "
+                "(ionofield needs real-world times: standard, gregorian, "
+                "proleptic_gregorian or julian); convert them to a real calendar first, "
+                "e.g. xarray's ds.convert_calendar('standard', align_on='date'), or decode "
+                "the file's times with their real calendar."
+            )
+        here = calendars == calendar
+        origin = cftime.datetime(1970, 1, 1, calendar=calendar)
+        shift = origin.change_calendar("proleptic_gregorian") - cftime.datetime(
+            1970, 1, 1, calendar="proleptic_gregorian"
+        )
+        counts = cftime.date2num(list(flat[here]), _MICROSECONDS, calendar=calendar)
+        micro[here] = np.asarray(counts, dtype=np.int64) + shift // dt.timedelta(microseconds=1)
+    limit = np.iinfo(np.int64).max // 1000
+    outside = np.abs(micro) > limit
+    if outside.any():
+        raise CalendarError(
+            f"{name}: {int(outside.sum())} date(s) (first {flat[outside][0]}) outside the years "
+            "1678-2261 that ionofield's datetime64[ns] times hold; select the times inside them."
+        )
+    return micro.astype("datetime64[us]").astype("datetime64[ns]").reshape(arr.shape)
 
 
 def hours_since(values: object, epoch: np.datetime64) -> np.ndarray:

