@@ -365,11 +365,11 @@ def _checked_observations(obs: xr.Dataset) -> xr.Dataset:
     values, units = _value_problems({**columns, "ne": converted["ne"]})
     if "ne_err" in converted:
         err = converted["ne_err"]
-        bad = int(np.count_nonzero(~(np.isfinite(err) & (err >= 0))))
+        bad = int(np.count_nonzero(np.isinf(err) | (err < 0)))  # NaN: unknown, as read
         if bad:
             values.append(
-                f"'ne_err' holds {bad} negative or NaN/infinite value(s); drop those "
-                "observations or the 'ne_err' variable"
+                f"'ne_err' holds {bad} negative or infinite value(s); set them to NaN (an "
+                "unknown error) or drop the 'ne_err' variable"
             )
     _raise_problems(what, values, units)
 

@@ -77,7 +77,7 @@ from ionofield.observations import ObservationArrays, background_gradient, point
 from ionofield.prediction import ColumnMisfit
 from ionofield.sampling import split_by_period, time_binned_batches
 from ionofield.sphere import Cells
-from ionofield.timeutil import day_of_year, to_datetime64
+from ionofield.timeutil import day_of_year
 
 logger = logging.getLogger(__name__)
 
@@ -432,8 +432,11 @@ def fit(
     Raises
     ------
     CampaignError
-        ``ds`` is not a campaign, or its observations or drivers hold non-finite
-        values (or Ne <= 0); the message gives the counts.
+        ``ds`` is not a campaign, or its drivers hold non-finite values; the message
+        gives the counts.
+    ManyProblemsError, UnitsError
+        Its observations or indices hold values :func:`ionofield.campaign` refuses
+        (edited by hand after it was built).
     ConfigError
         An unknown option (with the closest valid names), a value of the wrong type
         or range, or a ``resume`` checkpoint of another campaign, seed or options.
@@ -554,11 +557,12 @@ def _fit(
 
 
 def _check_inputs(ds: xr.Dataset, drivers: HourlyDrivers) -> None:
-    """Refuse observations and drivers that a fit cannot take, with the counts.
+    """Refuse drivers that a fit cannot take, with the counts.
 
-    Every observation must have a finite Ne > 0 (m-3), a finite position and a time;
-    every hour finite drivers. Campaigns built from files pass (the readers drop such
-    values with a count); this catches Datasets made or edited by hand.
+    The observations' values and the indices' ranges were checked by
+    :func:`~ionofield.campaign.check_campaign`; what is left is that every hour has
+    finite drivers (an index edited to NaN by hand) and that the TEC maps are finite
+    after their gaps were filled.
     """
     if "ne" not in ds.data_vars or ds.sizes["obs"] == 0:
         raise CampaignError(
@@ -566,21 +570,6 @@ def _check_inputs(ds: xr.Dataset, drivers: HourlyDrivers) -> None:
             "dimension); build it with ionofield.campaign from observations within its period"
         )
     problems = []
-    ne = ds["ne"].values.astype(np.float64)
-    bad = ~(np.isfinite(ne) & (ne > 0))
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        problems.append(
-            f"'ne' is non-finite or <= 0 at {int(bad.sum())} of {ne.size} observations "
-            f"(the first, obs={first}, is {ne[first]:g})"
-        )
-    for name in ("obs_lat", "obs_lon", "obs_alt"):
-        count = int((~np.isfinite(ds[name].values.astype(np.float64))).sum())
-        if count:
-            problems.append(f"{name!r} is non-finite at {count} of {ne.size} observations")
-    count = int(np.isnat(to_datetime64(ds["obs_time"].values)).sum())
-    if count:
-        problems.append(f"'obs_time' is missing (NaT) at {count} of {ne.size} observations")
     for name in DRIVERS:
         count = int((~np.isfinite(ds[name].values.astype(np.float64))).sum())
         if count:
@@ -590,10 +579,9 @@ def _check_inputs(ds: xr.Dataset, drivers: HourlyDrivers) -> None:
         problems.append(f"'tec' is non-finite in {count} map cells after its gaps were filled")
     if problems:
         raise CampaignError(
-            f"fit: the campaign's {'; '.join(problems)}. A fit needs finite drivers and "
-            "observations with Ne > 0 in m-3: drop the bad observations (ds.isel(obs=...)), "
-            "or build the campaign again with ionofield.campaign from the files, whose "
-            "readers drop bad values with a count"
+            f"fit: the campaign's {'; '.join(problems)}. A fit needs finite drivers at every "
+            "hour: build the campaign again with ionofield.campaign from the files, which "
+            "fills short gaps and says how many"
         )
 
 

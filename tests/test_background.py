@@ -17,7 +17,13 @@ from hypothesis import strategies as st
 import ionofield.iri as iri_module
 from ionofield.background import IRI_F107, NE_FLOOR, BackgroundField, campaign_background
 from ionofield.config import FitConfig
-from ionofield.errors import CoverageError, ManyProblemsError, TimeOrderError, UnitsError
+from ionofield.errors import (
+    CalendarError,
+    CoverageError,
+    ManyProblemsError,
+    TimeOrderError,
+    UnitsError,
+)
 from ionofield.iri import iri_cube
 
 T0 = np.datetime64("2024-05-11T00:00", "ns")
@@ -208,12 +214,20 @@ def test_cftime_query_times_equal_datetime64():
 
 def test_cftime_background_coordinate_equals_datetime64():
     da = random_background(18)
-    cf_times = [cftime.DatetimeNoLeap(2024, 5, 11, h) for h in range(4)]
+    cf_times = [cftime.DatetimeProlepticGregorian(2024, 5, 11, h) for h in range(4)]
     field = BackgroundField(da.assign_coords(time=cf_times))
     when = np.datetime64("2024-05-11T02:30")
     assert field.log10_at(when, 300.0, 1.0, 2.0) == BackgroundField(da).log10_at(
         when, 300.0, 1.0, 2.0
     )
+
+
+def test_background_in_a_model_calendar_is_refused():
+    """A 'noleap' time axis is not real days (2024-05-11 noleap is not 2024-05-11)."""
+    da = random_background(18)
+    cf_times = [cftime.DatetimeNoLeap(2024, 5, 11, h) for h in range(4)]
+    with pytest.raises(CalendarError, match=r"'noleap' calendar.*convert_calendar"):
+        BackgroundField(da.assign_coords(time=cf_times))
 
 
 def test_floor_applies_before_log10():

@@ -271,7 +271,12 @@ CAMPAIGN_CASES = [
          "ManyProblemsError", r"'ne' holds 1 value\(s\) above 1e\+14 m-3 .*drop"),
     Case("ne-err-negative",
          with_obs(lambda o: o.assign(ne_err=o.ne * 0.1).pipe(set_at, "ne_err", 5, -1.0)),
-         "ManyProblemsError", r"'ne_err' holds 1 negative or NaN/infinite"),
+         "ManyProblemsError", r"'ne_err' holds 1 negative or infinite value\(s\); set them "
+         r"to NaN \(an unknown error\)"),
+    Case("ne-err-nan-is-unknown",  # as the readers write a profile without errors
+         with_obs(lambda o: o.assign(ne_err=o.ne * 0.1).pipe(set_at, "ne_err", 5, np.nan)),
+         None, check=lambda ds: np.testing.assert_equal(
+             np.isnan(ds["ne_err"].values).sum(), 1)),
     Case("alt-in-metres", with_obs(lambda o: o.assign_coords(alt=o.alt * 1000.0)),
          "UnitsError", r"'alt' holds 2289 value\(s\) outside 0 < alt < 5000 km.*metres\?"),
     Case("alt-plus-inf", with_obs(lambda o: set_at(o, "alt", 7, np.inf)),

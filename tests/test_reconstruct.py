@@ -300,7 +300,8 @@ def test_iri_background_is_given_the_f107_of_the_fit(tiny_campaign, model, pyiri
     vol.compute()
     assert {args[7] for args, _ in pyiri_calls} == {given}
     name = recorded.get("f107_variable", "f107")
-    assert vol.attrs["iri_f107"].startswith(f"{name}, sfu")
+    assert vol.attrs["iri_f107"].startswith(f"{name} (")  # then the campaign's long name
+    assert vol.attrs["iri_f107"].endswith("), sfu, the mean of each UT day, from the campaign")
     assert vol.attrs["source"].startswith(f"ionofield {iof.__version__} R-STMRF on the IRI via "
                                           "PyIRI")
     assert "user-supplied" not in vol.attrs["source"]

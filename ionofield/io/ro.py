@@ -348,13 +348,7 @@ def write_ionprf(
     stored = {name: np.where(np.isfinite(v), v, FILL_VALUE).astype(np.float32)
               for name, v in columns.items()}
 
-    try:
-        t64 = to_datetime64(time)
-    except IonofieldError:
-        raise
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise ConfigError(f"{what}: time {time!r} is not a time ({exc}); pass one ISO 8601 "
-                          "string, datetime or datetime64") from exc
+    t64 = to_datetime64(time, name=f"{what}: time")
     if t64.size != 1 or np.isnat(t64.reshape(-1)[0]):
         raise ConfigError(f"{what}: time must be one valid time, got {time!r}")
     stamp = pd.Timestamp(t64.reshape(-1)[0])
