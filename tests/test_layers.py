@@ -23,7 +23,7 @@ LAYERS = {
     "data model": ["align", "campaign", "config", "iri", "background", "features", "drivers",
                    "observations"],
     "nn": ["nn", "nn.siren", "nn.losses", "nn.recurrent", "nn.model"],
-    "model": ["_threads", "checkpoint", "model", "prediction", "tec_cache"],
+    "model": ["_device", "_threads", "checkpoint", "model", "prediction", "tec_cache"],
     "jobs": ["sampling", "calibration", "training", "reconstruction"],
     "faces": ["accessor", "plot", "cli", "__main__", ""],
     "osse": ["osse", "osse.world", "osse.sampling", "osse.samples", "osse.__main__"],
