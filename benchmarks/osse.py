@@ -7,7 +7,7 @@ periods), then the third day, which it has never seen, is reconstructed on the f
 grid and compared with the truth. Prints one JSON document.
 
     python benchmarks/osse.py [--quick] [--no-ablations] [--seeds 0 1 2] [--work DIR]
-                              [--world-seed 0] [--options '{"epochs": 30}']
+                              [--world-seed 0] [--options '{"max_steps": 2000}']
 
 Every variant (the default config and each ablation) is fitted once per seed: single
 fits scatter by several hundredths in skill with the seed alone, so the report gives
@@ -108,7 +108,8 @@ def fit_variant(work: Path, name: str, seed: int, options: dict) -> dict:
     model.save(work / f"model_{name}.pt")
     table = model.history
     return {"fit_wall_s": round(wall, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
-            "epochs_run": int(len(table)), "best_epoch": int(model.info["best_epoch"]),
+            "steps": int(model.info["steps"]), "train_s": model.info["train_seconds"],
+            "validations": int(len(table)), "best_step": int(model.info["best_step"]),
             "val_rmse": model.info["val_rmse"],
             "val_rmse_background": model.info["val_rmse_background"],
             "sigma_factor": round(model.info["sigma_factor"], 3)}
@@ -190,7 +191,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small settings for a smoke run")
     parser.add_argument("--no-ablations", action="store_true")
     parser.add_argument("--work", help="work folder (default: a temporary one)")
-    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="the fits' budget (default: FitConfig's; 60 with --quick)")
     parser.add_argument("--profiles-per-day", type=int, default=None)
     parser.add_argument("--levels", type=int, default=None, help="levels per profile")
     parser.add_argument("--reuse", action="store_true",
@@ -210,7 +212,9 @@ def main() -> None:
         print(json.dumps(fit_variant(work, name, int(seed), json.loads(options))))
         return
     profiles = args.profiles_per_day or (150 if args.quick else PROFILES_PER_DAY)
-    epochs = args.epochs or (3 if args.quick else iof.FitConfig().epochs)
+    budget = {"max_steps": args.max_steps or (60 if args.quick else iof.FitConfig().max_steps)}
+    if args.quick:
+        budget.update(eval_every=20, weight_average_steps=20)
     started = time.perf_counter()
     if not (args.reuse and (work / "truth.nc").exists()):
         levels = args.levels or (40 if args.quick else LEVELS)
@@ -220,7 +224,7 @@ def main() -> None:
                     "world_seed": args.world_seed, "options": args.options,
                     "train_days": DAYS - 1, "held_out_day": DAYS,
                     "observations": int(xr.open_dataset(work / "campaign.nc").sizes["obs"]),
-                    "profiles_per_day": profiles, "epochs": epochs,
+                    "profiles_per_day": profiles, **budget,
                     "prepare_s": round(time.perf_counter() - started, 1)}
     variants = {"default": {}} if args.no_ablations else VARIANTS
     fits = {f"{name}_seed{seed}": (name, seed, options)
@@ -231,7 +235,7 @@ def main() -> None:
             fit: pool.submit(
                 subprocess.run,
                 [sys.executable, __file__, "--work", str(work), "--stage-fit", fit, str(seed),
-                 json.dumps({"epochs": epochs, **args.options, **options})],
+                 json.dumps({**budget, **args.options, **options})],
                 check=True, capture_output=True, text=True,
             )
             for fit, (name, seed, options) in fits.items()

@@ -87,12 +87,13 @@ ax = ds.rstmrf.plot.drivers()
 # %%
 if QUICK:
     settings = dict(
-        epochs=2, basis_dim=16, siren_hidden=32, siren_layers=1, env_len=6, seq_len=2,
+        max_steps=6, eval_every=3, basis_dim=16, siren_hidden=32, siren_layers=1,
+        env_len=6, seq_len=2,
         tec_feat_dim=4, batch_size=4096, background_alt=(80.0, 1000.0, 40.0),
         background_lat_step=15.0, background_lon_step=30.0,
     )
 else:
-    settings = dict(epochs=20)
+    settings = dict(time_limit=300)  # five minutes of training
 model = ds.rstmrf.fit(seed=0, progress=not QUICK, **settings)
 model
 

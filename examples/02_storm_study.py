@@ -89,10 +89,11 @@ ax = ds.rstmrf.plot.coverage()
 
 # %%
 if QUICK:
-    settings = dict(epochs=2, basis_dim=16, siren_hidden=32, siren_layers=1, env_len=6,
+    settings = dict(max_steps=6, eval_every=3, basis_dim=16, siren_hidden=32,
+                    siren_layers=1, env_len=6,
                     seq_len=2, tec_feat_dim=4, batch_size=4096)
 else:
-    settings = dict(epochs=30)
+    settings = dict()  # the default budget, max_steps=4000
 model = ds.rstmrf.fit(background=world.background, seed=0, progress=not QUICK, **settings)
 model
 

@@ -182,10 +182,11 @@ mesh = bg.sel(alt=300.0).isel(time=12).plot(figsize=(8, 3.5))
 
 # %%
 if QUICK:
-    settings = dict(epochs=2, basis_dim=16, siren_hidden=32, siren_layers=1, env_len=6,
+    settings = dict(max_steps=6, eval_every=3, basis_dim=16, siren_hidden=32,
+                    siren_layers=1, env_len=6,
                     seq_len=2, tec_feat_dim=4, batch_size=4096)
 else:
-    settings = dict(epochs=20)
+    settings = dict(time_limit=300)  # five minutes of training
 model = ds.rstmrf.fit(background=bg, seed=0, progress=not QUICK, **settings)
 print(model.info["background"])
 

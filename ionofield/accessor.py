@@ -82,7 +82,7 @@ class RSTMRFAccessor:
         **options
             Any keyword of :func:`ionofield.fit` (``config``, ``background``, ``seed``,
             ``checkpoint``, ``resume``, ``progress``) or
-            :class:`~ionofield.config.FitConfig` field (``epochs=10``).
+            :class:`~ionofield.config.FitConfig` field (``max_steps=2000``).
 
         Returns
         -------

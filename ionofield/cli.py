@@ -33,8 +33,9 @@ logger = logging.getLogger("ionofield")
 
 #: Settings of ``ionofield demo``: small enough to fit the samples in about two minutes.
 DEMO_CONFIG = dict(
-    epochs=12, batch_size=2048, basis_dim=32, siren_hidden=64, siren_layers=2, w0=5.0,
-    lr=1e-3, seq_len=3, background_alt=(80.0, 1000.0, 20.0),
+    max_steps=400, eval_every=50, weight_average_steps=100, batch_size=2048, basis_dim=32,
+    siren_hidden=64, siren_layers=2, w0=5.0, lr=1e-3, seq_len=3,
+    background_alt=(80.0, 1000.0, 20.0),
     background_lat_step=5.0, background_lon_step=10.0, patience=0,
 )
 
@@ -91,7 +92,7 @@ def _load_campaign(args: argparse.Namespace) -> xr.Dataset:
 
 def _config(args: argparse.Namespace) -> FitConfig:
     options = json.loads(Path(args.config).read_text()) if args.config else {}
-    for name in ("epochs", "batch_size", "lr"):
+    for name in ("max_steps", "time_limit", "batch_size", "lr"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     return FitConfig.from_dict(options)
@@ -100,7 +101,8 @@ def _config(args: argparse.Namespace) -> FitConfig:
 def _cmd_fit(args: argparse.Namespace) -> None:
     ds = _load_campaign(args)
     model = fit(ds, config=_config(args), seed=args.seed, checkpoint=args.checkpoint,
-                resume=args.resume, progress=not args.quiet, threads=args.threads)
+                resume=args.resume, progress=not args.quiet, threads=args.threads,
+                device=args.device)
     model.save(args.out)
     print(f"model written to {args.out}")
     print(model.history.tail(3).to_string())
@@ -209,12 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_fit = sub.add_parser("fit", help="fit a model to RO profiles, TEC maps and indices")
     _add_inputs(p_fit)
     p_fit.add_argument("--config", help="JSON file of FitConfig options")
-    p_fit.add_argument("--epochs", type=int, help="override config epochs")
+    p_fit.add_argument("--max-steps", dest="max_steps", type=int,
+                       help="the fit's budget in optimiser steps (default 4000)")
+    p_fit.add_argument("--time-limit", dest="time_limit", type=float,
+                       help="the fit's budget in seconds of training (ends at the first of "
+                            "the two budgets)")
     p_fit.add_argument("--batch-size", dest="batch_size", type=int, help="override batch size")
     p_fit.add_argument("--lr", type=float, help="override learning rate")
     p_fit.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p_fit.add_argument("--threads", type=int, default=None,
                        help="torch threads for the fit (1 is often fastest for small batches)")
+    p_fit.add_argument("--device", default="auto",
+                       help="torch device: auto (a GPU when torch sees one), cpu, cuda, "
+                            "cuda:1, mps")
     p_fit.add_argument("--checkpoint", help="training checkpoint path (written atomically)")
     p_fit.add_argument("--resume", help="continue from this training checkpoint")
     p_fit.add_argument("--out", required=True, help="where to save the fitted model (.pt)")

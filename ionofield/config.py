@@ -2,7 +2,9 @@
 
 The defaults are the seed's (``basis_dim`` 64, ``siren_hidden`` 128, ``seq_len`` 6,
 ``tec_feat_dim`` 16, ``convlstm_layers`` 1, ``w_chapman`` 0.1, ``w_tec_direction``
-0.03, ``batch_size`` 2048, ``lr`` 3e-4, ``epochs`` 50, ``grad_clip`` 1.0).
+0.03, ``batch_size`` 2048, ``lr`` 3e-4, ``grad_clip`` 1.0). The seed's budget of 50
+epochs is replaced by a budget of optimiser steps (``max_steps``) and, optionally,
+wall-clock time (``time_limit``): see :class:`FitConfig`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import json
 import math
 import numbers
+import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +41,13 @@ NETWORK_FIELDS = (
 #: Fields of :class:`FitConfig` that shape the model (its network and the driver
 #: windows it reads), shown in its summary.
 ARCHITECTURE_FIELDS = (*NETWORK_FIELDS[:5], "env_len", "seq_len", *NETWORK_FIELDS[5:])
+#: Fields of earlier versions, and what replaced them (their values are refused with
+#: this advice; a model file that records them loads, as they did not shape it).
+RETIRED_FIELDS = {
+    "epochs": "max_steps (optimiser steps; a step draws batch_size points) or time_limit "
+    "(seconds)",
+    "weight_average_epochs": "weight_average_steps",
+}
 
 
 @dataclass(frozen=True)
@@ -106,18 +116,42 @@ class FitConfig:
     physics_alt_range
         Altitudes (km) where the TEC direction loss applies (the F region the TEC
         gradient speaks for).
-    batch_size, lr, epochs, grad_clip, weight_decay
-        Optimiser settings (Adam).
-    weight_average_epochs
+    batch_size, lr, grad_clip, weight_decay
+        Optimiser settings (Adam). The learning rate is ``lr`` for the first half of
+        the budget, then decays along a half cosine to ``lr / 20`` at its end, so the
+        weights settle within the budget whatever its length.
+    max_steps
+        The fit's budget in optimiser steps. Each step draws ``batch_size`` points
+        that weigh every profile alike (:class:`~ionofield.sampling.ProfileSampler`),
+        so the budget does not grow with the number of levels or profiles: the
+        information is in the profiles and hours, not in the 400th level of a
+        profile. 4000 steps reached the skill of the former 50-epoch default on
+        ``benchmarks/osse.py``; see the user guide's "How long will my fit take".
+    time_limit
+        Optional wall-clock budget of the training loop in seconds (the preparation
+        of the background and the data comes before it). The fit ends at whichever
+        of ``max_steps`` and ``time_limit`` comes first, and the learning-rate
+        schedule follows the larger fraction of the two spent. A fit under a time
+        limit is not bit-for-bit reproducible (the number of steps depends on the
+        machine).
+    eval_every
+        Steps between two validations (one row of ``model.history`` each, and the
+        points where the best weights are kept, checkpoints written and the time
+        limit checked).
+    validation_points
+        The validation scores, early stopping and the calibration of sigma use a
+        fixed random subsample of at most this many held-out points, so that they
+        cost the same whatever the campaign's size.
+    weight_average_steps
         The model kept and validated is the exponential moving average of the
-        weights over the optimiser's steps, about this many epochs long (so it has
-        seen every hour of the campaign); 0 keeps the latest weights
-        (``benchmarks/osse.py``, mean of seeds 0-2, measured with ``env_len`` 24:
-        held-out skill 0.479 with the latest weights, 0.506 averaged over 5 epochs).
+        weights over about this many of the optimiser's last steps; 0 keeps the
+        latest weights (``benchmarks/osse.py``, mean of seeds 0-2, measured with
+        ``env_len`` 24: held-out skill 0.479 with the latest weights, 0.506 averaged
+        over 5 epochs, some 450 steps).
     batch_hours
-        Whole hours whose points each batch mixes (the time-binned sampler): more
-        hours average a step's gradient over more of the storm, at the cost of
-        running the environment LSTM for more hours per batch.
+        Whole hours each batch draws its points from: more hours average a step's
+        gradient over more of the storm, at the cost of running the environment
+        LSTM for more hours per batch.
     val_fraction
         Fraction of the observation period held out for validation, in whole
         blocks of ``val_block_hours`` (with every profile in them). Early stopping
@@ -125,12 +159,13 @@ class FitConfig:
     val_block_hours
         Length (hours) of the held-out blocks.
     patience
-        Epochs without validation improvement before early stopping (0 disables it).
-        The validation loss of single epochs scatters by more than its trend over
-        ten epochs (each epoch ends on the few hours the time-binned sampler dealt
-        last), so a short patience stops on a lucky epoch.
+        Steps without validation improvement before early stopping (0 disables it).
+        The validation loss of single validations scatters by more than its trend
+        over a few hundred steps (each step sees few hours), so a short patience
+        stops on a lucky validation.
     checkpoint_every
-        Write the training checkpoint every this many epochs (when a path is given).
+        Write the training checkpoint at the first validation after every this many
+        steps (when a path is given), and at the end.
     background_alt, background_lat_step, background_lon_step
         The IRI background cube: altitudes ``(start, stop, step)`` in km and the
         horizontal steps in degrees. Hourly in time.
@@ -157,18 +192,27 @@ class FitConfig:
     season_min_days: float = 30.0
     batch_size: int = 2048
     batch_hours: int = 1
-    weight_average_epochs: float = 5.0
+    max_steps: int = 4000
+    time_limit: float | None = None
+    eval_every: int = 200
+    validation_points: int = 32768
+    weight_average_steps: int = 500
     lr: float = 3e-4
-    epochs: int = 50
     grad_clip: float = 1.0
     weight_decay: float = 0.0
     val_fraction: float = 0.1
     val_block_hours: float = 3.0
-    patience: int = 20
-    checkpoint_every: int = 5
+    patience: int = 1500
+    checkpoint_every: int = 1000
     background_alt: tuple[float, float, float] = (60.0, 1000.0, 10.0)
     background_lat_step: float = 2.5
     background_lon_step: float = 5.0
+
+    def __new__(cls, *args: Any, **options: Any) -> FitConfig:
+        """Refuse unknown and retired option names, which ``__init__`` would take as a TypeError."""
+        check_retired(options, what="FitConfig")
+        check_option_names(options, [f.name for f in dataclasses.fields(cls)], what="FitConfig")
+        return super().__new__(cls)
 
     def __post_init__(self) -> None:
         problems = []
@@ -188,17 +232,20 @@ class FitConfig:
         problems = []
         for name in ("basis_dim", "siren_hidden", "siren_layers", "env_len", "seq_len",
                      "tec_feat_dim", "convlstm_layers", "batch_size", "batch_hours",
-                     "epochs", "collocation_hours", "checkpoint_every"):
+                     "max_steps", "eval_every", "validation_points", "collocation_hours",
+                     "checkpoint_every"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} = {getattr(self, name)} must be >= 1")
         for name in ("w_chapman", "w_tec_direction", "w_tec_anchor", "weight_decay", "patience",
-                     "weight_average_epochs", "season_min_days", "grad_clip"):
+                     "weight_average_steps", "season_min_days", "grad_clip"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} = {getattr(self, name)} must be >= 0")
         for name in ("lr", "w0", "chapman_scale_km", "val_block_hours", "background_lat_step",
                      "background_lon_step"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} = {getattr(self, name)} must be > 0")
+        if self.time_limit is not None and self.time_limit <= 0:
+            problems.append(f"time_limit = {self.time_limit} must be > 0 seconds, or None")
         if not 0 < self.collocation_fraction <= 1:
             problems.append(f"collocation_fraction = {self.collocation_fraction} must be in (0, 1]")
         if not 0 <= self.val_fraction < 1:
@@ -250,15 +297,14 @@ class FitConfig:
 
         Examples
         --------
-        >>> FitConfig.from_dict({"epochs": 3, "physics_alt_range": [150, 500]}).physics_alt_range
-        (150.0, 500.0)
+        >>> FitConfig.from_dict({"max_steps": 300, "physics_alt_range": [150, 500]}).max_steps
+        300
         """
         if not isinstance(options, Mapping):
             raise ConfigError(
                 f"FitConfig options must be a mapping of field names to values; got "
-                f"{type(options).__name__}: pass a dict such as {{'epochs': 10}}"
+                f"{type(options).__name__}: pass a dict such as {{'max_steps': 2000}}"
             )
-        check_option_names(options, [f.name for f in dataclasses.fields(cls)], what="FitConfig")
         return cls(**options)
 
     def to_dict(self) -> dict[str, Any]:
@@ -316,6 +362,32 @@ def check_option_names(given: Iterable[str], valid: Iterable[str], *, what: str)
     )
 
 
+def check_retired(given: Iterable[str], *, what: str) -> None:
+    """Refuse options of earlier versions (:data:`RETIRED_FIELDS`), naming what replaced them.
+
+    Raises
+    ------
+    ConfigError
+        Naming each retired option and its replacement.
+
+    Examples
+    --------
+    >>> try:
+    ...     check_retired(["epochs"], what="fit")
+    ... except ConfigError as exc:
+    ...     print(str(exc)[:60])
+    fit: 'epochs' was retired in ionofield 0.2: use max_steps (o
+    """
+    retired = [name for name in given if name in RETIRED_FIELDS]
+    if retired:
+        raise ConfigError(
+            f"{what}: "
+            + "; ".join(f"{name!r} was retired in ionofield 0.2: use {RETIRED_FIELDS[name]}"
+                        for name in retired)
+            + " (the user guide's 'How long will my fit take' gives the budgets)"
+        )
+
+
 @functools.cache
 def _field_types() -> dict[str, Any]:
     """The resolved type annotation of every :class:`FitConfig` field."""
@@ -330,6 +402,10 @@ def _coerce(name: str, kind: Any, value: Any) -> tuple[Any, str | None]:
     no number here, and neither is text.
     """
     default = {f.name: f.default for f in dataclasses.fields(FitConfig)}[name]
+    if isinstance(kind, types.UnionType):  # X | None
+        if value is None:
+            return None, None
+        (kind,) = (arg for arg in typing.get_args(kind) if arg is not type(None))
     wrong = f"{name} = {value!r} ({type(value).__name__}) must be"
     is_flag = isinstance(value, (bool, np.bool_))
     if kind is bool:

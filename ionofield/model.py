@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from ionofield.checkpoint import read_payload, write_payload
-from ionofield.config import NETWORK_FIELDS, FitConfig
+from ionofield.config import NETWORK_FIELDS, RETIRED_FIELDS, FitConfig
 from ionofield.drivers import TimeInputs
 from ionofield.errors import CheckpointError, IonofieldError, IonofieldWarning
 from ionofield.features import temporal_features
@@ -104,19 +104,21 @@ class RSTMRF(RSTMRFNetwork):
 
     @property
     def history(self) -> pd.DataFrame:
-        """The per-epoch loss history of the fit.
+        """The loss history of the fit, one row per validation.
 
         Returns
         -------
         pandas.DataFrame
-            One row per epoch (index ``epoch``): each training loss term,
-            ``val_loss``, ``val_rmse`` and the background's ``val_rmse_background``;
-            empty for a model that was not fitted.
+            Indexed by ``step`` (optimiser steps taken; ``epoch`` for a model fitted
+            by ionofield 0.1): ``elapsed_s`` (training seconds), each training loss
+            term (mean over the steps since the previous row), ``lr``, ``val_loss``,
+            ``val_rmse`` and the background's ``val_rmse_background``; empty for a
+            model that was not fitted.
         """
         rows = self.info.get("history", [])
         if not rows:
-            return pd.DataFrame(index=pd.Index([], name="epoch"))
-        return pd.DataFrame(rows).set_index("epoch")
+            return pd.DataFrame(index=pd.Index([], name="step"))
+        return pd.DataFrame(rows).set_index("step" if "step" in rows[0] else "epoch")
 
     def nonfinite_tensors(self) -> list[str]:
         """Names of the weights and buffers that hold NaN or infinite values.
@@ -255,7 +257,9 @@ def load_model(path: str | os.PathLike) -> RSTMRF:
         "written by model.save(path)",
     )
     try:
-        config = FitConfig.from_dict(payload["config"])
+        # Budget options of earlier versions did not shape the network: dropped.
+        kept = {k: v for k, v in payload["config"].items() if k not in RETIRED_FIELDS}
+        config = FitConfig.from_dict(kept)
         model = RSTMRF(config, info=payload["info"])
         state = dict(payload["state_dict"])
         state.setdefault("log_var_shift", torch.zeros(()))  # files of 0.1.0: uncalibrated

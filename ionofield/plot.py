@@ -507,7 +507,7 @@ def history(
 ) -> Figure:
     """Training history: the loss terms, and the validation RMSE against the background's.
 
-    Left: each training loss term per epoch and the validation data loss (log y; a
+    Left: each training loss term per validation and the validation data loss (log y; a
     symmetric-log y when a term is negative, as a Gaussian NLL can be). Right: the
     validation RMSE of log10 Ne of the model and of the background alone (linear y
     from 0, so that the gain over the background reads as a fraction).
@@ -532,9 +532,9 @@ def history(
 
     Examples
     --------
-    >>> table = pd.DataFrame({"epoch": [1, 2], "data": [0.9, 0.4], "val_loss": [1.0, 0.5],
+    >>> table = pd.DataFrame({"step": [200, 400], "data": [0.9, 0.4], "val_loss": [1.0, 0.5],
     ...                       "val_rmse": [0.3, 0.2], "val_rmse_background": [0.4, 0.4]})
-    >>> [ax.get_ylabel() for ax in history(table.set_index("epoch")).axes]
+    >>> [ax.get_ylabel() for ax in history(table.set_index("step")).axes]
     ['loss (unweighted term)', 'validation RMSE of log$_{10}$ Ne (dex)']
     """
     table = model_or_table if isinstance(model_or_table, pd.DataFrame) else model_or_table.history
@@ -544,12 +544,12 @@ def history(
             "model returned by ionofield.fit, or its model.history table."
         )
     losses, scores = _panels(ax, 2, figsize=(12, 4))
-    epoch = table.index.to_numpy()
+    step = table.index.to_numpy()
     terms = [name for name in _LOSS_TERMS if name in table] + ["val_loss"]
     for k, name in enumerate(terms):
         style = "--" if name == "val_loss" else "-"
         label = "validation data loss" if name == "val_loss" else f"train {name}"
-        losses.plot(epoch, table[name].to_numpy(), style, marker=".", color=f"C{k}", label=label)
+        losses.plot(step, table[name].to_numpy(), style, marker=".", color=f"C{k}", label=label)
     values = table[terms].to_numpy(dtype=np.float64)
     if np.nanmin(values) > 0:
         losses.set_yscale("log")
@@ -558,16 +558,16 @@ def history(
         losses.set_yscale("symlog", linthresh=10.0 ** np.floor(np.log10(np.nanmin(tiny))))
     losses.set_ylabel("loss (unweighted term)")
     losses.set_title("Training loss terms")
-    scores.plot(epoch, table["val_rmse"].to_numpy(), "-", marker=".", color="C0",
+    scores.plot(step, table["val_rmse"].to_numpy(), "-", marker=".", color="C0",
                 label="R-STMRF")
-    scores.plot(epoch, table["val_rmse_background"].to_numpy(), "--", color="C7",
+    scores.plot(step, table["val_rmse_background"].to_numpy(), "--", color="C7",
                 label="background alone")
     rmse = table[["val_rmse", "val_rmse_background"]].to_numpy(dtype=np.float64)
     scores.set_ylim(0, 1.1 * np.nanmax(rmse))
     scores.set_ylabel("validation RMSE of log$_{10}$ Ne (dex)")
     scores.set_title("Validation error")
     for panel in (losses, scores):
-        panel.set_xlabel("epoch")
+        panel.set_xlabel(table.index.name or "step")
         panel.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
         panel.grid(True, which="both", alpha=0.3)
         panel.legend(fontsize="small")

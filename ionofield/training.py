@@ -15,13 +15,18 @@ The loop minimises, per batch of observed points,
   finite-difference TEC gradient it starts from, so that the direction loss cannot be
   satisfied by any direction.
 
-Batches come from a time-binned sampler (:mod:`ionofield.sampling`), so each batch
-holds few distinct hours and the ConvLSTM and LSTM run once per distinct hour, not per
-point. After the loop, sigma is calibrated on the held-out periods
-(:mod:`ionofield.calibration`).
+The budget is a number of optimiser steps (``max_steps``) and optionally a wall-clock
+time (``time_limit``), not epochs: each step draws ``batch_size`` points from a few
+whole hours, every profile weighing alike (:class:`~ionofield.sampling.ProfileSampler`),
+so a step costs the same whatever the campaign's density and the ConvLSTM and LSTM run
+once per distinct hour, not per point. The learning rate holds for the first half of
+the budget and then decays (half cosine), every ``eval_every`` steps the weight
+average is validated on a fixed subsample of the held-out periods, and after the loop
+sigma is calibrated there (:mod:`ionofield.calibration`). Everything runs on one torch
+device (``device=``).
 
 Every step checks that the loss terms and the gradient are finite before the weights
-change, and every epoch that the validation scores are, so a diverging fit stops with a
+change, and every validation that its scores are, so a diverging fit stops with a
 :class:`~ionofield.errors.DivergenceError` naming where and why instead of returning
 NaN weights; the observations and drivers are checked to be finite before the first
 step, so that a divergence means the optimisation, not the data.
@@ -39,6 +44,7 @@ import inspect
 import logging
 import math
 import os
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +55,7 @@ import torch
 import xarray as xr
 from torch.optim.swa_utils import AveragedModel
 
+from ionofield._device import resolve_device
 from ionofield._threads import torch_threads
 from ionofield._version import __version__
 from ionofield.align import DRIVERS
@@ -61,7 +68,7 @@ from ionofield.checkpoint import (
     read_payload,
     write_payload,
 )
-from ionofield.config import FitConfig, check_option_names
+from ionofield.config import FitConfig, check_option_names, check_retired
 from ionofield.drivers import HourlyDrivers, TimeInputs
 from ionofield.errors import CampaignError, ConfigError, DataWarning, DivergenceError
 from ionofield.model import RSTMRF
@@ -75,21 +82,25 @@ from ionofield.nn.losses import (
 from ionofield.nn.recurrent import sample_direction
 from ionofield.observations import ObservationArrays, background_gradient, point_coords
 from ionofield.prediction import ColumnMisfit
-from ionofield.sampling import split_by_period, time_binned_batches
+from ionofield.sampling import ProfileSampler, split_by_period
 from ionofield.sphere import Cells
 from ionofield.timeutil import day_of_year
 
 logger = logging.getLogger(__name__)
 
 #: Tag identifying a training checkpoint (model, optimiser, history, random state; 4:
-#: with a checksum, the seed and the campaign's fingerprint).
-TRAINING_CHECKPOINT_FORMAT = "ionofield-rstmrf-training/4"
+#: with a checksum, the seed and the campaign's fingerprint; 5: a budget of steps).
+TRAINING_CHECKPOINT_FORMAT = "ionofield-rstmrf-training/5"
+#: Options a resumed fit may change: the budget and the early stopping.
+RESUMABLE_CHANGES = ("max_steps", "time_limit", "patience")
+#: The learning rate at the end of the budget, as a fraction of ``lr``.
+LR_FINAL_FRACTION = 0.05
 
 
 class WeightAverage:
     """Exponential moving average of a model's weights over the optimiser's steps.
 
-    The time-binned sampler shows the optimiser a few hours at a time, so the weights
+    The sampler shows the optimiser a few hours at a time, so the weights
     after any one step lean towards the hours just seen; their average over the last
     ``1 / (1 - decay)`` steps or so has seen them all. The average is bias-corrected
     (as Adam's moments are): after ``n`` steps it is
@@ -181,14 +192,23 @@ class _Trainer:
         self.data = data
         self.drivers = drivers
         self.bg_field = bg_field
+        self.device = next(model.parameters()).device
+        # The observations stay on the device; a batch only indexes them.
+        self.coords = self.tensor(data.coords)
+        self.target = self.tensor(data.target)
+        self.background = self.tensor(data.background)
         # Collocation points are drawn within the observed latitudes and altitudes.
         lat, alt = data.coords[:, 0], data.coords[:, 2]
         self.sin_lat_range = tuple(np.sin(np.radians([float(lat.min()), float(lat.max())])))
         self.alt_range = (float(alt.min()), float(alt.max()))
         self.use_tec = self.config.w_tec_direction > 0 and drivers.tec is not None
         if self.use_tec:
-            self.tec_lat = torch.from_numpy(drivers.tec_lat)
-            self.tec_lon = torch.from_numpy(drivers.tec_lon)
+            self.tec_lat = self.tensor(drivers.tec_lat)
+            self.tec_lon = self.tensor(drivers.tec_lon)
+
+    def tensor(self, values: np.ndarray) -> torch.Tensor:
+        """``values`` as a tensor on the fit's device (shared with numpy on the CPU)."""
+        return torch.as_tensor(values, device=self.device)
 
     def network(
         self, coords: torch.Tensor, times: np.ndarray, model: RSTMRF | None = None
@@ -201,21 +221,21 @@ class _Trainer:
         distinct, inverse = np.unique(times, return_inverse=True)
         inputs = self.drivers.time_inputs(distinct, self.config.env_len)
         codes = model.encode_time(inputs)
-        residual, log_var = model(coords, codes, torch.from_numpy(inverse))
+        residual, log_var = model(coords, codes, self.tensor(inverse))
         return residual, log_var, inputs, inverse
 
     def predict(
         self, idx: np.ndarray, model: RSTMRF | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted log10 Ne and log-variance at observed points ``idx``."""
-        data = self.data
+        data, rows = self.data, self.tensor(idx)
         residual, log_var, _, _ = self.network(
-            torch.from_numpy(data.coords[idx]), data.times[data.time_id[idx]], model
+            self.coords[rows], data.times[data.time_id[idx]], model
         )
-        return torch.from_numpy(data.background[idx]) + residual, log_var
+        return self.background[rows] + residual, log_var
 
     def data_loss(self, pred: torch.Tensor, log_var: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
-        target = torch.from_numpy(self.data.target[idx])
+        target = self.target[self.tensor(idx)]
         if self.config.loss == "nll":
             return gaussian_nll(pred, log_var, target)
         return mse(pred, target)
@@ -254,29 +274,36 @@ class _Trainer:
         if config.w_chapman == 0 and not self.use_tec:
             return losses
         points, times, bg_gradient = self.collocation_points(rng)
-        coords = torch.from_numpy(points).requires_grad_(True)
+        coords = self.tensor(points).requires_grad_(True)
         residual, _, inputs, inverse = self.network(coords, times)
         if config.w_chapman > 0:
             losses["chapman"] = chapman_smoothness(
                 residual, coords, alt_index=2, scale_km=config.chapman_scale_km
             )
         if self.use_tec:
-            losses.update(self.tec_losses(residual, coords, bg_gradient, inputs, inverse))
+            losses.update(
+                self.tec_losses(residual, coords, points, bg_gradient, inputs, inverse)
+            )
         return losses
 
     def tec_losses(
         self,
         residual: torch.Tensor,
         coords: torch.Tensor,
+        points: np.ndarray,
         bg_gradient: np.ndarray,
         inputs: TimeInputs,
         time_index: np.ndarray,
     ) -> dict[str, torch.Tensor]:
-        """Direction consistency with the TEC path, and the head's anchor, at points."""
+        """Direction consistency with the TEC path, and the head's anchor, at points.
+
+        ``coords`` are the ``points`` (numpy, where the direction field is sampled) as
+        the tensor the residual was computed from.
+        """
         config = self.config
         (grad,) = torch.autograd.grad(residual.sum(), coords, create_graph=True)
-        lat, lon, alt = (coords[:, k].detach() for k in range(3))
-        total = grad[:, :2] + torch.from_numpy(bg_gradient)
+        lat, alt = coords[:, 0].detach(), coords[:, 2].detach()
+        total = grad[:, :2] + self.tensor(bg_gradient)
         metric = horizontal_gradient_metric(total[:, 0], total[:, 1], lat)
         i0, i1, w0, w1 = (w[time_index] for w in inputs.weights)
         # The TEC path runs only for the hours with weight (one per whole-hour point).
@@ -285,14 +312,14 @@ class _Trainer:
         hours, local = np.unique(inputs.hours[rows[used]], return_inverse=True)
         slot = np.zeros(len(rows), dtype=np.int64)
         slot[used] = local
-        seqs = torch.from_numpy(self.drivers.tec_sequences(hours, config.seq_len))
+        seqs = self.tensor(self.drivers.tec_sequences(hours, config.seq_len))
         direction, reference = self.model.direction_field(seqs, self.tec_lat, self.tec_lon)
         n = len(time_index)
         sampled = sample_direction(
             direction,
             Cells(slot[:n], slot[n:], w1.astype(np.float64)),
-            lat.numpy(),
-            lon.numpy(),
+            points[:, 0],
+            points[:, 1],
             self.drivers.tec_lat,
             self.drivers.tec_lon,
         )
@@ -328,15 +355,15 @@ class _Trainer:
         model.eval()
         parts = [self.predict(idx[s : s + chunk], model) for s in range(0, len(idx), chunk)]
         model.train(was_training)
-        return tuple(np.concatenate([p[k].numpy() for p in parts]) for k in range(2))
+        return tuple(np.concatenate([p[k].cpu().numpy() for p in parts]) for k in range(2))
 
     def evaluate(self, idx: np.ndarray, model: RSTMRF | None = None) -> dict[str, float]:
         """Validation data loss and RMSE of log10 Ne (model and background).
 
         The NLL is taken after the constant sigma factor that minimises it (the
         variance times the mean squared z-score): sigma fitted on the training
-        hours is too small for unseen ones whatever the epoch, and the factor is
-        calibrated after the fit anyway, so the epochs compare by the quality of the
+        hours is too small for unseen ones whatever the step, and the factor is
+        calibrated after the fit anyway, so the validations compare by the quality of the
         mean and of sigma's shape, not by how overconfident sigma has grown.
         """
         pred, log_var = self.predictions(idx, model)
@@ -344,7 +371,7 @@ class _Trainer:
         if self.config.loss == "nll":
             log_var = log_var + np.float32(2.0 * np.log(sigma_scale(target - pred, log_var)))
         with torch.no_grad():
-            loss = self.data_loss(torch.from_numpy(pred), torch.from_numpy(log_var), idx)
+            loss = self.data_loss(self.tensor(pred), self.tensor(log_var), idx)
         bg_error = self.data.background[idx] - target
         return {
             "val_loss": float(loss),
@@ -382,6 +409,7 @@ def fit(
     progress: bool = True,
     cache_dir: str | os.PathLike | None = None,
     threads: int | None = None,
+    device: str | torch.device | None = "auto",
     **options: Any,
 ) -> RSTMRF:
     """Fit R-STMRF to a campaign's observations.
@@ -393,8 +421,8 @@ def fit(
         and the hourly drivers ``tec``, ``kp``, ``f107``, ``f107_81``.
     config
         Options, as a :class:`~ionofield.config.FitConfig` or a mapping of its fields
-        (``{"epochs": 10}``); the seed's defaults when omitted. ``**options`` override
-        its fields (``fit(ds, epochs=10)``).
+        (``{"max_steps": 2000}``); the defaults when omitted. ``**options`` override
+        its fields (``fit(ds, max_steps=2000, time_limit=600)``).
     background
         Any background electron density on ``(time, alt, lat, lon)`` in m-3 (e.g. another
         model's output); IRI through PyIRI on the config's cube when omitted. Pass the
@@ -403,15 +431,16 @@ def fit(
         Seeds the initialisation, the split and the batches: two fits with the same
         seed on the same machine give identical models.
     checkpoint
-        Path of the training checkpoint, written atomically every
-        ``config.checkpoint_every`` epochs and at the end (model, optimiser, history,
+        Path of the training checkpoint, written atomically about every
+        ``config.checkpoint_every`` steps and at the end (model, optimiser, history,
         random state, the seed and a fingerprint of the campaign, with a checksum).
     resume
         A training checkpoint to continue from; the run then goes on to
-        ``config.epochs`` and ends exactly as an uninterrupted run would. It must
-        come from a fit of the same campaign (observations, hourly axis, drivers,
-        kind of background), seed and options; only ``epochs`` and ``patience`` may
-        change.
+        ``config.max_steps`` and, without a ``time_limit``, ends exactly as an
+        uninterrupted run would. It must come from a fit of the same campaign
+        (observations, hourly axis, drivers, kind of background), seed and options;
+        only ``max_steps``, ``time_limit`` and ``patience`` may change (a new budget
+        changes the learning-rate schedule from there on).
     progress
         Show a tqdm progress bar with the running losses.
     cache_dir
@@ -420,14 +449,20 @@ def fit(
         torch intra-op threads during the fit (default: torch's setting). Batches of a
         few thousand points gain little from several threads, and on a busy machine
         threads waiting for each other can cost far more: 1 is often fastest.
+    device
+        The torch device the fit runs on: ``"auto"`` (the first GPU torch sees, else
+        the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``. The observations,
+        the TEC maps and the model stay there for the whole fit; the returned model is
+        on that device (``model.to("cpu")`` moves it).
     **options
         :class:`~ionofield.config.FitConfig` fields.
 
     Returns
     -------
     RSTMRF
-        The fitted model (best validation epoch), in eval mode; ``model.history`` is
-        the per-epoch loss table (pandas DataFrame). Its weights are finite.
+        The fitted model (the weight average at its best validation), in eval mode;
+        ``model.history`` is the loss table, one row per validation (pandas
+        DataFrame indexed by step). Its weights are finite.
 
     Raises
     ------
@@ -438,14 +473,15 @@ def fit(
         Its observations or indices hold values :func:`ionofield.campaign` refuses
         (edited by hand after it was built).
     ConfigError
-        An unknown option (with the closest valid names), a value of the wrong type
-        or range, or a ``resume`` checkpoint of another campaign, seed or options.
+        An unknown or retired option (with the closest valid names or what replaced
+        it), a value of the wrong type or range, a device this machine cannot use, or
+        a ``resume`` checkpoint of another campaign, seed or options.
     CheckpointError
         ``resume`` is truncated, damaged (checksum mismatch) or not a training
         checkpoint.
     DivergenceError
         A loss term, the gradient or the validation loss became NaN or infinite: the
-        message names the epoch, the step, the term and the likely cause.
+        message names the step, the term and the likely cause.
 
     Warns
     -----
@@ -468,8 +504,10 @@ def fit(
             f"fit: checkpoint = {os.fspath(checkpoint)!r} is a folder; give the name of the "
             "training checkpoint file to write, e.g. 'fit.ckpt' inside it"
         )
+    where = resolve_device(device)
     with torch_threads(threads):
-        return _fit(ds, config, background, int(seed), checkpoint, resume, progress, cache_dir)
+        return _fit(ds, config, background, int(seed), checkpoint, resume, progress, cache_dir,
+                    where)
 
 
 def _fit(
@@ -481,6 +519,7 @@ def _fit(
     resume: Any,
     progress: bool,
     cache_dir: Any,
+    device: torch.device,
 ) -> RSTMRF:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -500,41 +539,46 @@ def _fit(
     held_out = _check_split(config, len(train_idx), len(val_idx))
     if not held_out:
         val_idx = train_idx
-    model = _new_model(config, data.times)
+    val_points = _subsample(val_idx, config.validation_points, rng)
+    model = _new_model(config, data.times).to(device)
     trainer = _Trainer(model, data, drivers, bg_field)
+    sampler = ProfileSampler(train_idx, data.profile, data.hour_bin)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    average = WeightAverage(model, decay=_average_decay(config, len(train_idx)))
+    average = WeightAverage(model, decay=_average_decay(config))
     state = _FitState() if saved is None else _restore(saved, model, optimizer, average, rng)
-    epochs = range(state.epoch, config.epochs)
-    bar = _progress_bar(len(epochs), progress)
-    for epoch in epochs:
-        losses = _train_epoch(trainer, optimizer, average, train_idx, rng, epoch + 1)
-        row = {"epoch": epoch + 1, **losses}
+    bar = _progress_bar(config.max_steps, state.step, progress)
+    written = state.step // config.checkpoint_every
+    started = time.perf_counter() - state.elapsed
+    while not state.spent(config):
+        steps = min(config.eval_every, config.max_steps - state.step)
+        losses = _train_steps(trainer, optimizer, average, sampler, rng, state, steps, started)
+        taken = losses.pop("steps")
+        row = {"step": state.step, "elapsed_s": round(state.elapsed, 3), **losses}
         with average.applied():
-            row.update(trainer.evaluate(val_idx))
+            row.update(trainer.evaluate(val_points))
         _check_validation(row, config)
         stop = state.record(row, average)
-        bar.update(1)
+        bar.update(taken)
         bar.set_postfix(loss=f"{row['data']:.4f}", val_rmse=f"{row['val_rmse']:.4f}")
-        if checkpoint is not None and (
-            state.epoch % config.checkpoint_every == 0 or stop or state.epoch == config.epochs
-        ):
+        finished = stop or state.spent(config)
+        if checkpoint is not None and (state.step // config.checkpoint_every > written or finished):
+            written = state.step // config.checkpoint_every
             _save_training_checkpoint(
                 checkpoint, model, optimizer, average, rng, state, seed, fingerprint
             )
         if stop:
-            logger.info("early stop at epoch %d (best %d)", state.epoch, state.best_epoch)
+            logger.info("early stop at step %d (best %d)", state.step, state.best_step)
             break
     bar.close()
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
-    sigma_factor = _calibrate(trainer, val_idx if held_out else None)
+    sigma_factor = _calibrate(trainer, val_points if held_out else None)
     bad = model.nonfinite_tensors()
     if bad:  # the losses were finite: only the calibration of sigma is left
         raise DivergenceError(
             f"fit: the fitted model's {bad[:5]} are not finite after the calibration of "
             f"sigma (factor {sigma_factor}): the held-out predictions' variances under- or "
-            "overflow; fit again with a lower lr or more epochs"
+            "overflow; fit again with a lower lr or more steps"
         )
     best = min(state.history, key=lambda r: r["val_loss"]) if state.history else {}
     model.info.update(
@@ -542,11 +586,15 @@ def _fit(
         n_obs=len(data),
         n_train=len(train_idx),
         n_val=len(val_idx) if held_out else 0,
+        n_profiles_train=sampler.n_profiles,
         held_out=held_out,
         obs_alt_range=[float(v) for v in trainer.alt_range],
         seed=seed,
         background=background_info,
-        best_epoch=state.best_epoch,
+        device=str(device),
+        steps=state.step,
+        train_seconds=round(state.elapsed, 1),
+        best_step=state.best_step,
         val_rmse=best.get("val_rmse"),
         val_rmse_background=best.get("val_rmse_background"),
         sigma_factor=sigma_factor,
@@ -627,22 +675,50 @@ def _new_model(config: FitConfig, times: np.ndarray) -> RSTMRF:
     return model.train()
 
 
-def _average_decay(config: FitConfig, n_train: int) -> float:
-    """Per-step decay of the weight average spanning ``weight_average_epochs`` epochs."""
-    steps_per_epoch = -(-n_train // config.batch_size)
-    window = config.weight_average_epochs * steps_per_epoch
+def _average_decay(config: FitConfig) -> float:
+    """Per-step decay of the weight average spanning ``weight_average_steps`` steps."""
+    window = config.weight_average_steps
     return max(0.0, 1.0 - 1.0 / window) if window else 0.0
 
 
-def _train_epoch(
+def _subsample(indices: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """At most ``size`` of ``indices``, drawn at random without replacement, in order."""
+    if len(indices) <= size:
+        return indices
+    return np.sort(rng.choice(indices, size=size, replace=False))
+
+
+def learning_rate(config: FitConfig, progress: float) -> float:
+    """The learning rate once a fraction ``progress`` of the budget is spent.
+
+    ``lr`` for the first half, then a half cosine down to ``LR_FINAL_FRACTION * lr``
+    at the end.
+
+    Examples
+    --------
+    >>> config = FitConfig(lr=1e-3)
+    >>> [round(learning_rate(config, p), 6) for p in (0.0, 0.5, 0.75, 1.0)]
+    [0.001, 0.001, 0.000525, 5e-05]
+    """
+    decay = min(max(2.0 * progress - 1.0, 0.0), 1.0)
+    low = LR_FINAL_FRACTION * config.lr
+    return low + (config.lr - low) * 0.5 * (1.0 + math.cos(math.pi * decay))
+
+
+def _train_steps(
     trainer: _Trainer,
     optimizer: torch.optim.Optimizer,
     average: WeightAverage,
-    train_idx: np.ndarray,
+    sampler: ProfileSampler,
     rng: np.random.Generator,
-    epoch: int,
+    state: _FitState,
+    steps: int,
+    started: float,
 ) -> dict[str, float]:
-    """One pass over the training points; the mean of each loss term per point.
+    """Up to ``steps`` optimiser steps (fewer when the time limit comes first).
+
+    Returns the mean of each loss term over the steps taken, and ``steps`` and
+    ``lr`` (the last step's).
 
     Raises
     ------
@@ -652,20 +728,22 @@ def _train_epoch(
     """
     config, model = trainer.config, trainer.model
     sums: dict[str, float] = {}
-    batches = time_binned_batches(
-        train_idx, trainer.data.hour_bin, config.batch_size, rng, config.batch_hours
-    )
     # Without clipping the norm is still computed (an infinite bound scales by 1, exactly).
     bound = config.grad_clip if config.grad_clip > 0 else math.inf
-    for step, idx in enumerate(batches, start=1):
+    taken = 0
+    while taken < steps and not (taken and state.spent(config)):
+        lr = learning_rate(config, state.progress(config))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        idx = sampler.batch(rng, config.batch_size, config.batch_hours)
         losses = trainer.batch_losses(idx, rng)
         values = {name: float(value.detach()) for name, value in losses.items()}
-        where = f"epoch {epoch}, step {step} of {len(batches)}"
+        where = f"step {state.step + 1} of {config.max_steps}"
         if not all(math.isfinite(v) for v in values.values()):
             term = next(name for name, v in values.items() if not math.isfinite(v))
             raise DivergenceError(
                 f"fit diverged at {where}: the loss term {term!r} is {values[term]} "
-                f"({_terms(values)}); {_likely_cause(config, epoch, step)}"
+                f"({_terms(values)}); {_likely_cause(config, state.step + 1)}"
             )
         total = trainer.total(losses)
         optimizer.zero_grad(set_to_none=True)
@@ -674,22 +752,25 @@ def _train_epoch(
         if not math.isfinite(norm):
             raise DivergenceError(
                 f"fit diverged at {where}: the gradient norm is {norm} while the loss terms "
-                f"are finite ({_terms(values)}); {_likely_cause(config, epoch, step)}"
+                f"are finite ({_terms(values)}); {_likely_cause(config, state.step + 1)}"
             )
         optimizer.step()
         average.update()
         for name, value in values.items():
-            sums[name] = sums.get(name, 0.0) + value * len(idx)
-    return {name: value / len(train_idx) for name, value in sums.items()}
+            sums[name] = sums.get(name, 0.0) + value
+        taken += 1
+        state.step += 1
+        state.elapsed = time.perf_counter() - started
+    return {**{name: value / taken for name, value in sums.items()}, "steps": taken, "lr": lr}
 
 
 def _terms(values: dict[str, float]) -> str:
     return ", ".join(f"{name} = {value:.4g}" for name, value in values.items())
 
 
-def _likely_cause(config: FitConfig, epoch: int, step: int) -> str:
-    """The likely cause of a divergence, and what to do, for messages."""
-    if epoch == 1 and step == 1:  # no step taken yet: the weights are the fresh ones
+def _likely_cause(config: FitConfig, step: int) -> str:
+    """The likely cause of a divergence at ``step`` (1-based), and what to do, for messages."""
+    if step == 1:  # no step taken yet: the weights are the fresh ones
         return (
             "this is the first batch, before any update, so the inputs are the likely "
             "cause: the observations' positions and times or the drivers hold values the "
@@ -705,13 +786,12 @@ def _likely_cause(config: FitConfig, epoch: int, step: int) -> str:
 
 
 def _check_validation(row: dict[str, float], config: FitConfig) -> None:
-    """Refuse an epoch whose validation scores are not finite (diverged weights)."""
+    """Refuse a validation whose scores are not finite (diverged weights)."""
     bad = [name for name in ("val_loss", "val_rmse") if not math.isfinite(row[name])]
     if bad:
         raise DivergenceError(
-            f"fit diverged at epoch {row['epoch']}: the validation {bad[0]} is {row[bad[0]]} "
-            f"though the training losses were finite; "
-            f"{_likely_cause(config, row['epoch'], step=0)}"
+            f"fit diverged by step {row['step']}: the validation {bad[0]} is {row[bad[0]]} "
+            f"though the training losses were finite; {_likely_cause(config, row['step'])}"
         )
 
 
@@ -735,6 +815,7 @@ def _resolve_config(
 ) -> FitConfig:
     """The fit's config: ``config`` (a FitConfig or a mapping) with ``options`` on top."""
     fit_keywords = [n for n in inspect.signature(fit).parameters if n not in ("ds", "options")]
+    check_retired(options, what="fit")
     check_option_names(
         options, [*FitConfig.__dataclass_fields__, *fit_keywords], what="fit"
     )
@@ -745,7 +826,7 @@ def _resolve_config(
     elif not isinstance(config, FitConfig):
         raise ConfigError(
             f"fit: config is a {type(config).__name__}; pass an ionofield.FitConfig or a "
-            "mapping of its fields, e.g. config={'epochs': 10}"
+            "mapping of its fields, e.g. config={'max_steps': 2000}"
         )
     if not options:
         return config
@@ -754,27 +835,41 @@ def _resolve_config(
 
 @dataclass
 class _FitState:
-    epoch: int = 0
+    """Where a fit is: steps taken, training time, the best validation so far, history."""
+
+    step: int = 0
+    elapsed: float = 0.0
     best_loss: float = float("inf")
-    best_epoch: int = 0
+    best_step: int = 0
     best_state: dict[str, torch.Tensor] | None = None
     history: list[dict[str, float]] = field(default_factory=list)
 
+    def progress(self, config: FitConfig) -> float:
+        """Fraction of the budget spent: of the steps or of the time limit, the larger."""
+        spent = self.step / config.max_steps
+        if config.time_limit is not None:
+            spent = max(spent, self.elapsed / config.time_limit)
+        return spent
+
+    def spent(self, config: FitConfig) -> bool:
+        """Whether the budget is spent."""
+        return self.progress(config) >= 1.0
+
     def record(self, row: dict[str, float], average: WeightAverage) -> bool:
-        """Add an epoch's row, keep the best weights; whether patience has run out."""
+        """Add a validation's row, keep the best weights; whether patience has run out."""
         self.history.append(row)
-        self.epoch = row["epoch"]
         if row["val_loss"] < self.best_loss:
-            self.best_loss, self.best_epoch = row["val_loss"], row["epoch"]
+            self.best_loss, self.best_step = row["val_loss"], row["step"]
             self.best_state = average.weights()
         patience = average.model.config.patience
-        return patience > 0 and self.epoch - self.best_epoch >= patience
+        return patience > 0 and self.step - self.best_step >= patience
 
 
-def _progress_bar(total: int, enabled: bool) -> Any:
+def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="fit", unit="epoch", disable=not enabled, leave=False)
+    return tqdm(total=total, initial=initial, desc="fit", unit="step", disable=not enabled,
+                leave=False)
 
 
 def _save_training_checkpoint(
@@ -794,9 +889,10 @@ def _save_training_checkpoint(
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "average": average.state_dict(),
-        "epoch": state.epoch,
+        "step": state.step,
+        "elapsed": state.elapsed,
         "best_loss": state.best_loss,
-        "best_epoch": state.best_epoch,
+        "best_step": state.best_step,
         "best_state": state.best_state,
         "history": state.history,
         "numpy_rng": rng.bit_generator.state,
@@ -823,8 +919,8 @@ def _read_training_checkpoint(
         what="an ionofield training checkpoint",
         fix="pass the file given as checkpoint= to an earlier fit",
     )
-    saved = {k: v for k, v in payload["config"].items() if k not in ("epochs", "patience")}
-    now = {k: v for k, v in config.to_dict().items() if k not in ("epochs", "patience")}
+    saved = {k: v for k, v in payload["config"].items() if k not in RESUMABLE_CHANGES}
+    now = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES}
     differing = sorted(k for k in saved if k in now and _norm(saved[k]) != _norm(now[k]))
     differences = fingerprint_differences(payload["campaign"], fingerprint)
     if payload["seed"] != seed:
@@ -836,8 +932,8 @@ def _read_training_checkpoint(
         raise ConfigError(
             f"{path}: cannot resume: the checkpoint was written by a fit with "
             f"{'; '.join(differences)}. Resume with the campaign, seed and options it was "
-            "written with (only epochs and patience may change), or start a new fit "
-            "without resume="
+            f"written with (only {', '.join(RESUMABLE_CHANGES)} may change), or start a new "
+            "fit without resume="
         )
     return payload
 
@@ -856,9 +952,10 @@ def _restore(
     rng.bit_generator.state = payload["numpy_rng"]
     torch.set_rng_state(payload["torch_rng"])
     return _FitState(
-        epoch=payload["epoch"],
+        step=payload["step"],
+        elapsed=payload["elapsed"],
         best_loss=payload["best_loss"],
-        best_epoch=payload["best_epoch"],
+        best_step=payload["best_step"],
         best_state=payload["best_state"],
         history=payload["history"],
     )

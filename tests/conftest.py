@@ -166,8 +166,11 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile("ci")
 
 #: Small, fast settings for fits in tests.
+#: A tiny network, validated every 8 steps (about one pass over the tiny campaign's
+#: training points): ``max_steps=8 * n`` is n such passes.
 TINY = dict(basis_dim=16, siren_hidden=32, siren_layers=1, env_hidden=8, env_len=4, seq_len=2,
-            tec_feat_dim=4, batch_size=128, lr=3e-3, w0=10.0, patience=0, progress=False)
+            tec_feat_dim=4, batch_size=128, lr=3e-3, w0=10.0, patience=0, eval_every=8,
+            weight_average_steps=40, progress=False)
 
 
 @pytest.fixture

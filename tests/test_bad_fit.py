@@ -50,7 +50,7 @@ class World:
 
     def fit(self, ds: xr.Dataset | None = None, **options: Any) -> Any:
         """A one-epoch fit of the tiny campaign (``options`` on top of the tiny settings)."""
-        settings = {"background": self.background, **TINY, "epochs": 1, **options}
+        settings = {"background": self.background, **TINY, "max_steps": 8, **options}
         return iof.fit(self.ds if ds is None else ds, **settings)
 
     @cached_property
@@ -127,15 +127,15 @@ def _nan_background(world: World) -> Any:
 
 
 def _other_observations(world: World) -> Any:
-    return world.fit(world.edited("ne", 5, 2e11), resume=world.checkpoint, seed=0, epochs=2)
+    return world.fit(world.edited("ne", 5, 2e11), resume=world.checkpoint, seed=0, max_steps=16)
 
 
 def _other_drivers(world: World) -> Any:
-    return world.fit(world.edited("kp", 3, 9.0), resume=world.checkpoint, seed=0, epochs=2)
+    return world.fit(world.edited("kp", 3, 9.0), resume=world.checkpoint, seed=0, max_steps=16)
 
 
 def _other_seed(world: World) -> Any:
-    return world.fit(resume=world.checkpoint, seed=1, epochs=2)
+    return world.fit(resume=world.checkpoint, seed=1, max_steps=16)
 
 
 def _corrupt_checkpoint(world: World) -> Any:
@@ -143,15 +143,15 @@ def _corrupt_checkpoint(world: World) -> Any:
     tensor = max(payload["model"].values(), key=lambda t: t.numel())
     damaged = world.copy(world.checkpoint, "flipped.ckpt",
                          lambda data: flip_bit_in_weights(data, tensor))
-    return world.fit(resume=damaged, seed=0, epochs=2)
+    return world.fit(resume=damaged, seed=0, max_steps=16)
 
 
 FIT_CASES = [
     Case("lr-10", lambda w: w.fit(lr=10.0), "DivergenceError",
-         r"fit diverged at epoch 1, step \d+ of \d+: the (loss term '\w+'|gradient norm) is "
+         r"fit diverged at step \d+ of 8: the (loss term '\w+'|gradient norm) is "
          r"(inf|nan).*lr = 10, far above the default 0.0003, is too high.*lower lr"),
     Case("lr-1-without-grad-clip", lambda w: w.fit(lr=1.0, grad_clip=0.0), "DivergenceError",
-         r"fit diverged at epoch \d+, step \d+ of \d+.*lr = 1,.*too high.*or grad_clip > 0"),
+         r"fit diverged (at step \d+ of 8|by step \d+).*lr = 1,.*too high.*or grad_clip > 0"),
     Case("ne-inf-set-after-campaign", lambda w: w.fit(w.edited("ne", 0, np.inf)),
          "ManyProblemsError",
          r"(?s)campaign observations.*'ne' holds 1 zero, negative or NaN/infinite values; drop "
@@ -172,18 +172,29 @@ FIT_CASES = [
          r"background ne_background: 1 problem\(s\):\s+- 5772 NaN or infinite values"),
     Case("ds-is-a-path", lambda w: iof.fit("campaign.nc"), "CampaignError",
          r"ds is a str \('campaign\.nc'\), not a campaign Dataset.*ionofield\.campaign"),
-    Case("option-typo-epoch", lambda w: w.fit(epoch=3), "ConfigError",
-         r"fit: unknown option 'epoch' \(did you mean 'epochs'\?\)"),
+    Case("option-typo-max-step", lambda w: w.fit(max_step=3), "ConfigError",
+         r"fit: unknown option 'max_step' \(did you mean 'max_steps'\?\)"),
+    Case("option-retired-epochs", lambda w: w.fit(epochs=3), "ConfigError",
+         r"fit: 'epochs' was retired in ionofield 0\.2: use max_steps \(optimiser steps; "
+         r"a step draws batch_size points\) or time_limit \(seconds\)"),
+    Case("device-unknown", lambda w: w.fit(device="gpu"), "ConfigError",
+         r"device = 'gpu' is not a torch device.*'cpu', 'cuda', 'cuda:1' or 'mps'"),
     Case("option-typo-seeds-via-accessor", lambda w: w.ds.rstmrf.fit(seeds=3), "ConfigError",
          r"fit: unknown option 'seeds' \(did you mean 'seed'\?\)"),
     Case("config-is-a-path", lambda w: w.fit(config="fit.json"), "ConfigError",
          r"config is a str; pass an ionofield\.FitConfig or a mapping of its fields"),
-    Case("config-mapping-with-typo", lambda w: w.fit(config={"epoch": 2}), "ConfigError",
-         r"unknown option 'epoch' \(did you mean 'epochs'\?\)"),
-    Case("epochs-text", lambda w: w.fit(epochs="2"), "ConfigError",
-         r"epochs = '2' \(str\) must be an int, e.g. 50"),
-    Case("epochs-fraction", lambda w: w.fit(epochs=2.5), "ConfigError",
-         r"epochs = 2\.5 \(float\) must be an int"),
+    Case("config-mapping-with-typo", lambda w: w.fit(config={"max_step": 2}), "ConfigError",
+         r"unknown option 'max_step' \(did you mean 'max_steps'\?\)"),
+    Case("config-mapping-retired", lambda w: w.fit(config={"weight_average_epochs": 2}),
+         "ConfigError", r"'weight_average_epochs' was retired.*use weight_average_steps"),
+    Case("max-steps-text", lambda w: w.fit(max_steps="2"), "ConfigError",
+         r"max_steps = '2' \(str\) must be an int, e.g. 4000"),
+    Case("max-steps-fraction", lambda w: w.fit(max_steps=2.5), "ConfigError",
+         r"max_steps = 2\.5 \(float\) must be an int"),
+    Case("time-limit-negative", lambda w: w.fit(time_limit=-5), "ConfigError",
+         r"time_limit = -5\.0 must be > 0 seconds, or None"),
+    Case("time-limit-text", lambda w: w.fit(time_limit="10 min"), "ConfigError",
+         r"time_limit = '10 min' \(str\) must be a number"),
     Case("lr-nan", lambda w: w.fit(lr=math.nan), "ConfigError",
          r"lr = nan \(float\) must be a finite number"),
     Case("batch-size-zero", lambda w: w.fit(batch_size=0), "ConfigError",
@@ -202,7 +213,7 @@ FIT_CASES = [
          r"cannot resume: .*other drivers \(kp, f107, f107_81 or tec values\)"),
     Case("resume-other-seed", _other_seed, "ConfigError",
          r"cannot resume: .*another seed: 0 then, 1 now"),
-    Case("resume-other-lr", lambda w: w.fit(resume=w.checkpoint, seed=0, epochs=2, lr=1e-2),
+    Case("resume-other-lr", lambda w: w.fit(resume=w.checkpoint, seed=0, max_steps=16, lr=1e-2),
          "ConfigError", r"cannot resume: .*different options \['lr'\] \(lr = 0\.003 then, 0\.01"),
     Case("resume-flipped-bit", _corrupt_checkpoint, "CheckpointError",
          r"flipped\.ckpt: damaged: checksum mismatch.*write it again"),
@@ -243,9 +254,9 @@ def test_fit_takes_a_mapping_as_config(world: World) -> None:
     """``config={...}`` is the FitConfig of that mapping (it was an AttributeError)."""
     options = {k: v for k, v in TINY.items() if k != "progress"}
     from_mapping = iof.fit(world.ds, background=world.background, progress=False,
-                           config={**options, "epochs": 1})
+                           config={**options, "max_steps": 8})
     from_config = iof.fit(world.ds, background=world.background, progress=False,
-                          config=iof.FitConfig(**options, epochs=1))
+                          config=iof.FitConfig(**options, max_steps=8))
     assert from_mapping.config == from_config.config
     mapped, direct = from_mapping.state_dict(), from_config.state_dict()
     assert all(torch.equal(mapped[k], direct[k]) for k in direct)
@@ -253,10 +264,14 @@ def test_fit_takes_a_mapping_as_config(world: World) -> None:
 
 # --------------------------------------------------------------------------- FitConfig
 CONFIG_CASES = [
-    Case("epochs-text", lambda w: iof.FitConfig(epochs="2"), "ConfigError",
-         r"FitConfig: epochs = '2' \(str\) must be an int, e.g. 50"),
-    Case("epochs-bool", lambda w: iof.FitConfig(epochs=True), "ConfigError",
-         r"epochs = True \(bool\) must be an int"),
+    Case("max-steps-text", lambda w: iof.FitConfig(max_steps="2"), "ConfigError",
+         r"FitConfig: max_steps = '2' \(str\) must be an int, e.g. 4000"),
+    Case("max-steps-bool", lambda w: iof.FitConfig(max_steps=True), "ConfigError",
+         r"max_steps = True \(bool\) must be an int"),
+    Case("retired-epochs", lambda w: iof.FitConfig(epochs=50), "ConfigError",
+         r"FitConfig: 'epochs' was retired in ionofield 0\.2: use max_steps"),
+    Case("constructor-typo", lambda w: iof.FitConfig(lrr=0.1), "ConfigError",
+         r"FitConfig: unknown option 'lrr' \(did you mean 'lr'\?\)"),
     Case("lr-text", lambda w: iof.FitConfig(lr="1e-3"), "ConfigError",
          r"lr = '1e-3' \(str\) must be a number, e.g. 0\.0003"),
     Case("lr-inf", lambda w: iof.FitConfig(lr=math.inf), "ConfigError",
@@ -279,10 +294,10 @@ CONFIG_CASES = [
          r"checkpoint_every = 0 must be >= 1"),
     Case("grad-clip-negative", lambda w: iof.FitConfig(grad_clip=-1.0), "ConfigError",
          r"grad_clip = -1\.0 must be >= 0"),
-    Case("from-dict-typo", lambda w: iof.FitConfig.from_dict({"epoch": 3, "lrr": 0.1}),
-         "ConfigError", r"unknown options 'epoch' \(did you mean 'epochs'\?\), 'lrr' \(did "
-         r"you mean 'lr'\?\)"),
-    Case("from-dict-not-a-mapping", lambda w: iof.FitConfig.from_dict("epochs=3"),
+    Case("from-dict-typo", lambda w: iof.FitConfig.from_dict({"max_step": 3, "lrr": 0.1}),
+         "ConfigError", r"unknown options 'max_step' \(did you mean 'max_steps'\?\), 'lrr' "
+         r"\(did you mean 'lr'\?\)"),
+    Case("from-dict-not-a-mapping", lambda w: iof.FitConfig.from_dict("max_steps=24"),
          "ConfigError", r"FitConfig options must be a mapping of field names to values; got str"),
 ]
 
@@ -294,11 +309,13 @@ def test_fitconfig_refuses(case: Case, world: World) -> None:
 
 def test_fitconfig_normalises_numbers_of_other_types() -> None:
     """numpy ints and bools, ints for floats and lists for tuples are taken, as Python's."""
-    config = iof.FitConfig(epochs=np.int64(3), lr=1, use_env=np.bool_(False),
+    config = iof.FitConfig(max_steps=np.int64(24), lr=1, use_env=np.bool_(False),
                            background_alt=[80, 1000, 40])
-    assert config == iof.FitConfig(epochs=3, lr=1.0, use_env=False,
+    assert config == iof.FitConfig(max_steps=24, lr=1.0, use_env=False,
                                    background_alt=(80.0, 1000.0, 40.0))
-    assert type(config.epochs) is int and type(config.lr) is float
+    assert type(config.max_steps) is int and type(config.lr) is float
+    assert iof.FitConfig(time_limit=np.int64(60)).time_limit == 60.0
+    assert iof.FitConfig(time_limit=None).time_limit is None
     assert iof.FitConfig.from_dict(config.to_dict()) == config
 
 

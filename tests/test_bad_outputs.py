@@ -92,7 +92,7 @@ def run_case(case: Case, ctx: Context) -> None:
 
 @pytest.fixture(scope="module")
 def ctx(tiny_campaign, chapman_background, tmp_path_factory):
-    model = iof.fit(tiny_campaign, background=chapman_background, epochs=2, **TINY,
+    model = iof.fit(tiny_campaign, background=chapman_background, max_steps=16, **TINY,
                     **COARSE_IRI)
     return Context(tiny_campaign, model, chapman_background, tmp_path_factory.mktemp("bad"))
 
@@ -407,7 +407,7 @@ def cli_inputs(ctx, tmp_path_factory):
     iri_model = changed(ctx.model, set_info(background={"kind": "iri",
                                                         "f107_variable": "f107_81"}))
     iri_model.save(folder / "model.pt")
-    config = {k: v for k, v in TINY.items() if k != "progress"} | COARSE_IRI | {"epochs": 1}
+    config = {k: v for k, v in TINY.items() if k != "progress"} | COARSE_IRI | {"max_steps": 8}
     (folder / "config.json").write_text(json.dumps(config))
     return folder
 

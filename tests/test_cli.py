@@ -18,7 +18,7 @@ COARSE_IRI = dict(background_alt=[80.0, 1000.0, 40.0], background_lat_step=15.0,
 def inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     write_input_files(folder)
-    config = {k: v for k, v in TINY.items() if k != "progress"} | COARSE_IRI | {"epochs": 2}
+    config = {k: v for k, v in TINY.items() if k != "progress"} | COARSE_IRI | {"max_steps": 16}
     (folder / "config.json").write_text(json.dumps(config))
     return folder
 
@@ -30,7 +30,7 @@ def test_fit_then_reconstruct_end_to_end(inputs, tmp_path, monkeypatch, capsys):
     assert main(["-q", "fit", *common, "--config", str(inputs / "config.json"),
                  "--checkpoint", str(tmp_path / "fit.ckpt"), "--out", str(model_path)]) == 0
     model = iof.load_model(model_path)
-    assert model.config.epochs == 2 and model.info["n_obs"] > 0
+    assert model.config.max_steps == 16 and model.info["n_obs"] > 0
     assert (tmp_path / "fit.ckpt").exists()
     out = tmp_path / "ne.nc"
     assert main(["reconstruct", *common, "--model", str(model_path),

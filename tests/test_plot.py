@@ -27,7 +27,7 @@ HOUR = np.timedelta64(1, "h")
 
 @pytest.fixture(scope="module")
 def model(tiny_campaign, chapman_background):
-    return iof.fit(tiny_campaign, background=chapman_background, epochs=2, **TINY)
+    return iof.fit(tiny_campaign, background=chapman_background, max_steps=16, **TINY)
 
 
 def first_profile(ds):
@@ -333,7 +333,7 @@ def test_history_panels(model):
     assert len(losses.lines) == 5  # data, chapman, tec_direction, tec_anchor, val_loss
     np.testing.assert_array_equal(scores.lines[0].get_ydata(), table.val_rmse.values)
     np.testing.assert_array_equal(scores.lines[1].get_ydata(), table.val_rmse_background.values)
-    assert "dex" in scores.get_ylabel() and losses.get_xlabel() == "epoch"
+    assert "dex" in scores.get_ylabel() and losses.get_xlabel() == "step"
     assert_drawn(fig)
     assert plot.history(table).axes[0].get_yscale() == losses.get_yscale()
 
@@ -341,9 +341,9 @@ def test_history_panels(model):
 @pytest.mark.parametrize(("data", "scale"), [(0.5, "log"), (-1.5, "symlog")],
                          ids=["positive-loss", "negative-nll"])
 def test_history_scale_follows_the_sign(data, scale):
-    table = pd.DataFrame({"epoch": [1, 2, 3], "data": [data, data / 2, data / 4],
+    table = pd.DataFrame({"step": [200, 400, 600], "data": [data, data / 2, data / 4],
                           "val_loss": [1.0, 0.8, 0.7], "val_rmse": [0.2, 0.1, 0.08],
-                          "val_rmse_background": [0.3] * 3}).set_index("epoch")
+                          "val_rmse_background": [0.3] * 3}).set_index("step")
     fig, pair = plt.subplots(1, 2)
     assert plot.history(table, ax=pair) is fig
     assert pair[0].get_yscale() == scale

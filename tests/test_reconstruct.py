@@ -20,7 +20,7 @@ from tests.conftest import START, TINY
 
 @pytest.fixture(scope="module")
 def model(tiny_campaign, chapman_background):
-    return iof.fit(tiny_campaign, background=chapman_background, epochs=2, **TINY)
+    return iof.fit(tiny_campaign, background=chapman_background, max_steps=16, **TINY)
 
 
 def small_grid(**overrides):

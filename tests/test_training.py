@@ -13,20 +13,21 @@ from ionofield.errors import CheckpointError, ConfigError, IonofieldWarning
 from ionofield.features import temporal_features
 from ionofield.nn.model import spatial_features
 from ionofield.nn.recurrent import sample_direction
+from ionofield.sampling import ProfileSampler
 from ionofield.sphere import Cells
 from ionofield.timeutil import day_of_year
 from ionofield.training import (
     WeightAverage,
     _Trainer,
+    learning_rate,
     split_by_period,
-    time_binned_batches,
 )
 from tests.conftest import TINY
 
 
 @pytest.fixture(scope="module")
 def fitted(tiny_campaign, chapman_background):
-    return iof.fit(tiny_campaign, background=chapman_background, epochs=20, **TINY)
+    return iof.fit(tiny_campaign, background=chapman_background, max_steps=160, **TINY)
 
 
 def same_weights(a, b):
@@ -44,9 +45,9 @@ def test_fit_beats_background(fitted):
 
 
 def test_fit_is_deterministic_under_a_seed(tiny_campaign, chapman_background):
-    a = iof.fit(tiny_campaign, background=chapman_background, epochs=2, seed=3, **TINY)
-    b = iof.fit(tiny_campaign, background=chapman_background, epochs=2, seed=3, **TINY)
-    c = iof.fit(tiny_campaign, background=chapman_background, epochs=2, seed=4, **TINY)
+    a = iof.fit(tiny_campaign, background=chapman_background, max_steps=16, seed=3, **TINY)
+    b = iof.fit(tiny_campaign, background=chapman_background, max_steps=16, seed=3, **TINY)
+    c = iof.fit(tiny_campaign, background=chapman_background, max_steps=16, seed=4, **TINY)
     assert same_weights(a, b)
     assert not same_weights(a, c)
 
@@ -54,13 +55,13 @@ def test_fit_is_deterministic_under_a_seed(tiny_campaign, chapman_background):
 def test_resume_matches_an_uninterrupted_fit(
     tiny_campaign, chapman_background, tmp_path, monkeypatch
 ):
-    options = dict(background=chapman_background, seed=5, checkpoint_every=1, epochs=4, **TINY)
+    options = dict(background=chapman_background, seed=5, checkpoint_every=1, max_steps=32, **TINY)
     whole = iof.fit(tiny_campaign, **options)
     ckpt = tmp_path / "train.ckpt"
     evaluate = _Trainer.evaluate
     calls = []
 
-    def interrupted(self, idx):  # Ctrl-C in the third epoch's validation
+    def interrupted(self, idx):  # Ctrl-C in the third validation
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
@@ -70,7 +71,7 @@ def test_resume_matches_an_uninterrupted_fit(
     with pytest.raises(KeyboardInterrupt):
         iof.fit(tiny_campaign, checkpoint=ckpt, **options)
     monkeypatch.setattr(_Trainer, "evaluate", evaluate)
-    assert torch.load(ckpt, weights_only=True)["epoch"] == 2
+    assert torch.load(ckpt, weights_only=True)["step"] == 16
     resumed = iof.fit(tiny_campaign, resume=ckpt, **options)
     assert same_weights(whole, resumed)
     assert len(resumed.history) == 4
@@ -78,14 +79,14 @@ def test_resume_matches_an_uninterrupted_fit(
 
 def test_resume_refuses_other_options(tiny_campaign, chapman_background, tmp_path):
     ckpt = tmp_path / "train.ckpt"
-    iof.fit(tiny_campaign, background=chapman_background, epochs=1, checkpoint=ckpt, **TINY)
+    iof.fit(tiny_campaign, background=chapman_background, max_steps=8, checkpoint=ckpt, **TINY)
     with pytest.raises(ConfigError, match="lr"):
-        iof.fit(tiny_campaign, background=chapman_background, epochs=2, resume=ckpt,
+        iof.fit(tiny_campaign, background=chapman_background, max_steps=16, resume=ckpt,
                 **{**TINY, "lr": 1e-2})
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(ckpt.read_bytes()[:2000])
     with pytest.raises(CheckpointError, match="truncated"):
-        iof.fit(tiny_campaign, background=chapman_background, epochs=2, resume=truncated,
+        iof.fit(tiny_campaign, background=chapman_background, max_steps=16, resume=truncated,
                 **TINY)
 
 
@@ -126,7 +127,7 @@ def test_load_model_refuses_truncated_and_foreign_files(fitted, tmp_path):
 
 
 def test_accessor_fit_equals_function(tiny_campaign, chapman_background):
-    options = dict(background=chapman_background, epochs=1, seed=2, **TINY)
+    options = dict(background=chapman_background, max_steps=8, seed=2, **TINY)
     ds = tiny_campaign.copy()
     via_accessor = ds.rstmrf.fit(**options)
     assert same_weights(via_accessor, iof.fit(tiny_campaign, **options))
@@ -149,30 +150,74 @@ def test_split_holds_out_whole_periods_and_whole_profiles():
     assert len(np.unique(block[is_val & others])) == 4  # 25 % of the 16 blocks
 
 
-def test_time_binned_batches_cover_once_with_few_hours():
+def profiles(sizes, hours):
+    """Point arrays of profiles with ``sizes`` levels at ``hours``, points shuffled."""
+    rng = np.random.default_rng(7)
+    profile = np.repeat(np.arange(len(sizes)), sizes)
+    hour_bin = np.repeat(hours, sizes)
+    order = rng.permutation(profile.size)
+    return profile[order], hour_bin[order]
+
+
+def test_profile_sampler_weighs_every_profile_alike_whatever_its_levels():
+    sizes = [400, 100, 100, 250, 37, 400]
+    profile, hour_bin = profiles(sizes, [0, 0, 1, 1, 1, 2])
+    sampler = ProfileSampler(np.arange(profile.size), profile, hour_bin)
     rng = np.random.default_rng(0)
-    hour_bin = rng.integers(0, 48, 5000)
-    indices = np.arange(5000)
-    batches = time_binned_batches(indices, hour_bin, 256, rng)
-    assert np.array_equal(np.sort(np.concatenate(batches)), indices)
-    binned = max(len(np.unique(hour_bin[b])) for b in batches)
-    shuffled = min(len(np.unique(hour_bin[b])) for b in np.array_split(rng.permutation(5000), 20))
-    bound = int(np.ceil((256 - 1) / np.bincount(hour_bin).min())) + 1  # consecutive hours
-    assert binned <= bound < 20 < shuffled
+    drawn = np.concatenate([sampler.batch(rng, 500) for _ in range(400)])
+    share = np.bincount(profile[drawn], minlength=len(sizes)) / drawn.size
+    np.testing.assert_allclose(share, 1 / len(sizes), atol=0.01)  # not 400/1287 vs 37/1287
+    # within a profile, every level alike
+    levels = np.flatnonzero(profile == 4)
+    counts = np.bincount(np.searchsorted(np.sort(levels), drawn[profile[drawn] == 4]))
+    assert counts.size == 37 and counts.min() > 0.5 * counts.mean()
 
 
-@pytest.mark.parametrize("hours_per_batch", [2, 8])
-def test_time_binned_batches_mix_the_given_number_of_hours(hours_per_batch):
+@pytest.mark.parametrize("hours_per_batch", [1, 3])
+def test_profile_sampler_batches_hold_the_given_number_of_hours(hours_per_batch):
+    profile, hour_bin = profiles([50] * 48, np.repeat(np.arange(24), 2))
+    subset = np.flatnonzero(hour_bin % 2 == 0)  # only the even hours are training points
+    sampler = ProfileSampler(subset, profile, hour_bin)
     rng = np.random.default_rng(1)
-    hour_bin = np.repeat(np.arange(48), 100)  # 100 points in each of 48 hours
-    indices = rng.permutation(hour_bin.size)
-    batches = time_binned_batches(indices, hour_bin, 200, rng, hours_per_batch)
-    assert np.array_equal(np.sort(np.concatenate(batches)), np.arange(hour_bin.size))
-    spans = [len(np.unique(hour_bin[b])) for b in batches]
-    # A group of hours holds 100 * hours_per_batch points: whole batches of 200 fall
-    # inside one group, so each spans exactly the group's hours or fewer.
-    assert max(spans) <= hours_per_batch
-    assert np.median(spans) == hours_per_batch
+    for _ in range(50):
+        batch = sampler.batch(rng, 256, hours_per_batch)
+        assert batch.size == 256 and np.isin(batch, subset).all()
+        assert len(np.unique(hour_bin[batch])) == hours_per_batch
+
+
+def test_profile_sampler_keeps_a_profile_crossing_an_hour_in_its_first_hour():
+    profile = np.array([0, 0, 0, 1, 1])
+    hour_bin = np.array([3, 3, 4, 4, 4])  # profile 0 starts at 03:xx and ends at 04:00
+    sampler = ProfileSampler(np.arange(5), profile, hour_bin)
+    assert sampler.n_profiles == 2 and list(sampler.hours) == [3, 4]
+    rng = np.random.default_rng(2)
+    batches = [sampler.batch(rng, 64) for _ in range(20)]
+    assert all(len(np.unique(profile[b])) == 1 for b in batches)  # one hour, one profile
+
+
+def test_learning_rate_holds_then_decays_to_the_final_fraction():
+    config = iof.FitConfig(lr=2e-3)
+    rates = [learning_rate(config, p) for p in np.linspace(0, 1, 101)]
+    assert rates[:51] == [2e-3] * 51
+    assert all(a > b for a, b in zip(rates[50:], rates[51:], strict=False))
+    assert rates[-1] == pytest.approx(0.05 * 2e-3)
+    assert learning_rate(config, 1.7) == pytest.approx(rates[-1])  # a time limit overrun
+
+
+def test_budget_in_steps_and_validation_rows(fitted):
+    history = fitted.history
+    assert history.index.name == "step" and list(history.index) == list(range(8, 161, 8))
+    assert fitted.info["steps"] == 160 and fitted.info["device"] == "cpu"
+    assert history["elapsed_s"].is_monotonic_increasing
+    assert history["lr"].iloc[0] == TINY["lr"] and history["lr"].iloc[-1] < TINY["lr"] / 10
+
+
+def test_time_limit_ends_the_fit_early(tiny_campaign, chapman_background):
+    model = iof.fit(tiny_campaign, background=chapman_background, max_steps=100_000,
+                    time_limit=1.0, **TINY)
+    steps, seconds = model.info["steps"], model.info["train_seconds"]
+    assert 0 < steps < 100_000 and seconds < 1.0 + 10.0  # a last validation after the limit
+    assert model.history["lr"].iloc[-1] < TINY["lr"] / 2  # the schedule followed the clock
 
 
 def test_weight_average_is_the_weighted_mean_of_the_steps():
@@ -321,7 +366,7 @@ def test_fit_pins_the_season_of_a_short_campaign_only(fitted, tiny_campaign, cha
     middle = times.min() + (times.max() - times.min()) / 2
     expected = temporal_features(np.zeros(1), day_of_year(middle)[None])[0, 2:]
     torch.testing.assert_close(fitted.pinned_season, torch.from_numpy(expected))
-    free = iof.fit(tiny_campaign, background=chapman_background, epochs=1, season_min_days=0,
+    free = iof.fit(tiny_campaign, background=chapman_background, max_steps=8, season_min_days=0,
                    **TINY)
     assert torch.isnan(free.pinned_season).all()
 
