@@ -48,7 +48,9 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     try:
         found = torch.device(device.strip().lower() if isinstance(device, str) else device)
     except (RuntimeError, TypeError, ValueError) as exc:
-        raise ConfigError(f"device = {device!r} is not a torch device ({exc}); {DEVICE_HELP}") from exc
+        raise ConfigError(
+            f"device = {device!r} is not a torch device ({exc}); {DEVICE_HELP}"
+        ) from exc
     if found.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(

@@ -170,6 +170,15 @@ TINY = dict(basis_dim=16, siren_hidden=32, siren_layers=1, env_hidden=8, env_len
             tec_feat_dim=4, batch_size=128, lr=3e-3, w0=10.0, patience=0, progress=False)
 
 
+@pytest.fixture(scope="session")
+def model(tiny_campaign, chapman_background) -> iof.RSTMRF:
+    """A model fitted for 2 epochs on the tiny campaign over the Chapman background.
+
+    Shared by the test modules: a test that changes it works on a ``copy.deepcopy``.
+    """
+    return iof.fit(tiny_campaign, background=chapman_background, epochs=2, **TINY)
+
+
 @pytest.fixture
 def pyiri_calls(monkeypatch):
     """Replace PyIRI by a fast fake; return the list of its calls' arguments.
