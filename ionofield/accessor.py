@@ -22,6 +22,8 @@ from ionofield.tec_cache import tec_direction
 from ionofield.training import fit
 
 if TYPE_CHECKING:
+    import torch
+
     from ionofield.plot import CampaignPlots
 
 __all__ = ["RSTMRFAccessor"]
@@ -102,6 +104,7 @@ class RSTMRFAccessor:
         background: xr.Dataset | xr.DataArray | None = None,
         chunks: int | None = None,
         cache_dir: str | None = None,
+        device: str | torch.device | None = "auto",
     ) -> xr.Dataset:
         """Reconstruct Ne on a grid; forwards to :func:`ionofield.reconstruct`.
 
@@ -112,8 +115,9 @@ class RSTMRFAccessor:
         model
             The fitted model or the path of a model file; by default the one
             :meth:`fit` left on this accessor.
-        background, chunks, cache_dir
-            As in :func:`ionofield.reconstruct`.
+        background, chunks, cache_dir, device
+            As in :func:`ionofield.reconstruct` (``device="cuda"`` runs the network on
+            the first GPU; the default ``"auto"`` takes it when torch sees one).
 
         Returns
         -------
@@ -123,7 +127,7 @@ class RSTMRFAccessor:
         check_campaign(self._obj)
         return reconstruct(
             self._obj, grid, model=self._fitted(model), background=background, chunks=chunks,
-            cache_dir=cache_dir,
+            cache_dir=cache_dir, device=device,
         )
 
     def to_netcdf(

@@ -25,7 +25,6 @@ from ionofield.io.indices import open_indices
 from ionofield.io.ionex import open_ionex
 from ionofield.io.netcdf import to_netcdf
 from ionofield.io.ro import open_ro_profiles
-from ionofield.model import load_model
 from ionofield.reconstruction import grid, reconstruct
 from ionofield.training import fit
 
@@ -122,8 +121,8 @@ def _grid_from_args(args: argparse.Namespace) -> xr.Dataset:
 
 def _cmd_reconstruct(args: argparse.Namespace) -> None:
     ds = _load_campaign(args)
-    model = load_model(args.model)
-    volume = reconstruct(ds, _grid_from_args(args), model=model, chunks=args.chunks)
+    volume = reconstruct(ds, _grid_from_args(args), model=args.model, chunks=args.chunks,
+                         device=args.device)
     to_netcdf(volume, args.out, progress=not args.quiet)
     print(f"volume written to {args.out}")
 
@@ -242,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="deg E, start:stop:step (stop included) or list, e.g. "
                             "--lon -180:180:5 (the IONEX grid, -180 and 180 both kept)")
     p_rec.add_argument("--chunks", type=int, help="times per dask chunk (a positive number)")
+    p_rec.add_argument("--device", default="auto",
+                       help="torch device of the network: auto (the first GPU when torch "
+                            "sees one, else the CPU), cpu, cuda, cuda:1 or mps (default auto)")
     p_rec.add_argument("--out", required=True, help="output NetCDF path (written atomically)")
     p_rec.set_defaults(func=_cmd_reconstruct)
 

@@ -5,7 +5,7 @@
 (``info``: period, observations, scores, loss history) and its persistence: a model
 file stores the config and the ionofield version beside the weights
 (:mod:`ionofield.checkpoint`), so that :func:`load_model` rebuilds it with no other
-input.
+input, on any torch device (model files hold CPU tensors, whatever device wrote them).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ionofield._device import resolve_device
 from ionofield.checkpoint import read_payload, write_payload
 from ionofield.config import NETWORK_FIELDS, RETIRED_FIELDS, FitConfig
 from ionofield.drivers import TimeInputs
@@ -77,12 +78,23 @@ class RSTMRF(RSTMRFNetwork):
             Shape [U, basis_dim], on the model's device (:meth:`time_code`).
         """
         param = next(self.parameters())
-        weights = tuple(torch.from_numpy(w).to(param.device) for w in inputs.weights)
+        weights = tuple(torch.as_tensor(w, device=param.device) for w in inputs.weights)
         return self.time_code(
-            torch.from_numpy(inputs.features).to(param),
-            torch.from_numpy(inputs.history).to(param),
+            torch.as_tensor(inputs.features, dtype=param.dtype, device=param.device),
+            torch.as_tensor(inputs.history, dtype=param.dtype, device=param.device),
             weights,
         )
+
+    @property
+    def device(self) -> torch.device:
+        """The torch device the model's weights live on (read-only: move it with ``.to``).
+
+        Returns
+        -------
+        torch.device
+            ``device(type='cpu')``, ``device(type='cuda', index=0)``, ...
+        """
+        return next(self.parameters()).device
 
     def pin_season(self, day_of_year: float) -> None:
         """Give every time the season of ``day_of_year`` in the temporal code.
@@ -143,6 +155,8 @@ class RSTMRF(RSTMRFNetwork):
         """Write the model atomically: weights, config, provenance, ionofield version.
 
         The file carries a checksum of its content, which :func:`load_model` verifies.
+        It works from any device: the weights are written as CPU tensors, so the file
+        loads on any machine, onto any device.
 
         Parameters
         ----------
@@ -164,7 +178,7 @@ class RSTMRF(RSTMRFNetwork):
         write_payload(path, MODEL_FORMAT, {
             "config": self.config.to_dict(),
             "info": self.info,
-            "state_dict": self.state_dict(),
+            "state_dict": {name: value.cpu() for name, value in self.state_dict().items()},
         })
 
     def n_parameters(self) -> int:
@@ -222,21 +236,32 @@ def _nonfinite(names: list[str], limit: int = 5) -> str:
     return f"{subject} NaN or infinite values"
 
 
-def load_model(path: str | os.PathLike) -> RSTMRF:
+def load_model(path: str | os.PathLike, device: str | torch.device | None = "cpu") -> RSTMRF:
     """Rebuild a model written by :meth:`RSTMRF.save`, with no other input.
+
+    The file is read and checked (format, checksum, finite weights) on the CPU, then
+    the model is moved to ``device``; a file written on a GPU loads on a CPU-only
+    machine and the other way round.
 
     Parameters
     ----------
     path
         The model file.
+    device
+        Where the model goes: ``"cpu"`` (the default), ``"auto"`` (the first GPU when
+        torch sees one, else Apple's MPS when available, else the CPU), ``"cuda"``,
+        ``"cuda:1"``, ``"mps"`` or a :class:`torch.device`.
 
     Returns
     -------
     RSTMRF
-        In eval mode.
+        In eval mode, on ``device``.
 
     Raises
     ------
+    ConfigError
+        ``device`` is not a device, or this machine's torch cannot use it (checked
+        before the file is read; the message says how to install a build that can).
     CheckpointError
         The file is truncated, damaged (its checksum does not match), not an
         ionofield model, its weights do not match its recorded config, or they hold
@@ -248,6 +273,7 @@ def load_model(path: str | os.PathLike) -> RSTMRF:
         The file was written by ionofield 0.1 (format ``ionofield-rstmrf-model/1``),
         without a checksum: damage to it cannot be detected. Saving it again adds one.
     """
+    target = resolve_device(device)
     payload = read_payload(
         path,
         tag=MODEL_FORMAT,
@@ -286,4 +312,4 @@ def load_model(path: str | os.PathLike) -> RSTMRF:
             IonofieldWarning,
             stacklevel=2,
         )
-    return model.eval()
+    return model.to(target).eval()

@@ -49,16 +49,20 @@ def predict_residual(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The network's log10 residual and log-variance on a (time, alt, lat, lon) grid.
 
-    The temporal path (and the time half of the decoder) runs once per time; the
-    spatial path once per point, in calls of :data:`POINTS_PER_CALL` points spread
-    over ``workers`` threads of one torch thread each: on these narrow layers,
-    independent calls side by side use the cores better than torch's own intra-op
-    threads.
+    The network runs on the model's device (:attr:`~ionofield.RSTMRF.device`): the grid goes
+    there once, each call's coordinates are built there, and the results come back
+    to the CPU once, at the end. The temporal path (and the time half of the decoder)
+    runs once per time; the spatial path once per point, in calls of
+    :data:`POINTS_PER_CALL` points. On the CPU the calls are spread over ``workers``
+    threads of one torch thread each: on these narrow layers, independent calls side
+    by side use the cores better than torch's own intra-op threads. On a GPU they
+    run one after the other from the calling thread (its stream orders them
+    anyway).
 
     Parameters
     ----------
     model
-        A fitted model.
+        A fitted model, on the device to run on.
     drivers
         Hourly drivers covering ``times``.
     times
@@ -66,44 +70,46 @@ def predict_residual(
     alt, lat, lon
         Grid axes (km, deg, deg), shapes [Z], [Y], [X].
     workers
-        Threads evaluating the network (default: torch's intra-op thread count).
+        Threads evaluating the network on the CPU (default: torch's intra-op thread
+        count); unused on other devices.
 
     Returns
     -------
     residual, log_var
-        float32 arrays of shape [T, Z, Y, X].
+        float32 numpy arrays of shape [T, Z, Y, X].
     """
     model.eval()
-    with torch.inference_mode():
-        codes = model.encode_time(drivers.time_inputs(times, model.config.env_len))
+    device = model.device
     space_grid = np.empty((alt.size, lat.size, lon.size, 3), dtype=np.float32)
     space_grid[..., 0] = lat[:, None]
     space_grid[..., 1] = lon
     space_grid[..., 2] = alt[:, None, None]
-    space = torch.from_numpy(space_grid.reshape(-1, 3))
     ut = universal_time_hours(times)
-    shape = (len(times), alt.size, lat.size, lon.size)
-    residual = np.empty(shape, dtype=np.float32)
-    log_var = np.empty(shape, dtype=np.float32)
-    flat_residual = residual.reshape(len(times), -1)
-    flat_log_var = log_var.reshape(len(times), -1)
+    with torch.inference_mode():
+        codes = model.encode_time(drivers.time_inputs(times, model.config.env_len))
+        space = torch.as_tensor(space_grid.reshape(-1, 3), device=device)
+        # residual and log_var of every point, written in place by the calls below
+        out = torch.empty((2, len(times), len(space)), dtype=torch.float32, device=device)
 
     def evaluate(task: tuple[int, int]) -> None:
         k, start = task
         stop = min(start + POINTS_PER_CALL, len(space))
-        coords = torch.empty((stop - start, 4), dtype=torch.float32)
-        coords[:, :3] = space[start:stop]
-        coords[:, 3] = float(ut[k])
         with torch.inference_mode():  # grad mode is per thread
-            r, v = model(coords, codes[k : k + 1])
-        flat_residual[k, start:stop] = r.numpy()
-        flat_log_var[k, start:stop] = v.numpy()
+            coords = torch.empty((stop - start, 4), dtype=torch.float32, device=device)
+            coords[:, :3] = space[start:stop]
+            coords[:, 3] = float(ut[k])
+            out[0, k, start:stop], out[1, k, start:stop] = model(coords, codes[k : k + 1])
 
     tasks = [(k, s) for k in range(len(times)) for s in range(0, len(space), POINTS_PER_CALL)]
-    n_workers = workers or torch.get_num_threads()
-    with torch_threads(1):
-        for _ in _worker_pool(n_workers).map(evaluate, tasks):
-            pass
+    if device.type == "cpu":
+        with torch_threads(1):
+            for _ in _worker_pool(workers or torch.get_num_threads()).map(evaluate, tasks):
+                pass
+    else:
+        for task in tasks:
+            evaluate(task)
+    shape = (len(times), alt.size, lat.size, lon.size)
+    residual, log_var = out.cpu().numpy().reshape(2, *shape)
     return residual, log_var
 
 

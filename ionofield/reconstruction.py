@@ -9,6 +9,11 @@ chunks in flight, whatever the grid's length; two chunks in flight overlap one's
 with the other's network; and the graph runs unchanged on a ``dask.distributed``
 cluster. :func:`ionofield.to_netcdf` (``vol.rstmrf.to_netcdf``) writes it atomically.
 
+The network runs on the torch device ``device=`` names (a GPU when torch sees one,
+by default). The graph holds the reconstruction's own copy of the model, on that
+device: the model a user passes is neither moved nor changed, and what happens to it
+afterwards does not reach the volume.
+
 What a volume holds is checked where it is made: a model with NaN or infinite weights
 is refused before anything is built, and each chunk is checked as it is computed
 (:data:`RESIDUAL_LIMIT_DEX`, :data:`SIGMA_RANGE_DEX`), so ``ne`` and
@@ -21,6 +26,7 @@ times or altitudes the model was fitted on gives an
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.metadata
 import os
@@ -31,8 +37,10 @@ from typing import Any
 import dask
 import dask.array as dsa
 import numpy as np
+import torch
 import xarray as xr
 
+from ionofield._device import resolve_device
 from ionofield._version import __version__
 from ionofield.background import IRI_F107, BackgroundField, campaign_background
 from ionofield.campaign import check_campaign
@@ -167,6 +175,7 @@ def reconstruct(
     background: xr.Dataset | xr.DataArray | None = None,
     chunks: int | None = None,
     cache_dir: str | os.PathLike | None = None,
+    device: str | torch.device | None = "auto",
 ) -> xr.Dataset:
     """Reconstruct Ne on a grid, lazily.
 
@@ -178,7 +187,9 @@ def reconstruct(
         The grid, from :func:`grid`.
     model
         A fitted :class:`~ionofield.RSTMRF`, or the path of a model file (read with
-        :func:`ionofield.load_model`).
+        :func:`ionofield.load_model`, onto ``device``). A model object is copied to
+        ``device`` for the volume: it is itself neither moved nor changed, and
+        changing it after this call does not change the volume.
     background
         The background the model was fitted with, when it was user-supplied.
     chunks
@@ -186,6 +197,12 @@ def reconstruct(
         near 4 million points).
     cache_dir
         Disk cache of the IRI background.
+    device
+        The torch device the network runs on when the chunks compute: ``"auto"``
+        (the default, or None: the first CUDA GPU when torch sees one, else Apple's
+        MPS when available, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``,
+        ``"mps"`` or a :class:`torch.device`. The background and the combination run
+        on the CPU whatever the device.
 
     Returns
     -------
@@ -196,14 +213,17 @@ def reconstruct(
         the campaign's TEC maps (:class:`~ionofield.prediction.ColumnMisfit`) when the
         model was calibrated with it and ``ds`` has them. The attributes say which
         background was used (``source``, ``background``, and for IRI the F10.7 it
-        was given, ``iri_f107``) and how far the grid is from what the model was
-        fitted on (``training_period``, ``training_alt_range``, ``extrapolation``).
+        was given, ``iri_f107``), how far the grid is from what the model was
+        fitted on (``training_period``, ``training_alt_range``, ``extrapolation``)
+        and the device the network runs on (``device``: ``"cpu"``, ``"cuda:0"``, ...).
 
     Raises
     ------
     ConfigError
-        ``model``, ``target`` or ``chunks`` is not what is described above, or the
-        model was fitted on a user background and ``background`` is missing.
+        ``model``, ``target``, ``chunks`` or ``device`` is not what is described
+        above (for a device, also when this machine's torch cannot use it: the
+        message says how to install one that can), or the model was fitted on a
+        user background and ``background`` is missing.
     CampaignError
         ``ds`` is not a campaign.
     CheckpointError
@@ -221,7 +241,7 @@ def reconstruct(
         The grid reaches more than :data:`EXTRAPOLATION_DAYS` beyond the training
         period, or more than :data:`EXTRAPOLATION_KM` beyond the observed altitudes.
     """
-    model = _usable_model(model)
+    model = _usable_model(model, resolve_device(device))
     _check_target(target)
     if chunks is not None and (
         isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1
@@ -265,10 +285,14 @@ def reconstruct(
     return out
 
 
-def _usable_model(model: Any) -> RSTMRF:
-    """The model to reconstruct with: loaded from a path, refused when not finite."""
+def _usable_model(model: Any, device: torch.device) -> RSTMRF:
+    """The reconstruction's own model, on ``device``; refused when not finite.
+
+    A path is loaded there; a model object is copied there, so that the user's
+    object is neither moved nor changed.
+    """
     if isinstance(model, (str, os.PathLike)):
-        model = load_model(model)
+        return load_model(model, device=device)  # load_model refuses non-finite weights
     if not isinstance(model, RSTMRF):
         raise ConfigError(
             f"reconstruct: model= is a {type(model).__name__}; pass a fitted ionofield.RSTMRF "
@@ -282,7 +306,7 @@ def _usable_model(model: Any) -> RSTMRF:
             "and every value it gives would be NaN; refit the model (a lower lr, finite "
             "observations)"
         )
-    return model
+    return copy.deepcopy(model).to(device).eval()
 
 
 def _check_target(target: Any) -> None:
@@ -521,4 +545,5 @@ def _global_attrs(
         "training_period": f"{period[0]} to {period[-1]}",
         "training_alt_range": f"{span[0]:g} to {span[-1]:g} km" if span else "not recorded",
         "extrapolation": extrapolation or "none",
+        "device": str(model.device),
     }

@@ -59,7 +59,11 @@ class HourlyTECCache:
 
     The cache notices new weights: when any parameter of the TEC path has changed
     in place since the fields were stored (an optimiser step, ``load_state_dict``)
-    or been replaced, the stored fields are dropped.
+    or been replaced (``model.to(device)``), the stored fields are dropped.
+
+    The TEC path runs on the model's device (:attr:`~ionofield.RSTMRF.device`), and the fields
+    stay there: the maps' grid axes go to that device once (again only if the model
+    moves), and :meth:`fields` and :meth:`at` return tensors on it.
 
     Parameters
     ----------
@@ -121,8 +125,7 @@ class HourlyTECCache:
         self._weights_id: tuple[tuple[int, int], ...] = ()
         self.hits = 0
         self.misses = 0
-        self._lat = torch.from_numpy(drivers.tec_lat)
-        self._lon = torch.from_numpy(drivers.tec_lon)
+        self._grid = self._grid_axes()
 
     # -- statistics ------------------------------------------------------------------
     def get_stats(self) -> dict[str, float | int]:
@@ -150,17 +153,25 @@ class HourlyTECCache:
         self.misses = 0
 
     # -- hourly fields ---------------------------------------------------------------
+    def _grid_axes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The maps' latitudes and longitudes in the model's dtype, on its device."""
+        param = next(self.model.parameters())
+        like = {"dtype": param.dtype, "device": param.device}
+        return (torch.as_tensor(self.drivers.tec_lat, **like),
+                torch.as_tensor(self.drivers.tec_lon, **like))
+
     def _compute(self, hours: np.ndarray) -> torch.Tensor:
         """Run the TEC path for whole hours, ``batch_hours`` at a time: [U, 2, H, W]."""
         param = next(self.model.parameters())
-        lat = self._lat.to(param)
-        lon = self._lon.to(param)
+        if (self._grid[0].device, self._grid[0].dtype) != (param.device, param.dtype):
+            self._grid = self._grid_axes()  # the model moved since the last call
         parts = []
         for start in range(0, len(hours), self.batch_hours):
             seqs = self.drivers.tec_sequences(
                 hours[start : start + self.batch_hours], self.model.config.seq_len
             )
-            parts.append(self.model.direction_field(torch.from_numpy(seqs).to(param), lat, lon)[0])
+            tec = torch.as_tensor(seqs, dtype=param.dtype, device=param.device)
+            parts.append(self.model.direction_field(tec, *self._grid)[0])
         return torch.cat(parts)
 
     def _current_weights_id(self) -> tuple[tuple[int, int], ...]:
@@ -240,7 +251,7 @@ class HourlyTECCache:
         -------
         torch.Tensor
             Shape [N, 2], (north, east) components in the spherical metric, in the
-            model's dtype.
+            model's dtype, on its device.
 
         Raises
         ------
@@ -287,8 +298,8 @@ def tec_direction(
         Times within the campaign's hourly axis (datetime64 or cftime), 1-D or
         scalar; ``None`` means the campaign's whole hours.
     model
-        The model whose TEC path to evaluate; required for ``source="model"``,
-        unused for ``"data"``.
+        The model whose TEC path to evaluate, on its device; required for
+        ``source="model"``, unused for ``"data"``.
     source
         ``"model"`` or ``"data"``.
 
@@ -354,8 +365,8 @@ def tec_direction(
         else:
             tec = torch.from_numpy(drivers.tec_sequences(hours, 1)[:, -1])
             hourly = reference_direction(tec, drivers.tec_lat, drivers.tec_lon)
-        tensors = Cells(*(torch.as_tensor(a) for a in cells[:2]),
-                        torch.as_tensor(cells.weight, dtype=hourly.dtype))
+        tensors = Cells(*(torch.as_tensor(a, device=hourly.device) for a in cells[:2]),
+                        torch.as_tensor(cells.weight, dtype=hourly.dtype, device=hourly.device))
         maps = interpolate(hourly, [tensors]).to(torch.float32).cpu().numpy()
     dims = ("time", "lat", "lon")
     note = "cosine-squared blend of the neighbouring whole hours between them"

@@ -173,6 +173,15 @@ TINY = dict(basis_dim=16, siren_hidden=32, siren_layers=1, env_hidden=8, env_len
             weight_average_steps=40, progress=False)
 
 
+@pytest.fixture(scope="session")
+def model(tiny_campaign, chapman_background) -> iof.RSTMRF:
+    """A model fitted for 16 steps on the tiny campaign over the Chapman background.
+
+    Shared by the test modules: a test that changes it works on a ``copy.deepcopy``.
+    """
+    return iof.fit(tiny_campaign, background=chapman_background, max_steps=16, **TINY)
+
+
 @pytest.fixture
 def pyiri_calls(monkeypatch):
     """Replace PyIRI by a fast fake; return the list of its calls' arguments.

@@ -20,14 +20,9 @@ from matplotlib.quiver import Quiver  # noqa: E402
 import ionofield as iof  # noqa: E402
 from ionofield import plot  # noqa: E402
 from ionofield.errors import ConfigError, CoverageError  # noqa: E402
-from tests.conftest import START, TINY, chapman_log10, indices_dataset  # noqa: E402
+from tests.conftest import START, chapman_log10, indices_dataset  # noqa: E402
 
 HOUR = np.timedelta64(1, "h")
-
-
-@pytest.fixture(scope="module")
-def model(tiny_campaign, chapman_background):
-    return iof.fit(tiny_campaign, background=chapman_background, max_steps=16, **TINY)
 
 
 def first_profile(ds):

@@ -15,12 +15,7 @@ from ionofield.background import BackgroundField
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import ConfigError, CoverageError
 from ionofield.prediction import ColumnMisfit, predict_residual
-from tests.conftest import START, TINY
-
-
-@pytest.fixture(scope="module")
-def model(tiny_campaign, chapman_background):
-    return iof.fit(tiny_campaign, background=chapman_background, max_steps=16, **TINY)
+from tests.conftest import START
 
 
 def small_grid(**overrides):
