@@ -354,6 +354,13 @@ def _legacy_payload(world: World) -> dict[str, Any]:
     payload = torch.load(world.model_file, weights_only=True)
     payload.pop("checksum", None)
     payload["format"] = "ionofield-rstmrf-model/1"
+    new = ("max_steps", "time_limit", "eval_every", "validation_points", "weight_average_steps")
+    payload["config"] = {k: v for k, v in payload["config"].items() if k not in new}
+    payload["config"].update(epochs=50, weight_average_epochs=5.0)  # retired since
+    payload["info"]["history"] = [
+        {"epoch": k, **{n: v for n, v in row.items() if n not in ("step", "elapsed_s", "lr")}}
+        for k, row in enumerate(payload["info"]["history"], start=1)
+    ]
     return payload
 
 
@@ -416,5 +423,7 @@ def test_load_model_of_a_file_without_checksum_warns(world: World) -> None:
         model = iof.load_model(path)
     expected = world.model.state_dict()
     assert all(torch.equal(model.state_dict()[k], expected[k]) for k in expected)
+    assert model.config.max_steps == iof.FitConfig().max_steps  # epochs=50 dropped
+    assert model.history.index.name == "epoch" and len(model.history) == len(world.model.history)
     model.save(world.folder / "resaved.pt")  # now with a checksum: loads without a warning
     assert "checksum" in torch.load(world.folder / "resaved.pt", weights_only=True)
