@@ -425,3 +425,19 @@ def test_tec_path_runs_once_per_collocation_hour(tiny_campaign, chapman_backgrou
         losses = trainer.batch_losses(np.arange(config.batch_size), rng)
         assert torch.isfinite(losses["tec_direction"])
     assert asked == [3] * 5
+
+
+def test_the_networks_sigma_stays_within_its_bounds_far_from_the_data():
+    """An extreme raw log-variance (a storm day far from training) gives 3 dex at most."""
+    from ionofield.nn.model import SIGMA_BOUNDS_DEX, bounded_log_var
+
+    raw = torch.linspace(-200.0, 200.0, 4001)
+    sigma = (bounded_log_var(raw) / 2).exp()
+    assert float(sigma.min()) >= SIGMA_BOUNDS_DEX[0] * 0.999
+    assert float(sigma.max()) <= SIGMA_BOUNDS_DEX[1] * 1.001
+    assert bool((sigma[1:] >= sigma[:-1]).all())  # monotonic: the NLL keeps its order
+    usual = torch.log(torch.tensor([0.03, 0.1, 0.3])) * 2  # where fitted sigmas lie
+    low, high = (2 * np.log(b) for b in SIGMA_BOUNDS_DEX)
+    departure = (bounded_log_var(usual) - usual).abs()
+    assert bool((departure <= torch.exp(usual - high) + torch.exp(low - usual)).all())
+    assert float(departure.max()) < 0.011  # sigma within 0.6 % of the unbounded one

@@ -41,6 +41,29 @@ TEC_SCALE = 50.0
 SPATIAL_FEATURES = 6
 #: log-variance offset so that the initial predicted sigma of log10 Ne is about 0.1.
 LOG_VAR_OFFSET = 2.0 * math.log(0.1)
+#: The network's sigma of log10 Ne (dex) lies within these bounds (before the
+#: calibration factor): below 1e-3 dex (0.2 %) is finer than any retrieval, above 3 dex
+#: (a factor 1000) says nothing. Unbounded, the log-variance head extrapolated to
+#: 6 dex and more at a few points of an unseen storm day (``benchmarks/osse.py``).
+SIGMA_BOUNDS_DEX = (1.0e-3, 3.0)
+
+
+def bounded_log_var(raw: torch.Tensor) -> torch.Tensor:
+    """``raw`` log-variance softly clamped to ``2 ln SIGMA_BOUNDS_DEX``.
+
+    Within the bounds the clamp is the identity to within ``exp(-distance)`` (1e-3 at
+    sigma 0.1 dex); beyond them it flattens smoothly, so the gradient never vanishes
+    abruptly.
+
+    Examples
+    --------
+    >>> values = bounded_log_var(torch.tensor([-100.0, 2 * math.log(0.1), 100.0]))
+    >>> [round(float(v), 3) for v in (values / 2).exp()]
+    [0.001, 0.1, 3.0]
+    """
+    low, high = (2.0 * math.log(bound) for bound in SIGMA_BOUNDS_DEX)
+    above_low = low + nn.functional.softplus(raw - low)
+    return high - nn.functional.softplus(high - above_low)
 
 
 def spatial_features(coords: torch.Tensor) -> torch.Tensor:
@@ -228,7 +251,7 @@ class RSTMRFNetwork(nn.Module):
         h_spatial = self.spatial(spatial_features(coords))
         hidden = nn.functional.linear(h_spatial, first.weight[:, :n_space]) + time_half
         out = self.decoder[1:](hidden)
-        return out[:, 0], out[:, 1] + (LOG_VAR_OFFSET + self.log_var_shift)
+        return out[:, 0], bounded_log_var(out[:, 1] + LOG_VAR_OFFSET) + self.log_var_shift
 
     def pin_season(self, season: torch.Tensor) -> None:
         """Give every time the season ``season`` in the temporal code.
