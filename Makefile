@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/background.py
 	$(PY) benchmarks/tec_cache.py
 	$(PY) benchmarks/perf.py
+	$(PY) benchmarks/throughput.py
 	$(PY) benchmarks/osse.py
 
 clean:

@@ -35,7 +35,7 @@ import xarray as xr
 from _memory import peak_rss_mb
 
 import ionofield as iof
-from ionofield.background import campaign_background
+from ionofield.background import IRI_F107, campaign_background
 from ionofield.osse import sample_ro_profiles, storm_world, tec_maps
 
 START = "2024-05-10"
@@ -76,7 +76,7 @@ def prepare(work: Path, *, profiles_per_day: int, levels: int, quick: bool,
     tec = tec_maps(world, hours)
     ds = iof.campaign(obs=obs, tec=tec, period=(hours[0], hours[-1]))
     ds.to_netcdf(work / "campaign.nc")
-    campaign_background(ds.time.values, ds.f107, config=iof.FitConfig(**BACKGROUND))
+    campaign_background(ds.time.values, ds[IRI_F107], config=iof.FitConfig(**BACKGROUND))
     grid = evaluation_grid(quick)
     t = grid.time.values
     truth = world.log10_ne(t[:, None, None, None], grid.alt.values[:, None, None],

@@ -70,7 +70,7 @@ from osse import BACKGROUND, START, evaluate, fit_variant, prepare
 
 import ionofield as iof
 from ionofield._device import resolve_device
-from ionofield.background import campaign_background
+from ionofield.background import IRI_F107, campaign_background
 from ionofield.iri import default_cache_dir
 from ionofield.osse import SyntheticWorld, sample_ro_profiles, storm_world, tec_maps
 
@@ -238,7 +238,7 @@ def write_campaign(folder: Path, world: SyntheticWorld, tec: xr.Dataset, *, days
     cache = default_cache_dir()
     cached_before = len(list(cache.glob("iri_*.nc")))
     started = time.perf_counter()
-    campaign_background(ds.time.values, ds.f107, config=iof.FitConfig(**BACKGROUND))
+    campaign_background(ds.time.values, ds[IRI_F107], config=iof.FitConfig(**BACKGROUND))
     return {"days": days, "profiles_per_day": profiles_per_day, "levels": levels,
             "observations": int(ds.sizes["obs"]), "build_s": round(build, 1),
             "iri_background_s": round(time.perf_counter() - started, 1),

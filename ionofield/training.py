@@ -59,7 +59,7 @@ from ionofield._device import resolve_device
 from ionofield._threads import torch_threads
 from ionofield._version import __version__
 from ionofield.align import DRIVERS
-from ionofield.background import campaign_background
+from ionofield.background import IRI_F107, campaign_background
 from ionofield.calibration import sigma_scale
 from ionofield.campaign import check_campaign
 from ionofield.checkpoint import (
@@ -541,7 +541,7 @@ def _fit(
         fingerprint = campaign_fingerprint(ds, background)
     saved = None if resume is None else _read_training_checkpoint(resume, config, seed, fingerprint)
     bg_field, background_info = campaign_background(
-        drivers.hours, ds["f107"], config=config, background=background, cache_dir=cache_dir
+        drivers.hours, ds[IRI_F107], config=config, background=background, cache_dir=cache_dir
     )
     data = ObservationArrays.from_campaign(ds, bg_field)
     train_idx, val_idx = split_by_period(

@@ -166,6 +166,9 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile("ci")
 
 #: Small, fast settings for fits in tests.
+#: A coarse IRI cube (PyIRI, or its fake, on few nodes).
+COARSE_IRI = dict(background_alt=(80.0, 1000.0, 40.0), background_lat_step=15.0,
+                  background_lon_step=30.0)
 #: A tiny network, validated every 8 steps (about one pass over the tiny campaign's
 #: training points): ``max_steps=8 * n`` is n such passes.
 TINY = dict(basis_dim=16, siren_hidden=32, siren_layers=1, env_hidden=8, env_len=4, seq_len=2,

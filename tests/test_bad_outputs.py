@@ -29,11 +29,9 @@ import xarray as xr
 
 import ionofield as iof
 from ionofield import cli
-from tests.conftest import START, TINY, observations, write_input_files
+from tests.conftest import COARSE_IRI, START, TINY, observations, write_input_files
 
 #: IRI grid of the models here: coarse, so that a background of a few hours is quick.
-COARSE_IRI = dict(background_alt=(80.0, 1000.0, 40.0), background_lat_step=15.0,
-                  background_lon_step=30.0)
 IONEX_LON = np.arange(-180, 180.1, 5)
 
 

@@ -8,10 +8,7 @@ import xarray as xr
 
 import ionofield as iof
 from ionofield.cli import _axis, build_parser, main
-from tests.conftest import TINY, write_input_files
-
-COARSE_IRI = dict(background_alt=[80.0, 1000.0, 40.0], background_lat_step=15.0,
-                  background_lon_step=30.0)
+from tests.conftest import COARSE_IRI, TINY, write_input_files
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from ionofield.training import (
     learning_rate,
     split_by_period,
 )
-from tests.conftest import TINY
+from tests.conftest import COARSE_IRI, TINY
 
 
 @pytest.fixture(scope="module")
@@ -441,3 +441,12 @@ def test_the_networks_sigma_stays_within_its_bounds_far_from_the_data():
     departure = (bounded_log_var(usual) - usual).abs()
     assert bool((departure <= torch.exp(usual - high) + torch.exp(low - usual)).all())
     assert float(departure.max()) < 0.011  # sigma within 0.6 % of the unbounded one
+
+
+def test_the_fits_iri_background_is_given_the_81_day_mean_f107(tiny_campaign, pyiri_calls,
+                                                                tmp_path):
+    """PyIRI reads F10.7 as a 12-month-smoothed level: the fit gives it f107_81, not f107."""
+    model = iof.fit(tiny_campaign, max_steps=8, cache_dir=tmp_path, **COARSE_IRI, **TINY)
+    given = {args[7] for args, _ in pyiri_calls}
+    assert given == {float(tiny_campaign["f107_81"].mean())} != {float(tiny_campaign["f107"][0])}
+    assert model.info["background"]["f107_variable"] == "f107_81"
