@@ -10,11 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from ionofield.background import BackgroundField
 from ionofield.timeutil import universal_time_hours
 
+#: Points per block of :meth:`ObservationArrays.from_campaign` (float64 temporaries of
+#: some tens of MB).
+POINTS_PER_BLOCK = 262_144
 #: Step (deg) of the central differences that give the background's horizontal gradient.
 _BG_GRADIENT_STEP_DEG = 0.25
 
@@ -28,17 +32,17 @@ class ObservationArrays:
     coords
         float32 [N, 4]: latitude, longitude (deg), altitude (km), UT (hours).
     time_id
-        int64 [N]: index of each point's time in ``times``.
+        int32 [N]: index of each point's time in ``times``.
     times
         datetime64[ns] [U]: distinct observation times.
     hour_bin
-        int64 [N]: the whole hour at or before each point (for the sampler).
+        int32 [N]: the whole hour at or before each point (for the sampler).
     target
         float32 [N]: observed log10 Ne.
     background
         float32 [N]: log10 of the background Ne.
     profile
-        int64 [N]: profile code of each point.
+        int32 [N]: profile code of each point.
     """
 
     coords: np.ndarray
@@ -53,6 +57,11 @@ class ObservationArrays:
     def from_campaign(cls, ds: xr.Dataset, bg_field: BackgroundField) -> ObservationArrays:
         """Gather the observations of a campaign and the background at them.
 
+        The coordinates and the background are computed in blocks of
+        :data:`POINTS_PER_BLOCK` points, so the float64 temporaries stay the size of a
+        block whatever the campaign's size, and the profile codes come from a hash
+        table (:func:`pandas.factorize`), not a sorted copy of the profile names.
+
         Parameters
         ----------
         ds
@@ -64,21 +73,29 @@ class ObservationArrays:
         -------
         ObservationArrays
         """
+        # The codes first: factorizing names makes Python strings for a moment.
+        profile, _ = pd.factorize(ds["obs_profile"].values)
         time = ds["obs_time"].values
-        lat = ds["obs_lat"].values.astype(np.float64)
-        lon = ds["obs_lon"].values.astype(np.float64)
-        alt = ds["obs_alt"].values.astype(np.float64)
+        n = time.size
+        coords = np.empty((n, 4), dtype=np.float32)
+        background = np.empty(n, dtype=np.float32)
+        for start in range(0, n, POINTS_PER_BLOCK):
+            block = slice(start, start + POINTS_PER_BLOCK)
+            t = time[block]
+            lat, lon, alt = (ds[f"obs_{name}"].values[block].astype(np.float64)
+                             for name in ("lat", "lon", "alt"))
+            coords[block] = point_coords(t, alt, lat, lon)
+            background[block] = bg_field.log10_at(t, alt, lat, lon)
         times, time_id = np.unique(time, return_inverse=True)
-        _, profile = np.unique(ds["obs_profile"].values.astype(str), return_inverse=True)
         hours = (time - time.min().astype("datetime64[h]")) // np.timedelta64(1, "h")
         return cls(
-            coords=point_coords(time, alt, lat, lon),
-            time_id=time_id.astype(np.int64),
+            coords=coords,
+            time_id=time_id.astype(np.int32),
             times=times,
-            hour_bin=hours.astype(np.int64),
+            hour_bin=hours.astype(np.int32),
             target=np.log10(ds["ne"].values).astype(np.float32),
-            background=bg_field.log10_at(time, alt, lat, lon).astype(np.float32),
-            profile=profile.astype(np.int64),
+            background=background,
+            profile=profile.astype(np.int32),
         )
 
     def __len__(self) -> int:

@@ -450,3 +450,19 @@ def test_the_fits_iri_background_is_given_the_81_day_mean_f107(tiny_campaign, py
     given = {args[7] for args, _ in pyiri_calls}
     assert given == {float(tiny_campaign["f107_81"].mean())} != {float(tiny_campaign["f107"][0])}
     assert model.info["background"]["f107_variable"] == "f107_81"
+
+
+def test_observation_arrays_in_blocks_equal_one_block(tiny_campaign, chapman_background,
+                                                      monkeypatch):
+    import ionofield.observations as observations
+    from ionofield.background import BackgroundField
+
+    field = BackgroundField(chapman_background)
+    whole = observations.ObservationArrays.from_campaign(tiny_campaign, field)
+    monkeypatch.setattr(observations, "POINTS_PER_BLOCK", 7)  # 1116 points: 160 blocks
+    blocks = observations.ObservationArrays.from_campaign(tiny_campaign, field)
+    for name in ("coords", "time_id", "times", "hour_bin", "target", "background", "profile"):
+        np.testing.assert_array_equal(getattr(blocks, name), getattr(whole, name))
+    names = tiny_campaign["obs_profile"].values
+    same = names[:, None] == names[None, :]  # one code per profile, and only one
+    np.testing.assert_array_equal(whole.profile[:, None] == whole.profile[None, :], same)
