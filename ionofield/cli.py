@@ -197,6 +197,13 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
                              "the TEC maps span); the campaign's period=")
 
 
+def _add_device(parser: argparse.ArgumentParser, what: str) -> None:
+    """The ``--device`` option of a subcommand that runs ``what`` on a torch device."""
+    parser.add_argument("--device", default="auto",
+                        help=f"torch device of {what}: auto (the first GPU when torch sees "
+                             "one, else the CPU), cpu, cuda, cuda:1 or mps (default auto)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ionofield`` command."""
     parser = _Parser(
@@ -220,9 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_fit.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p_fit.add_argument("--threads", type=int, default=None,
                        help="torch threads for the fit (1 is often fastest for small batches)")
-    p_fit.add_argument("--device", default="auto",
-                       help="torch device: auto (a GPU when torch sees one), cpu, cuda, "
-                            "cuda:1, mps")
+    _add_device(p_fit, "the fit")
     p_fit.add_argument("--checkpoint", help="training checkpoint path (written atomically)")
     p_fit.add_argument("--resume", help="continue from this training checkpoint")
     p_fit.add_argument("--out", required=True, help="where to save the fitted model (.pt)")
@@ -241,9 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="deg E, start:stop:step (stop included) or list, e.g. "
                             "--lon -180:180:5 (the IONEX grid, -180 and 180 both kept)")
     p_rec.add_argument("--chunks", type=int, help="times per dask chunk (a positive number)")
-    p_rec.add_argument("--device", default="auto",
-                       help="torch device of the network: auto (the first GPU when torch "
-                            "sees one, else the CPU), cpu, cuda, cuda:1 or mps (default auto)")
+    _add_device(p_rec, "the network")
     p_rec.add_argument("--out", required=True, help="output NetCDF path (written atomically)")
     p_rec.set_defaults(func=_cmd_reconstruct)
 

@@ -195,7 +195,7 @@ class _Trainer:
         self.data = data
         self.drivers = drivers
         self.bg_field = bg_field
-        self.device = next(model.parameters()).device
+        self.device = model.device
         # The observations stay on the device; a batch only indexes them.
         self.coords = self.tensor(data.coords)
         self.target = self.tensor(data.target)
@@ -630,7 +630,7 @@ def _check_inputs(ds: xr.Dataset, drivers: HourlyDrivers) -> None:
     finite drivers (an index edited to NaN by hand) and that the TEC maps are finite
     after their gaps were filled.
     """
-    if "ne" not in ds.data_vars or ds.sizes["obs"] == 0:
+    if ds.sizes["obs"] == 0:  # check_campaign has seen to 'ne' and the 'obs' dimension
         raise CampaignError(
             "fit: the campaign holds no observations (no variable 'ne' on a non-empty 'obs' "
             "dimension); build it with ionofield.campaign from observations within its period"
