@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU build of torch that lies on this machine's disk (a looser pin pulls a CUDA build).
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[test,distributed,cf]"
+	$(PY) -m pip install --quiet -e ".[test,distributed,cf,zarr]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -19,12 +19,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ionofield"
 #: Layers from the ground up; a module may import from its layer and those before it.
 LAYERS = {
     "ground": ["_version", "_files", "errors", "timeutil", "sphere", "diagnostics"],
-    "io": ["io", "io.cf", "io.ionex", "io.ro", "io.indices", "io.netcdf"],
+    "io": ["io", "io.cf", "io.ionex", "io.ro", "io.indices", "io.netcdf",
+           "io.zarr", "io.ionosonde"],
     "data model": ["align", "campaign", "config", "iri", "background", "features", "drivers",
                    "observations"],
     "nn": ["nn", "nn.siren", "nn.losses", "nn.recurrent", "nn.model"],
-    "model": ["_device", "_threads", "checkpoint", "model", "prediction", "tec_cache"],
-    "jobs": ["sampling", "calibration", "training", "reconstruction"],
+    "model": ["_device", "_distributed", "_threads", "checkpoint", "model", "prediction", "tec_cache"],
+    "jobs": ["sampling", "calibration", "training", "reconstruction", "validation"],
     "faces": ["accessor", "plot", "cli", "__main__", ""],
     "osse": ["osse", "osse.world", "osse.sampling", "osse.samples", "osse.__main__"],
 }
