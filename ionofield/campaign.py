@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,11 @@ ALT_RANGE_KM = (0.0, 5000.0)
 #: Vertical TEC (TECU) a map may hold: the largest GIM values of the strongest storms
 #: stay below about 300 TECU, and negative TEC is impossible.
 TEC_RANGE_TECU = (0.0, 500.0)
+#: Observations per block where a campaign's columns are read a block at a time
+#: (:func:`observation_blocks`): temporaries of a few MB whatever its size.
+OBS_PER_BLOCK = 262_144
+#: Positive densities at most in the median of the units check (every k-th of them).
+MEDIAN_SAMPLE = 1_000_000
 
 #: The reader that makes each input of :func:`campaign` from files.
 _READERS = {
@@ -112,7 +118,10 @@ def campaign(
         has none), ``obs_mission``; the hourly drivers ``tec(time, lat, lon)``,
         ``kp(time)``, ``f107(time)``, ``f107_81(time)`` on the whole hours of
         ``period``. Variables carry CF ``units`` and ``long_name``; attributes record
-        provenance.
+        provenance. The text coordinates are encoded as characters, so a campaign
+        saved with ``ds.to_netcdf(path)`` and reopened with ``xr.open_dataset(path)``
+        (no ``.load()``) stays on disk: :func:`ionofield.fit` then reads it a block of
+        observations at a time.
 
     Raises
     ------
@@ -181,6 +190,8 @@ def campaign(
         )
         default = {"long_name": str(name).removeprefix("obs_")}
         var.attrs = {**default, **source, **_labels(str(name))}
+        if var.dtype.kind in "OSU":  # saved as characters: reopened lazily, read in blocks
+            var.encoding = {"dtype": "S1"}
     ds.attrs = {
         "title": "ionofield campaign: observations with hourly drivers",
         "obs_source": provenance(obs, "unknown"),
@@ -244,9 +255,10 @@ def check_campaign(ds: xr.Dataset) -> None:
             f"Dataset is not an ionofield campaign: {'; '.join(problems)}. Build it with "
             "ionofield.campaign(obs=..., tec=..., indices=...)."
         )
-    values, units = _value_problems(
-        {name: ds[f"obs_{name}"].values for name in OBS_COORDS[:4]} | {"ne": ds["ne"].values}
-    )
+    check = _ValueCheck(ds.sizes["obs"])
+    for block in observation_blocks(ds, [f"obs_{name}" for name in OBS_COORDS[:4]] + ["ne"]):
+        check.add({name.removeprefix("obs_"): values for name, values in block.items()})
+    values, units = check.problems()
     _raise_problems("campaign observations (build it with ionofield.campaign)", values, units)
     check_index_ranges(ds[list(DRIVERS)], "the campaign")
 
@@ -362,7 +374,9 @@ def _checked_observations(obs: xr.Dataset) -> xr.Dataset:
     lon = np.asarray(columns["lon"], dtype=np.float64)
     columns["lon"] = np.where(np.isfinite(lon), fold_longitude(np.nan_to_num(lon)), lon)
     converted = {name: _in_m3(obs, name) for name in ("ne", "ne_err") if name in obs.data_vars}
-    values, units = _value_problems({**columns, "ne": converted["ne"]})
+    check = _ValueCheck(obs.sizes["obs"])
+    check.add({**columns, "ne": converted["ne"]})
+    values, units = check.problems()
     if "ne_err" in converted:
         err = converted["ne_err"]
         bad = int(np.count_nonzero(np.isinf(err) | (err < 0)))  # NaN: unknown, as read
@@ -409,62 +423,133 @@ def _in_m3(obs: xr.Dataset, name: str) -> np.ndarray:
     return values * factor
 
 
-def _value_problems(columns: dict[str, np.ndarray]) -> tuple[list[str], list[str]]:
-    """Value problems and units problems of observation columns time, lat, lon, alt, ne.
+class _ValueCheck:
+    """Value and units problems of observation columns, gathered over blocks of them.
 
-    ``ne`` in m-3, ``alt`` in km. Returns two lists of one line per problem.
+    The columns are ``time``, ``lat``, ``lon``, ``alt`` (km) and ``ne`` (m-3). Counts
+    add up over the blocks given to :meth:`add`; the median density (the units check)
+    is that of every ``stride``-th positive value, at most :data:`MEDIAN_SAMPLE` of
+    them, so a campaign of any size is checked in the memory of one block.
+
+    Parameters
+    ----------
+    n_obs
+        Number of observations that will be added.
     """
-    values, units = [], []
-    if np.isnat(to_datetime64(columns["time"])).any():
-        values.append("'time' holds NaT values; drop those observations")
-    ne = np.asarray(columns["ne"], dtype=np.float64)
-    bad = int(np.count_nonzero(~(np.isfinite(ne) & (ne > 0))))
-    if bad:
-        values.append(
-            f"'ne' holds {bad} zero, negative or NaN/infinite values; drop them (the readers "
-            "do, with a count), e.g. obs.where(obs.ne > 0, drop=True)"
-        )
-    low, high = NE_PLAUSIBLE_M3
-    positive = ne[np.isfinite(ne) & (ne > 0)]
-    median = float(np.median(positive)) if positive.size else float("nan")
-    huge = np.isfinite(ne) & (ne > high)
-    if huge.any() and median <= high:  # a median above means the units, reported below
-        values.append(
-            f"'ne' holds {int(huge.sum())} value(s) above {high:.0e} m-3 (max "
-            f"{ne[huge].max():.3g}), impossible for the ionosphere; drop them"
-        )
-    for name in ("lat", "lon", "alt"):
-        count = int(np.count_nonzero(~np.isfinite(np.asarray(columns[name], np.float64))))
-        if count:
-            values.append(f"'{name}' holds {count} NaN or infinite value(s); drop them")
-    lat = np.asarray(columns["lat"], dtype=np.float64)
-    off = np.isfinite(lat) & (np.abs(lat) > 90.0)
-    if off.any():
-        values.append(
-            f"'lat' holds {int(off.sum())} value(s) outside -90..90 (e.g. "
-            f"{lat[off][0]:g}); check which variable is latitude"
-        )
-    if positive.size and not low <= median <= high:
-        units.append(
-            f"the median of 'ne' is {median:.3g} m-3, outside {low:.0e}..{high:.0e} m-3 where "
-            "ionospheric densities lie: "
-            + (
-                "the values look like el/cm3: set obs.ne.attrs['units'] = 'cm-3' (converted)"
-                if median < low
-                else "the values look like m-3 labelled el/cm3 (multiplied by 1e6 once too "
-                "often): check them and obs.ne.attrs['units'] ('m-3' for m-3)"
+
+    def __init__(self, n_obs: int) -> None:
+        self.stride = max(1, -(-n_obs // MEDIAN_SAMPLE))
+        self.count = {key: 0 for key in ("nat", "ne", "huge", "lat", "lon", "alt", "off_lat",
+                                         "alt_out")}
+        self.sample: list[np.ndarray] = []
+        self.huge_max = -np.inf
+        self.off_lat_example = np.nan
+        self.alt_out_range = [np.inf, -np.inf]
+
+    def add(self, columns: dict[str, np.ndarray]) -> None:
+        """Count the problems of one block of columns."""
+        count = self.count
+        count["nat"] += int(np.count_nonzero(np.isnat(to_datetime64(columns["time"]))))
+        ne = np.asarray(columns["ne"], dtype=np.float64)
+        positive = np.isfinite(ne) & (ne > 0)
+        count["ne"] += int(ne.size - np.count_nonzero(positive))
+        self.sample.append(ne[positive][:: self.stride])
+        huge = np.isfinite(ne) & (ne > NE_PLAUSIBLE_M3[1])
+        if huge.any():
+            count["huge"] += int(huge.sum())
+            self.huge_max = max(self.huge_max, float(ne[huge].max()))
+        for name in ("lat", "lon", "alt"):
+            count[name] += int(np.count_nonzero(~np.isfinite(np.asarray(columns[name],
+                                                                        np.float64))))
+        lat = np.asarray(columns["lat"], dtype=np.float64)
+        off = np.isfinite(lat) & (np.abs(lat) > 90.0)
+        if off.any():
+            if not count["off_lat"]:
+                self.off_lat_example = float(lat[off][0])
+            count["off_lat"] += int(off.sum())
+        alt = np.asarray(columns["alt"], dtype=np.float64)
+        lo, hi = ALT_RANGE_KM
+        out = np.isfinite(alt) & ~((alt > lo) & (alt < hi))
+        if out.any():
+            count["alt_out"] += int(out.sum())
+            self.alt_out_range = [min(self.alt_out_range[0], float(alt[out].min())),
+                                  max(self.alt_out_range[1], float(alt[out].max()))]
+
+    def problems(self) -> tuple[list[str], list[str]]:
+        """Value problems and units problems, one line per problem."""
+        count, values, units = self.count, [], []
+        if count["nat"]:
+            values.append("'time' holds NaT values; drop those observations")
+        if count["ne"]:
+            values.append(
+                f"'ne' holds {count['ne']} zero, negative or NaN/infinite values; drop them "
+                "(the readers do, with a count), e.g. obs.where(obs.ne > 0, drop=True)"
             )
-        )
-    alt = np.asarray(columns["alt"], dtype=np.float64)
-    lo, hi = ALT_RANGE_KM
-    out = np.isfinite(alt) & ~((alt > lo) & (alt < hi))
-    if out.any():
-        units.append(
-            f"'alt' holds {int(out.sum())} value(s) outside {lo:g} < alt < {hi:g} km (from "
-            f"{alt[out].min():g} to {alt[out].max():g}): altitudes in metres? divide them by "
-            "1000 (obs.assign_coords(alt=obs.alt / 1000)); altitudes are in km"
-        )
-    return values, units
+        low, high = NE_PLAUSIBLE_M3
+        sample = np.concatenate(self.sample) if self.sample else np.zeros(0)
+        median = float(np.median(sample)) if sample.size else float("nan")
+        if count["huge"] and median <= high:  # a median above means the units, below
+            values.append(
+                f"'ne' holds {count['huge']} value(s) above {high:.0e} m-3 (max "
+                f"{self.huge_max:.3g}), impossible for the ionosphere; drop them"
+            )
+        for name in ("lat", "lon", "alt"):
+            if count[name]:
+                values.append(f"'{name}' holds {count[name]} NaN or infinite value(s); drop them")
+        if count["off_lat"]:
+            values.append(
+                f"'lat' holds {count['off_lat']} value(s) outside -90..90 (e.g. "
+                f"{self.off_lat_example:g}); check which variable is latitude"
+            )
+        if sample.size and not low <= median <= high:
+            units.append(
+                f"the median of 'ne' is {median:.3g} m-3, outside {low:.0e}..{high:.0e} m-3 "
+                "where ionospheric densities lie: "
+                + (
+                    "the values look like el/cm3: set obs.ne.attrs['units'] = 'cm-3' (converted)"
+                    if median < low
+                    else "the values look like m-3 labelled el/cm3 (multiplied by 1e6 once "
+                    "too often): check them and obs.ne.attrs['units'] ('m-3' for m-3)"
+                )
+            )
+        if count["alt_out"]:
+            lo, hi = ALT_RANGE_KM
+            first, last = self.alt_out_range
+            units.append(
+                f"'alt' holds {count['alt_out']} value(s) outside {lo:g} < alt < {hi:g} km "
+                f"(from {first:g} to {last:g}): altitudes in metres? divide them by 1000 "
+                "(obs.assign_coords(alt=obs.alt / 1000)); altitudes are in km"
+            )
+        return values, units
+
+
+def observation_blocks(
+    ds: xr.Dataset, names: Sequence[str], size: int | None = None
+) -> Iterator[dict[str, np.ndarray]]:
+    """The values of variables on ``obs``, a block of observations at a time.
+
+    A lazily opened campaign (``xr.open_dataset`` without ``.load()``, dask-backed,
+    Zarr) is read a block at a time and nothing is cached in it, so the memory is that
+    of one block whatever the campaign's size; a loaded one is sliced without copies.
+
+    Parameters
+    ----------
+    ds
+        A Dataset with an ``obs`` dimension.
+    names
+        Variables or coordinates of ``ds`` on ``obs``.
+    size
+        Observations per block (default :data:`OBS_PER_BLOCK`).
+
+    Yields
+    ------
+    dict
+        numpy values of each name for the next block, in order.
+    """
+    size = size or OBS_PER_BLOCK
+    for start in range(0, ds.sizes["obs"], size):
+        block = slice(start, start + size)
+        yield {name: ds[name].variable[block].to_numpy() for name in names}
 
 
 def _raise_problems(what: str, values: list[str], units: list[str]) -> None:

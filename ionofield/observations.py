@@ -14,11 +14,9 @@ import pandas as pd
 import xarray as xr
 
 from ionofield.background import BackgroundField
+from ionofield.campaign import observation_blocks
 from ionofield.timeutil import universal_time_hours
 
-#: Points per block of :meth:`ObservationArrays.from_campaign` (float64 temporaries of
-#: some tens of MB).
-POINTS_PER_BLOCK = 262_144
 #: Step (deg) of the central differences that give the background's horizontal gradient.
 _BG_GRADIENT_STEP_DEG = 0.25
 
@@ -57,10 +55,11 @@ class ObservationArrays:
     def from_campaign(cls, ds: xr.Dataset, bg_field: BackgroundField) -> ObservationArrays:
         """Gather the observations of a campaign and the background at them.
 
-        The coordinates and the background are computed in blocks of
-        :data:`POINTS_PER_BLOCK` points, so the float64 temporaries stay the size of a
-        block whatever the campaign's size, and the profile codes come from a hash
-        table (:func:`pandas.factorize`), not a sorted copy of the profile names.
+        The campaign is read a block of :data:`~ionofield.campaign.OBS_PER_BLOCK`
+        observations at a time (:func:`~ionofield.campaign.observation_blocks`), so the
+        float64 temporaries stay the size of a block, and a campaign opened lazily
+        (``xr.open_dataset(path)`` without ``.load()``, or dask-backed) is never held
+        whole: the arrays here, 36 bytes an observation, are what the fit keeps.
 
         Parameters
         ----------
@@ -73,33 +72,87 @@ class ObservationArrays:
         -------
         ObservationArrays
         """
-        # The codes first: factorizing names makes Python strings for a moment.
-        profile, _ = pd.factorize(ds["obs_profile"].values)
-        time = ds["obs_time"].values
-        n = time.size
+        n = ds.sizes["obs"]
         coords = np.empty((n, 4), dtype=np.float32)
-        background = np.empty(n, dtype=np.float32)
-        for start in range(0, n, POINTS_PER_BLOCK):
-            block = slice(start, start + POINTS_PER_BLOCK)
-            t = time[block]
-            lat, lon, alt = (ds[f"obs_{name}"].values[block].astype(np.float64)
+        background, target = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
+        time_id, hour_bin = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)
+        first_hour = ds["time"].values[0].astype("datetime64[h]")
+        blocks, heads, head_starts = [], [], []
+        names = ["obs_time", "obs_lat", "obs_lon", "obs_alt", "obs_profile", "ne"]
+        start = 0
+        for block in observation_blocks(ds, names):
+            rows = slice(start, start + block["ne"].size)
+            time = block["obs_time"]
+            lat, lon, alt = (block[f"obs_{name}"].astype(np.float64)
                              for name in ("lat", "lon", "alt"))
-            coords[block] = point_coords(t, alt, lat, lon)
-            background[block] = bg_field.log10_at(t, alt, lat, lon)
-        times, time_id = np.unique(time, return_inverse=True)
-        hours = (time - time.min().astype("datetime64[h]")) // np.timedelta64(1, "h")
-        return cls(
-            coords=coords,
-            time_id=time_id.astype(np.int32),
-            times=times,
-            hour_bin=hours.astype(np.int32),
-            target=np.log10(ds["ne"].values).astype(np.float32),
-            background=background,
-            profile=profile.astype(np.int32),
-        )
+            coords[rows] = point_coords(time, alt, lat, lon)
+            background[rows] = bg_field.log10_at(time, alt, lat, lon)
+            target[rows] = np.log10(block["ne"])
+            hour_bin[rows] = (time - first_hour) // np.timedelta64(1, "h")
+            distinct, time_id[rows] = np.unique(time, return_inverse=True)
+            blocks.append((rows, distinct))
+            runs = run_starts(block["obs_profile"])
+            heads.append(block["obs_profile"][runs])
+            head_starts.append(runs + start)
+            start = rows.stop
+        times = np.unique(np.concatenate([distinct for _, distinct in blocks]))
+        for rows, distinct in blocks:  # block-local time indices to indices into `times`
+            time_id[rows] = np.searchsorted(times, distinct)[time_id[rows]]
+        return cls(coords=coords, time_id=time_id, times=times, hour_bin=hour_bin,
+                   target=target, background=background,
+                   profile=profile_codes(np.concatenate(heads), np.concatenate(head_starts), n))
 
     def __len__(self) -> int:
         return len(self.target)
+
+
+def run_starts(names: np.ndarray) -> np.ndarray:
+    """Where each run of equal neighbouring names begins.
+
+    Points of one profile lie next to each other in a campaign (a profile's levels
+    share a time, or follow one another), so a profile is one run, or a few.
+
+    Examples
+    --------
+    >>> run_starts(np.array(["b", "b", "a", "b"]))
+    array([0, 2, 3])
+    """
+    if names.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    return np.flatnonzero(np.concatenate(([True], names[1:] != names[:-1])))
+
+
+def profile_codes(heads: np.ndarray, starts: np.ndarray, size: int) -> np.ndarray:
+    """A whole-number code for each point's profile name, the same for equal names.
+
+    The names are hashed once per run of equal names (:func:`run_starts`), not once
+    per point: numpy finds the runs without making a Python string per point, which
+    would cost some 100 bytes a point for as long as the process lives (freed small
+    objects stay in the allocator's arenas).
+
+    Parameters
+    ----------
+    heads
+        The name of each run.
+    starts
+        Increasing index of each run's first point, from 0.
+    size
+        Number of points.
+
+    Returns
+    -------
+    numpy.ndarray
+        int32 [size] codes: 0 for the first name seen, then in order of appearance.
+
+    Examples
+    --------
+    >>> names = np.array(["b", "b", "a", "b"])
+    >>> runs = run_starts(names)
+    >>> profile_codes(names[runs], runs, names.size)
+    array([0, 0, 1, 0], dtype=int32)
+    """
+    codes, _ = pd.factorize(heads)
+    return np.repeat(codes.astype(np.int32), np.diff(np.append(starts, size)))
 
 
 def point_coords(time: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:

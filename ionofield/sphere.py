@@ -232,19 +232,26 @@ def interpolate(values: Any, cells: Sequence[Cells]) -> Any:
     dims = len(cells)
     shape = tuple(values.shape)
     rest = shape[dims:]
-    flat = values.reshape(-1, *rest)
     strides = [int(np.prod(shape[k + 1 : dims], dtype=np.int64)) for k in range(dims)]
-    expand = (None,) * len(rest)
+    return _blend(values.reshape(-1, *rest), cells, shape, strides, len(rest), 0, 0)
 
-    def blend(axis: int, offset: Any) -> Any:
-        if axis == dims:
-            return flat[offset]
-        cell = cells[axis]
-        low = blend(axis + 1, offset + cell.lower * strides[axis])
-        if shape[axis] == 1:
-            return low
-        high = blend(axis + 1, offset + cell.upper * strides[axis])
-        weight = cell.weight[(...,) + expand] if rest else cell.weight
-        return low + weight * (high - low)
 
-    return blend(0, 0)
+def _blend(
+    flat: Any, cells: Sequence[Cells], shape: tuple[int, ...], strides: list[int], rest: int,
+    axis: int, offset: Any,
+) -> Any:
+    """:func:`interpolate` over the axes from ``axis`` on, at flat offset ``offset``.
+
+    A module function, not a closure calling itself: such a closure is a reference
+    cycle that keeps the cells' arrays (tens of MB for a block of points) alive until
+    the garbage collector happens to run.
+    """
+    if axis == len(cells):
+        return flat[offset]
+    cell = cells[axis]
+    low = _blend(flat, cells, shape, strides, rest, axis + 1, offset + cell.lower * strides[axis])
+    if shape[axis] == 1:
+        return low
+    high = _blend(flat, cells, shape, strides, rest, axis + 1, offset + cell.upper * strides[axis])
+    weight = cell.weight[(...,) + (None,) * rest] if rest else cell.weight
+    return low + weight * (high - low)

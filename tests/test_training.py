@@ -1,15 +1,17 @@
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 import ionofield as iof
 from ionofield.drivers import HourlyDrivers
-from ionofield.errors import CheckpointError, ConfigError, IonofieldWarning
+from ionofield.errors import CheckpointError, ConfigError, IonofieldWarning, ManyProblemsError
 from ionofield.features import temporal_features
 from ionofield.nn.model import spatial_features
 from ionofield.nn.recurrent import sample_direction
@@ -454,15 +456,71 @@ def test_the_fits_iri_background_is_given_the_81_day_mean_f107(tiny_campaign, py
 
 def test_observation_arrays_in_blocks_equal_one_block(tiny_campaign, chapman_background,
                                                       monkeypatch):
-    import ionofield.observations as observations
+    campaign_module = importlib.import_module("ionofield.campaign")  # the function shadows it
     from ionofield.background import BackgroundField
+    from ionofield.observations import ObservationArrays
 
     field = BackgroundField(chapman_background)
-    whole = observations.ObservationArrays.from_campaign(tiny_campaign, field)
-    monkeypatch.setattr(observations, "POINTS_PER_BLOCK", 7)  # 1116 points: 160 blocks
-    blocks = observations.ObservationArrays.from_campaign(tiny_campaign, field)
+    whole = ObservationArrays.from_campaign(tiny_campaign, field)
+    monkeypatch.setattr(campaign_module, "OBS_PER_BLOCK", 7)  # 1116 points: 160 blocks
+    blocks = ObservationArrays.from_campaign(tiny_campaign, field)
     for name in ("coords", "time_id", "times", "hour_bin", "target", "background", "profile"):
         np.testing.assert_array_equal(getattr(blocks, name), getattr(whole, name))
     names = tiny_campaign["obs_profile"].values
     same = names[:, None] == names[None, :]  # one code per profile, and only one
     np.testing.assert_array_equal(whole.profile[:, None] == whole.profile[None, :], same)
+    np.testing.assert_array_equal(whole.times[whole.time_id], tiny_campaign["obs_time"].values)
+
+
+@pytest.mark.parametrize("chunks", [None, {"obs": 100}], ids=["lazy-netcdf", "dask"])
+def test_lazily_opened_campaign_is_read_in_blocks_not_held(tiny_campaign, chapman_background,
+                                                           tmp_path, monkeypatch, chunks):
+    campaign_module = importlib.import_module("ionofield.campaign")  # the function shadows it
+    from ionofield.background import BackgroundField
+    from ionofield.campaign import check_campaign
+    from ionofield.observations import ObservationArrays
+
+    field = BackgroundField(chapman_background)
+    loaded = ObservationArrays.from_campaign(tiny_campaign, field)
+    tiny_campaign.to_netcdf(tmp_path / "campaign.nc")
+    monkeypatch.setattr(campaign_module, "OBS_PER_BLOCK", 100)
+    with xr.open_dataset(tmp_path / "campaign.nc", chunks=chunks) as lazy:
+        check_campaign(lazy)
+        arrays = ObservationArrays.from_campaign(lazy, field)
+        held = [name for name, var in lazy.variables.items()
+                if "obs" in var.dims and var._in_memory]
+    assert held == []  # nothing read was kept in the Dataset
+    for name in ("coords", "time_id", "times", "hour_bin", "target", "background", "profile"):
+        np.testing.assert_array_equal(getattr(arrays, name), getattr(loaded, name))
+
+
+def test_profile_codes_follow_names_across_runs_and_blocks():
+    from ionofield.observations import profile_codes, run_starts
+
+    names = np.array(["p", "p", "q", "q", "q", "p", "r", "r"])  # "p" in two runs
+    runs = run_starts(names)
+    np.testing.assert_array_equal(profile_codes(names[runs], runs, names.size),
+                                  [0, 0, 1, 1, 1, 0, 2, 2])
+    # A run cut by a block boundary is two runs of one name: still one code.
+    starts = np.array([0, 2, 3, 5, 6])
+    np.testing.assert_array_equal(profile_codes(names[starts], starts, names.size),
+                                  [0, 0, 1, 1, 1, 0, 2, 2])
+
+
+def test_campaign_checked_in_blocks_reports_as_whole(tiny_campaign, monkeypatch):
+    campaign_module = importlib.import_module("ionofield.campaign")  # the function shadows it
+    from ionofield.campaign import check_campaign
+
+    bad = tiny_campaign.copy(deep=True)
+    ne = bad["ne"].values
+    ne[[3, 500, 900]] = [-1.0, 1e15, 2e15]
+    bad["obs_lat"].values[[10, 800]] = [95.0, -120.0]
+    with pytest.raises(ManyProblemsError) as whole:
+        check_campaign(bad)
+    monkeypatch.setattr(campaign_module, "OBS_PER_BLOCK", 7)
+    with pytest.raises(ManyProblemsError) as blocks:
+        check_campaign(bad)
+    assert str(blocks.value) == str(whole.value)
+    for text in ("1 zero, negative", "2 value(s) above 1e+14 m-3 (max 2e+15)",
+                 "2 value(s) outside -90..90 (e.g. 95)"):
+        assert text in str(whole.value)
