@@ -3,7 +3,7 @@
 Importing :mod:`ionofield` registers it. Each method forwards to one public function
 with the Dataset as its first argument, so ``ds.rstmrf.align(t)`` is
 ``ionofield.drivers_at(ds, t)``. On a campaign: ``align``, ``fit``, ``reconstruct``,
-``tec_direction``, ``plot``; on a volume: ``to_netcdf``.
+``tec_direction``, ``validate``, ``plot``; on a volume: ``to_netcdf``, ``validate``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ionofield.model import RSTMRF
 from ionofield.reconstruction import reconstruct
 from ionofield.tec_cache import tec_direction
 from ionofield.training import fit
+from ionofield.validation import validate
 
 if TYPE_CHECKING:
     import torch
@@ -151,6 +152,52 @@ class RSTMRFAccessor:
             As in :func:`ionofield.to_netcdf`.
         """
         to_netcdf(self._obj, path, compression=compression, progress=progress)
+
+    def validate(
+        self,
+        observations: xr.Dataset,
+        *,
+        model: RSTMRF | str | os.PathLike | None = None,
+        **options: Any,
+    ) -> xr.Dataset:
+        """Skill on independent observations; forwards to :func:`ionofield.validate`.
+
+        On a volume (a Dataset without the ``obs`` dimension) it is
+        ``ionofield.validate(volume, observations, **options)``; on a campaign,
+        ``ionofield.validate(model, observations, campaign=campaign, **options)``.
+
+        Parameters
+        ----------
+        observations
+            RO profiles held out of the fit, or ionosonde soundings
+            (:func:`ionofield.open_ionosonde`).
+        model
+            On a campaign: the fitted model or the path of a model file; by default
+            the one :meth:`fit` left on this accessor. Not taken on a volume.
+        **options
+            Any keyword of :func:`ionofield.validate` (``campaign=`` on a volume, for
+            the Kp classes; ``background``, ``lat_bands``, ``device``, ...).
+
+        Returns
+        -------
+        xarray.Dataset
+            The table of scores by group (:func:`ionofield.validate`).
+
+        Raises
+        ------
+        ConfigError
+            On a campaign, when there is no model here and none is passed; on a
+            volume, when ``model`` is passed.
+        """
+        if "obs" not in self._obj.dims:
+            if model is not None:
+                raise ConfigError(
+                    "validate: this Dataset is a volume, which is scored itself; model= is "
+                    "taken on a campaign's accessor (ds.rstmrf.validate(obs, model=...))"
+                )
+            return validate(self._obj, observations, **options)
+        check_campaign(self._obj)
+        return validate(self._fitted(model), observations, campaign=self._obj, **options)
 
     def _fitted(self, model: RSTMRF | str | os.PathLike | None) -> RSTMRF | str | os.PathLike:
         """``model``, else the one :meth:`fit` left here; ConfigError when neither."""

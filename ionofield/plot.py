@@ -35,9 +35,9 @@ import xarray as xr
 from ionofield.campaign import check_campaign
 from ionofield.diagnostics import peak_parameters
 from ionofield.errors import ConfigError, CoverageError
-from ionofield.sphere import axis_cells, global_meridians, interpolate, longitude_cells
 from ionofield.tec_cache import tec_direction
 from ionofield.timeutil import HOUR, to_datetime64
+from ionofield.validation import grid_meridians, volume_at
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -56,6 +56,7 @@ __all__ = [
     "history",
     "peak_maps",
     "profile",
+    "validation",
     "volume_map",
     "volume_section",
 ]
@@ -75,6 +76,9 @@ _ALT_LABEL = "altitude (km)"
 _TIME_LABEL = "time (UTC)"
 #: Arrows across the map width when ``stride`` is not given.
 _ARROWS_ACROSS = 24
+#: Panel titles of the groupings of a validation table.
+_GROUPING_TITLES = {"lat_band": "by latitude band (deg N)", "local_time": "by local time (h)",
+                    "kp_class": "by Kp class"}
 #: Loss terms of a fit, in the order of the history plot.
 _LOSS_TERMS = ("data", "chapman", "tec_direction", "tec_anchor")
 
@@ -574,6 +578,92 @@ def history(
     return losses.figure
 
 
+def validation(
+    table: xr.Dataset, *, variable: str | None = None, ax: Sequence[Axes] | None = None
+) -> Figure:
+    """Scores of a model (or volume) against its background, group by group.
+
+    One panel per grouping of the table (latitude band, local time, Kp class): the
+    model's and the background's bars side by side in each group, the group's count
+    under its label, and dashed lines at their overall values; the title gives the
+    overall scores and the skill.
+
+    Parameters
+    ----------
+    table
+        The table of :func:`ionofield.validate`.
+    variable
+        A variable of the table on ``(estimate, group)``: ``log10_ne_rmse`` (the
+        default), ``log10_nmf2_rmse`` (the default when no Ne value was scored, as at
+        ionosondes), ``hmf2_rmse`` or a ``*_bias``.
+    ax
+        One Axes per grouping of the table; a new figure when omitted.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure holding the panels.
+
+    Raises
+    ------
+    ConfigError
+        When ``table`` is not a validation table, ``variable`` is not one of its
+        variables on ``(estimate, group)``, or ``ax`` does not hold one Axes per
+        grouping.
+
+    Examples
+    --------
+    >>> fig = validation(ionofield.validate(model, held_out))  # doctest: +SKIP
+    >>> fig.savefig("skill.png")  # doctest: +SKIP
+    """
+    if not isinstance(table, xr.Dataset) or "grouping" not in table.coords or (
+            "estimate" not in table.dims):
+        raise ConfigError(
+            f"validation: expected the table of ionofield.validate, got a "
+            f"{type(table).__name__} without 'grouping' and 'estimate'; pass what "
+            "ionofield.validate returns."
+        )
+    if variable is None:
+        scored = int(table["n_points"].sel(group="all")) if "n_points" in table else 0
+        variable = "log10_ne_rmse" if scored else "log10_nmf2_rmse"
+    if variable not in table.data_vars or table[variable].dims != ("estimate", "group"):
+        choices = [str(n) for n, v in table.data_vars.items() if v.dims == ("estimate", "group")]
+        raise ConfigError(f"variable: {variable!r} is not a score of the table on (estimate, "
+                          f"group); pick one of {choices}.")
+    scores = table[variable]
+    counts = table[scores.attrs["ancillary_variables"]]
+    groupings = [g for g in dict.fromkeys(table["grouping"].values.tolist()) if g != "all"]
+    axes = _panels(ax, len(groupings), figsize=(4.8 * len(groupings), 4.2))
+    units = scores.attrs.get("units", "1")
+    label = scores.attrs.get("long_name", variable) + (f" ({units})" if units != "1" else "")
+    overall = scores.sel(group="all")
+    for panel, grouping in zip(axes, groupings, strict=True):
+        rows = np.flatnonzero(table["grouping"].values == grouping)
+        x = np.arange(rows.size)
+        for k, estimate in enumerate(scores["estimate"].values):
+            colour = "C0" if k == 0 else "C7"
+            panel.bar(x + (k - 0.5) * 0.4, scores.isel(group=rows).sel(estimate=estimate).values,
+                      width=0.4, color=colour, label=str(estimate))
+            panel.axhline(float(overall.sel(estimate=estimate)), color=colour, linestyle="--",
+                          linewidth=0.8)
+        ticks = [f"{name}\nn={n}" for name, n in zip(table["group"].values[rows],
+                                                       counts.values[rows], strict=True)]
+        panel.set_xticks(x, ticks, fontsize="small")
+        panel.set_title(_GROUPING_TITLES.get(grouping, grouping))
+        panel.set_ylabel(label)
+        panel.grid(True, axis="y", alpha=0.3)
+    axes[0].legend(fontsize="small")
+    skill = table.get(variable.rsplit("_", 1)[0] + "_skill")
+    model_value, background_value = (float(overall.sel(estimate=e))
+                                     for e in scores["estimate"].values)
+    title = (f"all: model {model_value:.3g}, background {background_value:.3g}, n="
+             f"{int(counts.sel(group='all'))}")
+    if skill is not None and variable.endswith("_rmse"):
+        title += f", skill {float(skill.sel(group='all')):.2f}"
+    axes[0].figure.suptitle(title)
+    return axes[0].figure
+
+
 # -- accessor namespace ---------------------------------------------------------------
 
 
@@ -749,90 +839,49 @@ def _quiver(ax: Axes, field: xr.Dataset, stride: int | None) -> None:
 def _volume_at(volume: xr.Dataset, obs: xr.Dataset) -> dict[str, np.ndarray]:
     """log10 Ne, log10 background and sigma of a volume at observation points.
 
-    Multilinear in time, altitude, latitude and longitude
-    (:func:`ionofield.sphere.interpolate`), across the antimeridian when the volume's
-    meridians go round the globe. Points beyond the grid's altitudes, latitudes or
-    (regional) longitudes get NaN rather than the value at the grid's edge.
+    :func:`ionofield.validation.volume_at`: multilinear in time, altitude, latitude and
+    longitude, across the antimeridian when the volume's meridians go round the globe;
+    a one-time volume holds within an hour of its time. Points beyond the grid's
+    altitudes, latitudes or (regional) longitudes get NaN rather than the value at the
+    grid's edge.
     """
     times = to_datetime64(obs["obs_time"].values)
     grid = to_datetime64(volume["time"].values)
-    if grid.size == 1:
-        if np.abs(times - grid[0]).max() > HOUR:
-            raise CoverageError(
-                f"volume: its one time {grid[0]} is more than an hour from the profile's "
-                f"({times[0]}); reconstruct on a grid at the profile's time."
-            )
-        span = slice(0, 1)
-    else:
-        if times.min() < grid[0] or times.max() > grid[-1]:
-            raise CoverageError(
-                f"volume: times {grid[0]} to {grid[-1]} do not cover the profile's time "
-                f"({times[0]}); reconstruct on a grid covering it."
-            )
-        lo = max(int(np.searchsorted(grid, times.min(), side="right")) - 1, 0)
-        hi = int(np.searchsorted(grid, times.max(), side="left"))
-        span = slice(lo, hi + 1)
-    fields = xr.Dataset({
-        "log10_ne": np.log10(_variable(volume, "ne")),
-        "log10_bg": np.log10(_variable(volume, "ne_background")),
-        "sigma": _variable(volume, "ne_log10_sigma"),
-    }).isel(time=span).sortby(["alt", "lat"])
-    lon, columns, is_global = _longitudes(fields["lon"].values)
-    grid_values = fields.to_dataarray("field").transpose("time", "alt", "lat", "lon", "field")
-    values = grid_values.values[:, :, :, columns]
-    alt, lat = fields["alt"].values, fields["lat"].values
-    q_alt, q_lat, q_lon = (obs[f"obs_{name}"].values.astype(np.float64)
-                           for name in ("alt", "lat", "lon"))
-    inside = (q_alt >= alt[0]) & (q_alt <= alt[-1]) & (q_lat >= lat[0]) & (q_lat <= lat[-1])
-    if is_global:
-        lon_cells = longitude_cells(lon, q_lon)
-    else:
-        q_lon = lon[0] + np.mod(q_lon - lon[0], 360.0)  # eastward of the grid's west edge
-        inside &= q_lon <= lon[-1]
-        lon_cells = axis_cells(lon, q_lon)
-    hours = (grid[span] - grid[span][0]) / HOUR
-    cells = [axis_cells(hours, (times - grid[span][0]) / HOUR), axis_cells(alt, q_alt),
-             axis_cells(lat, q_lat), lon_cells]
-    at = interpolate(values, cells)
-    at[~inside] = np.nan
-    if np.isnan(at[:, 0]).all():
+    if grid.size == 1 and np.abs(times - grid[0]).max() > HOUR:
         raise CoverageError(
-            f"volume: its grid (alt {float(alt[0]):g} to {float(alt[-1]):g} km, lat "
-            f"{float(lat[0]):g} to {float(lat[-1]):g}, lon {float(volume['lon'].min()):g} to "
+            f"volume: its one time {grid[0]} is more than an hour from the profile's "
+            f"({times[0]}); reconstruct on a grid at the profile's time."
+        )
+    if grid.size > 1 and (times.min() < grid[0] or times.max() > grid[-1]):
+        raise CoverageError(
+            f"volume: times {grid[0]} to {grid[-1]} do not cover the profile's time "
+            f"({times[0]}); reconstruct on a grid covering it."
+        )
+    at = volume_at(volume, times, *(obs[f"obs_{name}"].values for name in ("alt", "lat", "lon")),
+                   log10=("ne", "ne_background"), linear=("ne_log10_sigma",),
+                   snapshot_tolerance=HOUR)
+    if np.isnan(at["ne"]).all():
+        raise CoverageError(
+            f"volume: its grid (alt {float(volume['alt'].min()):g} to "
+            f"{float(volume['alt'].max()):g} km, lat {float(volume['lat'].min()):g} to "
+            f"{float(volume['lat'].max()):g}, lon {float(volume['lon'].min()):g} to "
             f"{float(volume['lon'].max()):g}) does not reach the profile's points; "
             "reconstruct on a grid around them."
         )
-    return {name: at[:, k] for k, name in enumerate(fields.data_vars)}
-
-
-def _longitudes(lon: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Increasing longitudes of a grid, the index into ``lon`` of each, and whether global.
-
-    The distinct meridians (:func:`ionofield.sphere.global_meridians`, in [-180, 180))
-    go round the globe when no gap between neighbours, the one across the antimeridian
-    included, is wider than 1.5 times the median of the others. A regional axis starts
-    east of its widest gap and runs on past 180 when it crosses the antimeridian.
-    """
-    meridians, columns = global_meridians(lon)
-    gaps = np.diff(meridians, append=meridians[0] + 360.0)
-    widest = int(gaps.argmax())
-    if meridians.size > 1 and gaps[widest] <= 1.5 * float(np.median(np.delete(gaps, widest))):
-        return meridians, columns, True
-    order = np.roll(np.arange(meridians.size), -(widest + 1))
-    west = meridians[order[0]]
-    return west + np.mod(meridians[order] - west, 360.0), columns[order], False
+    return {"log10_ne": at["ne"], "log10_bg": at["ne_background"], "sigma": at["ne_log10_sigma"]}
 
 
 def _wrap_longitude(da: xr.DataArray) -> xr.DataArray:
     """A global field for drawing: on folded meridians, closed across the antimeridian.
 
-    The columns are put on their meridians in [-180, 180) (:func:`_longitudes`), and
-    the last and the first are repeated 360 degrees before and after them, so that the
-    map reaches both edges. Fields already running from -180 to 180 (IONEX maps) and
-    regional fields are returned as they are.
+    The columns are put on their meridians in [-180, 180)
+    (:func:`ionofield.validation.grid_meridians`), and the last and the first are
+    repeated 360 degrees before and after them, so that the map reaches both edges.
+    Fields already running from -180 to 180 (IONEX maps) and regional fields are
+    returned as they are.
     """
     lon = da["lon"].values
-    meridians, columns, is_global = _longitudes(lon)
+    meridians, columns, is_global = grid_meridians(lon)
     if not is_global or (lon[0] <= -180.0 and lon[-1] >= 180.0 and np.all(np.diff(lon) > 0)):
         return da
     da = da.isel(lon=columns).assign_coords(lon=meridians)
