@@ -20,12 +20,14 @@ from ionofield.config import FitConfig
 from ionofield.diagnostics import column_tec, peak_parameters
 from ionofield.io.indices import open_indices
 from ionofield.io.ionex import open_ionex, write_ionex
+from ionofield.io.ionosonde import open_ionosonde
 from ionofield.io.netcdf import to_netcdf
 from ionofield.io.ro import open_ro_profiles, write_ionprf, write_ro_table
 from ionofield.model import RSTMRF, load_model
 from ionofield.reconstruction import grid, reconstruct
 from ionofield.tec_cache import HourlyTECCache, tec_direction
 from ionofield.training import fit
+from ionofield.validation import split_profiles, validate
 
 #: Subpackages imported on first access (``ionofield.plot.coverage(...)``).
 _ON_DEMAND = ("plot", "osse")
@@ -43,11 +45,14 @@ __all__ = [
     "load_model",
     "open_indices",
     "open_ionex",
+    "open_ionosonde",
     "open_ro_profiles",
     "peak_parameters",
     "reconstruct",
+    "split_profiles",
     "tec_direction",
     "to_netcdf",
+    "validate",
     "write_ionex",
     "write_ionprf",
     "write_ro_table",

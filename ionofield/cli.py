@@ -1,4 +1,4 @@
-"""The ``ionofield`` command: ``fit``, ``reconstruct`` and ``demo`` for batch jobs.
+"""The ``ionofield`` command: ``fit``, ``reconstruct``, ``validate`` and ``demo`` for batch jobs.
 
 Run ``ionofield --help`` or ``ionofield COMMAND --help`` for every option.
 """
@@ -27,6 +27,7 @@ from ionofield.io.netcdf import to_netcdf
 from ionofield.io.ro import open_ro_profiles
 from ionofield.reconstruction import grid, reconstruct
 from ionofield.training import fit
+from ionofield.validation import validate_command
 
 logger = logging.getLogger("ionofield")
 
@@ -179,6 +180,14 @@ def run_demo(samples: Path, out: Path, *, quiet: bool = False) -> dict[str, Path
     return paths
 
 
+def _cmd_validate(args: argparse.Namespace) -> None:
+    table = validate_command(args.out, campaign=_load_campaign(args), model=args.model,
+                             volume=args.volume, held_out=args.held_out,
+                             ionosonde=args.ionosonde, device=args.device)
+    print(f"scores written to {args.out}")
+    print(table.attrs["summary"])
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     run_demo(Path(args.samples), Path(args.out), quiet=args.quiet)
 
@@ -249,6 +258,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(p_rec, "the network")
     p_rec.add_argument("--out", required=True, help="output NetCDF path (written atomically)")
     p_rec.set_defaults(func=_cmd_reconstruct)
+
+    p_val = sub.add_parser("validate", help="score a model or volume on held-out RO profiles "
+                           "or ionosonde tables, against its background")
+    _add_inputs(p_val)
+    source = p_val.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="model file from `ionofield fit`")
+    source.add_argument("--volume", help="volume NetCDF file from `ionofield reconstruct`")
+    scored = p_val.add_mutually_exclusive_group(required=True)
+    scored.add_argument("--held-out", dest="held_out", nargs="+",
+                        help="RO profile files or globs the model was not fitted on")
+    scored.add_argument("--ionosonde", nargs="+",
+                        help="ionosonde CSV tables: station, time, lat, lon, foF2 (MHz), "
+                             "optional hmF2 (km), CS")
+    _add_device(p_val, "the model")
+    p_val.add_argument("--out", required=True, help="the scores: .nc (NetCDF) or .csv")
+    p_val.set_defaults(func=_cmd_validate)
 
     p_demo = sub.add_parser("demo", help="fit and reconstruct on data_samples/, write plots")
     p_demo.add_argument("--samples", default="data_samples", help="samples folder")

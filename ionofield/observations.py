@@ -76,7 +76,6 @@ class ObservationArrays:
         coords = np.empty((n, 4), dtype=np.float32)
         background, target = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
         time_id, hour_bin = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)
-        first_hour = ds["time"].values[0].astype("datetime64[h]")
         blocks, heads, head_starts = [], [], []
         names = ["obs_time", "obs_lat", "obs_lon", "obs_alt", "obs_profile", "ne"]
         start = 0
@@ -88,6 +87,8 @@ class ObservationArrays:
             coords[rows] = point_coords(time, alt, lat, lon)
             background[rows] = bg_field.log10_at(time, alt, lat, lon)
             target[rows] = np.log10(block["ne"])
+            if not blocks:  # a campaign is sorted in time: its first hour is the first block's
+                first_hour = time.min().astype("datetime64[h]")
             hour_bin[rows] = (time - first_hour) // np.timedelta64(1, "h")
             distinct, time_id[rows] = np.unique(time, return_inverse=True)
             blocks.append((rows, distinct))
