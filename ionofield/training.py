@@ -23,7 +23,10 @@ once per distinct hour, not per point. The learning rate holds for the first hal
 the budget and then decays (half cosine), every ``eval_every`` steps the weight
 average is validated on a fixed subsample of the held-out periods, and after the loop
 sigma is calibrated there (:mod:`ionofield.calibration`). Everything runs on one torch
-device (``device=``).
+device (``device=``), or data-parallel on several ranks of a ``torch.distributed``
+process group (:mod:`ionofield._distributed`): every rank draws the same global batch,
+computes its share of every loss term, and the gradients are summed over the ranks, so
+each rank applies the update of the global batch; rank 0 validates, decides and writes.
 
 Every step checks that the loss terms and the gradient are finite before the weights
 change, and every validation that its scores are, so a diverging fit stops with a
@@ -55,7 +58,7 @@ import torch
 import xarray as xr
 from torch.optim.swa_utils import AveragedModel
 
-from ionofield._device import resolve_device
+from ionofield._distributed import World
 from ionofield._threads import torch_threads
 from ionofield._version import __version__
 from ionofield.align import DRIVERS
@@ -188,9 +191,15 @@ class _Trainer:
     """One fit: the model, its optimiser and the per-batch loss (internal)."""
 
     def __init__(
-        self, model: RSTMRF, data: ObservationArrays, drivers: HourlyDrivers, bg_field: Any
+        self,
+        model: RSTMRF,
+        data: ObservationArrays,
+        drivers: HourlyDrivers,
+        bg_field: Any,
+        world: World | None = None,
     ) -> None:
         self.model = model
+        self.world = World() if world is None else world
         self.config = model.config
         self.data = data
         self.drivers = drivers
@@ -260,7 +269,7 @@ class _Trainer:
             float32 [M, 4] network coordinates, datetime64 [M], float32 [M, 2].
         """
         config, hours = self.config, self.drivers.hours
-        n = max(1, int(round(config.collocation_fraction * config.batch_size)))
+        n = _collocation_count(config)
         instants = rng.choice(hours, size=min(config.collocation_hours, len(hours)), replace=False)
         times = instants[rng.integers(0, len(instants), n)]
         lat_q = np.degrees(np.arcsin(rng.uniform(*self.sin_lat_range, n)))
@@ -270,24 +279,47 @@ class _Trainer:
         return point_coords(times, alt_q, lat_q, lon_q), times, gradient
 
     def batch_losses(self, idx: np.ndarray, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """All loss terms of one training batch."""
-        config = self.config
-        pred, log_var = self.predict(idx)
-        losses = {"data": self.data_loss(pred, log_var, idx)}
+        """Every loss term of one training step: this rank's part of it.
+
+        ``idx`` is the step's global batch, and the collocation points are drawn for the
+        whole step too; the rank computes each term over its share (:meth:`World.take`:
+        the points sorted by time, cut into contiguous shares) and weighs it by the
+        share's fraction of the term's points, so that the parts sum over the ranks to
+        the term of the global batch. In one process the parts are the terms.
+        """
+        config, world = self.config, self.world
+        mine = idx[world.take(self.data.time_id[idx])]
+        pred, log_var = self.predict(mine)
+        losses = {"data": self.data_loss(pred, log_var, mine) * _part(len(mine), len(idx))}
         if config.w_chapman == 0 and not self.use_tec:
             return losses
         points, times, bg_gradient = self.collocation_points(rng)
+        n_points = len(times)
+        lo, hi = config.physics_alt_range
+        n_inside = int(((points[:, 2] >= lo) & (points[:, 2] <= hi)).sum())
+        hours = self.tec_hours(times) if self.use_tec else None
+        share = world.take(times)
+        points, times, bg_gradient = points[share], times[share], bg_gradient[share]
         coords = self.tensor(points).requires_grad_(True)
         residual, _, inputs, inverse = self.network(coords, times)
         if config.w_chapman > 0:
-            losses["chapman"] = chapman_smoothness(
+            chapman = chapman_smoothness(
                 residual, coords, alt_index=2, scale_km=config.chapman_scale_km
             )
+            losses["chapman"] = chapman * _part(len(times), n_points)
         if self.use_tec:
-            losses.update(
-                self.tec_losses(residual, coords, points, bg_gradient, inputs, inverse)
-            )
+            losses.update(self.tec_losses(
+                residual, coords, points, bg_gradient, inputs, inverse, hours, n_inside
+            ))
         return losses
+
+    def tec_hours(self, times: np.ndarray) -> np.ndarray:
+        """The hours (indices of ``drivers.hours``) whose TEC maps points at ``times`` read."""
+        distinct, inverse = np.unique(times, return_inverse=True)
+        bracket, used = _bracket_hours(
+            self.drivers.time_inputs(distinct, self.config.env_len), inverse
+        )
+        return np.unique(bracket[used])
 
     def tec_losses(
         self,
@@ -297,27 +329,31 @@ class _Trainer:
         bg_gradient: np.ndarray,
         inputs: TimeInputs,
         time_index: np.ndarray,
+        hours: np.ndarray,
+        n_inside: int,
     ) -> dict[str, torch.Tensor]:
-        """Direction consistency with the TEC path, and the head's anchor, at points.
+        """Direction consistency and the head's anchor: this rank's part of each.
 
-        ``coords`` are the ``points`` (numpy, where the direction field is sampled) as
-        the tensor the residual was computed from.
+        ``coords`` are the rank's ``points`` (numpy, where the direction field is
+        sampled) as the tensor the residual was computed from. The TEC path runs for
+        the step's ``hours`` (:meth:`tec_hours` of all its points), whose maps the
+        anchor averages: rank 0 carries the anchor. The consistency is the rank's mean
+        over its points within ``physics_alt_range``, weighted by their fraction of the
+        step's ``n_inside`` such points.
         """
         config = self.config
         (grad,) = torch.autograd.grad(residual.sum(), coords, create_graph=True)
         lat, alt = coords[:, 0].detach(), coords[:, 2].detach()
         total = grad[:, :2] + self.tensor(bg_gradient)
         metric = horizontal_gradient_metric(total[:, 0], total[:, 1], lat)
-        i0, i1, w0, w1 = (w[time_index] for w in inputs.weights)
         # The TEC path runs only for the hours with weight (one per whole-hour point).
-        rows = np.concatenate([i0, i1])
-        used = np.concatenate([w0, w1]) > 0
-        hours, local = np.unique(inputs.hours[rows[used]], return_inverse=True)
-        slot = np.zeros(len(rows), dtype=np.int64)
-        slot[used] = local
+        bracket, used = _bracket_hours(inputs, time_index)
+        slot = np.zeros(len(bracket), dtype=np.int64)
+        slot[used] = np.searchsorted(hours, bracket[used])
         seqs = self.tensor(self.drivers.tec_sequences(hours, config.seq_len))
         direction, reference = self.model.direction_field(seqs, self.tec_lat, self.tec_lon)
         n = len(time_index)
+        w1 = inputs.weights[3][time_index]
         sampled = sample_direction(
             direction,
             Cells(slot[:n], slot[n:], w1.astype(np.float64)),
@@ -334,8 +370,8 @@ class _Trainer:
             else metric.sum() * 0.0
         )
         return {
-            "tec_direction": consistency,
-            "tec_anchor": ((direction - reference) ** 2).mean(),
+            "tec_direction": consistency * _part(int(inside.sum()), n_inside),
+            "tec_anchor": ((direction - reference) ** 2).mean() * (1.0 if self.world.main else 0.0),
         }
 
     def total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -463,7 +499,8 @@ def fit(
         The torch device the fit runs on: ``"auto"`` (the first GPU torch sees, else
         the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``. The observations,
         the TEC maps and the model stay there for the whole fit; the returned model is
-        on that device (``model.to("cpu")`` moves it).
+        on that device (``model.to("cpu")`` moves it). In a process group of several
+        ranks, ``"auto"`` and ``"cuda"`` mean ``cuda:LOCAL_RANK`` (one GPU per rank).
     **options
         :class:`~ionofield.config.FitConfig` fields.
 
@@ -485,7 +522,10 @@ def fit(
     ConfigError
         An unknown or retired option (with the closest valid names or what replaced
         it), a value of the wrong type or range, a device this machine cannot use, or
-        a ``resume`` checkpoint of another campaign, seed or options.
+        a ``resume`` checkpoint of another campaign, seed or options. In a process
+        group: ranks given different campaigns, seeds or options, fewer points or
+        collocation points per step than ranks, NCCL with the CPU, or several
+        processes started by torchrun without a process group.
     CheckpointError
         ``resume`` is truncated, damaged (checksum mismatch) or not a training
         checkpoint.
@@ -499,6 +539,21 @@ def fit(
         Nothing could be held out for validation: the scores are then computed on the
         training data and sigma is not calibrated (``model.info["held_out"]`` is
         False, and the model's summary says so).
+
+    Notes
+    -----
+    Called in every process of a ``torch.distributed`` process group (e.g. under
+    ``torchrun --nproc-per-node N``, after ``torch.distributed.init_process_group()``),
+    with the same arguments, ``fit`` trains data-parallel: gloo on the CPU, NCCL on
+    GPUs. Every rank draws each step's global batch of ``batch_size`` points (and its
+    collocation points) from the same seeded generator and takes a disjoint share of
+    it; the loss terms and gradients summed over the ranks are those of the global
+    batch, so the fit equals the single-process fit of the same seed within float
+    rounding, whatever the number of ranks. Rank 0 validates, decides the early
+    stopping, times the ``time_limit`` and alone writes ``checkpoint``; a checkpoint
+    holds nothing of the ranks, so ``resume`` works with any number of them (each rank
+    reads the file: put it where all can). Every rank returns the same model;
+    ``model.info["world_size"]`` and ``model.info["devices"]`` record the ranks.
     """
     if not isinstance(ds, xr.Dataset):
         raise CampaignError(
@@ -514,10 +569,11 @@ def fit(
             f"fit: checkpoint = {os.fspath(checkpoint)!r} is a folder; give the name of the "
             "training checkpoint file to write, e.g. 'fit.ckpt' inside it"
         )
-    where = resolve_device(device)
+    world = World.current()
+    where = world.device(device)
     with torch_threads(threads):
         return _fit(ds, config, background, int(seed), checkpoint, resume, progress, cache_dir,
-                    where)
+                    where, world)
 
 
 def _fit(
@@ -530,6 +586,7 @@ def _fit(
     progress: bool,
     cache_dir: Any,
     device: torch.device,
+    world: World,
 ) -> RSTMRF:
     begun = time.perf_counter()
     torch.manual_seed(seed)
@@ -537,8 +594,12 @@ def _fit(
     drivers = HourlyDrivers.from_campaign(ds)
     _check_inputs(ds, drivers)
     fingerprint = None
-    if checkpoint is not None or resume is not None:
+    if checkpoint is not None or resume is not None or world.size > 1:
         fingerprint = campaign_fingerprint(ds, background)
+    if world.size > 1:
+        _check_world(config, world)
+        world.check_same({"options": config.to_dict(), "seed": seed, "campaign": fingerprint,
+                          "checkpoint": checkpoint is not None, "resume": resume is not None})
     saved = None if resume is None else _read_training_checkpoint(resume, config, seed, fingerprint)
     bg_field, background_info = campaign_background(
         drivers.hours, ds[IRI_F107], config=config, background=background, cache_dir=cache_dir
@@ -552,12 +613,12 @@ def _fit(
         val_idx = train_idx
     val_points = _subsample(val_idx, config.validation_points, rng)
     model = _new_model(config, data.times).to(device)
-    trainer = _Trainer(model, data, drivers, bg_field)
+    trainer = _Trainer(model, data, drivers, bg_field, world)
     sampler = ProfileSampler(train_idx, data.profile, data.hour_bin)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     average = WeightAverage(model, decay=_average_decay(config))
     state = _FitState() if saved is None else _restore(saved, model, optimizer, average, rng)
-    bar = _progress_bar(config.max_steps, state.step, progress)
+    bar = _progress_bar(config.max_steps, state.step, progress and world.main)
     written = state.step // config.checkpoint_every
     prepare_seconds = time.perf_counter() - begun
     started = time.perf_counter() - state.elapsed
@@ -565,10 +626,8 @@ def _fit(
         steps = min(config.eval_every, config.max_steps - state.step)
         losses = _train_steps(trainer, optimizer, average, sampler, rng, state, steps, started)
         taken = losses.pop("steps")
-        row = {"step": state.step, **losses}
-        with average.applied():
-            row.update(trainer.evaluate(val_points))
-        state.elapsed = time.perf_counter() - started  # the validation counts too
+        row = {"step": state.step, **losses, **_validate(trainer, average, val_points, started)}
+        state.elapsed = row.pop("elapsed")  # the validation counts too
         row["elapsed_s"] = round(state.elapsed, 3)
         _check_validation(row, config)
         stop = state.record(row, average)
@@ -577,11 +636,14 @@ def _fit(
         finished = stop or state.spent(config)
         if checkpoint is not None and (state.step // config.checkpoint_every > written or finished):
             written = state.step // config.checkpoint_every
-            _save_training_checkpoint(
-                checkpoint, model, optimizer, average, rng, state, seed, fingerprint
-            )
-        if stop:
+            if world.main:
+                _save_training_checkpoint(
+                    checkpoint, model, optimizer, average, rng, state, seed, fingerprint
+                )
+            world.barrier()
+        if stop and world.main:
             logger.info("early stop at step %d (best %d)", state.step, state.best_step)
+        if stop:
             break
     bar.close()
     if state.best_state is not None:
@@ -608,6 +670,8 @@ def _fit(
         seed=seed,
         background=background_info,
         device=str(device),
+        world_size=world.size,
+        devices=world.gather(str(device)),
         steps=state.step,
         prepare_seconds=round(prepare_seconds, 3),
         train_seconds=round(state.elapsed, 3),
@@ -699,6 +763,24 @@ def _average_decay(config: FitConfig) -> float:
     return max(0.0, 1.0 - 1.0 / window) if window else 0.0
 
 
+def _part(mine: int, total: int) -> float:
+    """Weight of a term's mean over ``mine`` of its ``total`` points (0 when it has none)."""
+    return mine / total if total else 0.0
+
+
+def _bracket_hours(inputs: TimeInputs, time_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The hours around each point's time and whether they weigh in its drivers.
+
+    Returns
+    -------
+    hours, used
+        Indices of ``drivers.hours``, shape [2N] (the hour before each of the N
+        points, then the one after), and whether each has a weight > 0.
+    """
+    i0, i1, w0, w1 = (w[time_index] for w in inputs.weights)
+    return inputs.hours[np.concatenate([i0, i1])], np.concatenate([w0, w1]) > 0
+
+
 def _subsample(indices: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     """At most ``size`` of ``indices``, drawn at random without replacement, in order."""
     if len(indices) <= size:
@@ -735,6 +817,9 @@ def _train_steps(
 ) -> dict[str, float]:
     """Up to ``steps`` optimiser steps (fewer when the time limit comes first).
 
+    With several ranks, each step's loss terms and gradients are summed over them
+    (one all-reduce each), so the checks and the update agree on every rank.
+
     Returns the mean of each loss term over the steps taken, and ``steps`` and
     ``lr`` (the last step's).
 
@@ -744,7 +829,7 @@ def _train_steps(
         A loss term or the gradient is not finite (before the step that would spread
         it to the weights).
     """
-    config, model = trainer.config, trainer.model
+    config, model, world = trainer.config, trainer.model, trainer.world
     sums: dict[str, float] = {}
     # Without clipping the norm is still computed (an infinite bound scales by 1, exactly).
     bound = config.grad_clip if config.grad_clip > 0 else math.inf
@@ -755,7 +840,8 @@ def _train_steps(
             group["lr"] = lr
         idx = sampler.batch(rng, config.batch_size, config.batch_hours)
         losses = trainer.batch_losses(idx, rng)
-        values = {name: float(value.detach()) for name, value in losses.items()}
+        parts = np.array([float(value.detach()) for value in losses.values()])
+        values = {name: float(value) for name, value in zip(losses, world.sum(parts), strict=True)}
         where = f"step {state.step + 1} of {config.max_steps}"
         if not all(math.isfinite(v) for v in values.values()):
             term = next(name for name, v in values.items() if not math.isfinite(v))
@@ -766,6 +852,7 @@ def _train_steps(
         total = trainer.total(losses)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
+        world.sum_gradients(model.parameters())
         norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), bound))
         if not math.isfinite(norm):
             raise DivergenceError(
@@ -778,7 +865,9 @@ def _train_steps(
             sums[name] = sums.get(name, 0.0) + value
         taken += 1
         state.step += 1
-        state.elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        # The time limit stops every rank at the same step: rank 0's clock decides.
+        state.elapsed = elapsed if config.time_limit is None else world.from_main(elapsed)
     return {**{name: value / taken for name, value in sums.items()}, "steps": taken, "lr": lr}
 
 
@@ -817,15 +906,59 @@ def _calibrate(trainer: _Trainer, val_idx: np.ndarray | None) -> float:
     """Calibrate the fitted model's sigma on the held-out points; the factor applied.
 
     With TEC maps, sigma takes the maps' column misfit beside the network's own
-    variance; without held-out points, sigma stays as trained (factor 1).
+    variance; without held-out points, sigma stays as trained (factor 1). Rank 0
+    computes the calibration and every rank applies it.
     """
     factor, offset, extra_var = 1.0, float("nan"), None
-    if val_idx is not None:
+    if val_idx is not None and trainer.world.main:
         if trainer.drivers.tec is not None:
             offset, extra_var = trainer.column_misfit_variance(val_idx)
         factor = trainer.sigma_factor(val_idx, extra_var)
+    factor, offset = trainer.world.object_from_main((factor, offset))
     trainer.model.calibrate_sigma(factor, offset)
     return factor
+
+
+def _validate(
+    trainer: _Trainer, average: WeightAverage, idx: np.ndarray, started: float
+) -> dict[str, float]:
+    """The weight average's validation scores at ``idx``, and ``elapsed`` training seconds.
+
+    Rank 0 validates and times; every rank takes its numbers, so that the early
+    stopping, the best weights and the time limit are decided alike on all ranks
+    (the others wait meanwhile).
+    """
+    scores: dict[str, float] = {}
+    if trainer.world.main:
+        with average.applied():
+            scores = trainer.evaluate(idx)
+        scores["elapsed"] = time.perf_counter() - started
+    return trainer.world.object_from_main(scores)
+
+
+def _collocation_count(config: FitConfig) -> int:
+    """Number of collocation points of a step."""
+    return max(1, int(round(config.collocation_fraction * config.batch_size)))
+
+
+def _check_world(config: FitConfig, world: World) -> None:
+    """Refuse a data-parallel fit whose steps cannot give every rank a share.
+
+    Raises
+    ------
+    ConfigError
+        Fewer points (or collocation points) per step than ranks.
+    """
+    physics = config.w_chapman > 0 or config.w_tec_direction > 0
+    n_points = _collocation_count(config)
+    if config.batch_size < world.size or (physics and n_points < world.size):
+        raise ConfigError(
+            f"fit: the {world.size} ranks share each step's batch_size = {config.batch_size} "
+            f"points and its {n_points} collocation points (collocation_fraction = "
+            f"{config.collocation_fraction:g}), so some rank would get none; give a "
+            f"batch_size and collocation_fraction that make both >= {world.size}, or start "
+            "fewer processes"
+        )
 
 
 def _resolve_config(
