@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ionofield._distributed import launch, launched_by_torchrun, process_group
 from ionofield.campaign import campaign
 from ionofield.config import FitConfig
 from ionofield.errors import ConfigError, IonofieldError
@@ -99,13 +100,40 @@ def _config(args: argparse.Namespace) -> FitConfig:
 
 
 def _cmd_fit(args: argparse.Namespace) -> None:
-    ds = _load_campaign(args)
-    model = fit(ds, config=_config(args), seed=args.seed, checkpoint=args.checkpoint,
-                resume=args.resume, progress=not args.quiet, threads=args.threads,
-                device=args.device)
-    model.save(args.out)
-    print(f"model written to {args.out}")
-    print(model.history.tail(3).to_string())
+    if args.nproc < 1:
+        raise ConfigError(f"fit: --nproc {args.nproc}; give a number of processes >= 1")
+    if args.nproc > 1 and not launched_by_torchrun():
+        status = launch(["-m", "ionofield", *_without_nproc(args.argv)], args.nproc)
+        if status:
+            raise IonofieldError(
+                f"fit: the {args.nproc} ranks of the fit failed (torchrun exit status "
+                f"{status}); see their messages above"
+            )
+        return
+    with process_group(args.device) as world:
+        ds = _load_campaign(args)
+        model = fit(ds, config=_config(args), seed=args.seed, checkpoint=args.checkpoint,
+                    resume=args.resume, progress=not args.quiet and world.main,
+                    threads=args.threads, device=args.device)
+        if world.main:
+            model.save(args.out)
+            print(f"model written to {args.out}")
+            print(model.history.tail(3).to_string())
+        world.barrier()
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The command line without ``--nproc N``: the ranks need not see it, and torchrun
+    would take it for an abbreviation of its own ``--nproc-per-node``."""
+    kept, skip = [], False
+    for word in argv:
+        if skip or word.startswith("--nproc="):
+            skip = False
+        elif word == "--nproc":
+            skip = True
+        else:
+            kept.append(word)
+    return kept
 
 
 def _grid_from_args(args: argparse.Namespace) -> xr.Dataset:
@@ -237,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_fit.add_argument("--threads", type=int, default=None,
                        help="torch threads for the fit (1 is often fastest for small batches)")
     _add_device(p_fit, "the fit")
+    p_fit.add_argument("--nproc", type=int, default=1,
+                       help="train data-parallel in N processes on this machine (torchrun; "
+                            "one per GPU on GPUs; default 1)")
     p_fit.add_argument("--checkpoint", help="training checkpoint path (written atomically)")
     p_fit.add_argument("--resume", help="continue from this training checkpoint")
     p_fit.add_argument("--out", required=True, help="where to save the fitted model (.pt)")
@@ -285,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ionofield`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

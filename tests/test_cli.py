@@ -41,6 +41,27 @@ def test_fit_then_reconstruct_end_to_end(inputs, tmp_path, monkeypatch, capsys):
     assert "volume written to" in capsys.readouterr().out
 
 
+def test_fit_in_two_processes_then_validate(inputs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("IONOFIELD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    common = ["--ro", str(inputs / "ro" / "ionPrf_*"), "--tec", str(inputs / "*.24i")]
+    model_path = tmp_path / "model.pt"
+    assert main(["-q", "fit", *common, "--config", str(inputs / "config.json"),
+                 "--nproc", "2", "--device", "cpu", "--out", str(model_path)]) == 0
+    model = iof.load_model(model_path)
+    assert model.info["world_size"] == 2 and model.config.max_steps == 16
+    scores = tmp_path / "scores.csv"
+    assert main(["validate", *common, "--model", str(model_path),
+                 "--held-out", str(inputs / "ro" / "ionPrf_*"), "--out", str(scores)]) == 0
+    assert scores.exists() and "scores written to" in capsys.readouterr().out
+
+
+def test_nproc_below_one_is_refused(inputs, tmp_path, capsys):
+    code = main(["fit", "--ro", str(inputs / "ro" / "ionPrf_*"), "--tec", str(inputs / "*.24i"),
+                 "--nproc", "0", "--out", str(tmp_path / "m.pt")])
+    assert code == 2 and "--nproc 0" in capsys.readouterr().err
+
+
 def test_errors_exit_2_with_a_message(inputs, tmp_path, capsys):
     code = main(["fit", "--ro", str(tmp_path / "nothing*"), "--tec", str(inputs / "*.24i"),
                  "--out", str(tmp_path / "m.pt")])
@@ -54,7 +75,7 @@ def test_help_documents_every_command(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["--help"])
     text = capsys.readouterr().out
-    for command in ("fit", "reconstruct", "demo"):
+    for command in ("fit", "reconstruct", "validate", "demo"):
         assert command in text
     with pytest.raises(SystemExit):
         parser.parse_args(["reconstruct", "--help"])
