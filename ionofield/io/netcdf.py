@@ -13,32 +13,18 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import Any
 
-import numpy as np
 import xarray as xr
 from dask.diagnostics import ProgressBar
 
 from ionofield._files import atomic_path
 from ionofield.errors import ConfigError
-from ionofield.io.cf import COORDINATES
+from ionofield.io.cf import cf_encoding, time_chunks
 
-#: Largest number of values in one NetCDF chunk (2 MB of float32).
+#: Largest number of values in one NetCDF chunk (2 MB of float32): one time, whole lon
+#: rows, as many lat (then alt) rows as fit (:func:`~ionofield.io.cf.time_chunks`), so
+#: the writer's buffers stay the same on a bigger grid.
 VALUES_PER_FILE_CHUNK = 500_000
-
-
-def _file_chunks(var: xr.DataArray) -> tuple[int, ...]:
-    """NetCDF chunk shape: one time, whole lon rows, as many lat (then alt) rows as fit.
-
-    A chunk of bounded size keeps the writer's buffers the same on a bigger grid.
-    """
-    chunks = []
-    room = VALUES_PER_FILE_CHUNK
-    for dim, n in reversed(list(zip(var.dims, var.shape, strict=True))):
-        size = 1 if dim == "time" else max(1, min(n, room))
-        chunks.append(size)
-        room //= size
-    return tuple(reversed(chunks))
 
 
 def to_netcdf(
@@ -85,22 +71,11 @@ def to_netcdf(
         raise ConfigError(
             f"to_netcdf: compression={compression!r}; give a zlib level 0..9 (0: none)"
         )
-    volume = volume.copy()
-    for name in volume.coords:
-        if name in COORDINATES:
-            volume[name].attrs = {**COORDINATES[name], **volume[name].attrs}
-    encoding: dict[str, dict[str, Any]] = {
-        name: {"_FillValue": None} for name in volume.coords
-    }
-    encoding["time"].update(
-        units="seconds since 1970-01-01 00:00:00", calendar="proleptic_gregorian", dtype="f8"
-    )
+    volume, encoding = cf_encoding(volume)
     for name, var in volume.data_vars.items():
-        encoding[name] = {"zlib": compression > 0, "complevel": compression or None,
-                          "chunksizes": _file_chunks(var), "_FillValue": np.float32(np.nan)}
-        if not compression:
-            encoding[name] = {"_FillValue": np.float32(np.nan)}
-    volume["time"].attrs["units_metadata"] = "leap_seconds: none"
+        if compression:
+            encoding[name].update(zlib=True, complevel=compression,
+                                  chunksizes=time_chunks(var, VALUES_PER_FILE_CHUNK))
     bar = ProgressBar() if progress else contextlib.nullcontext()
     with atomic_path(path) as tmp, bar, _no_chunk_cache():
         volume.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
