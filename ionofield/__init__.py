@@ -23,6 +23,7 @@ from ionofield.io.ionex import open_ionex, write_ionex
 from ionofield.io.ionosonde import open_ionosonde
 from ionofield.io.netcdf import to_netcdf
 from ionofield.io.ro import open_ro_profiles, write_ionprf, write_ro_table
+from ionofield.io.zarr import to_zarr
 from ionofield.model import RSTMRF, load_model
 from ionofield.reconstruction import grid, reconstruct
 from ionofield.tec_cache import HourlyTECCache, tec_direction
@@ -52,6 +53,7 @@ __all__ = [
     "split_profiles",
     "tec_direction",
     "to_netcdf",
+    "to_zarr",
     "validate",
     "write_ionex",
     "write_ionprf",

@@ -26,6 +26,7 @@ from ionofield.io.indices import open_indices
 from ionofield.io.ionex import open_ionex
 from ionofield.io.netcdf import to_netcdf
 from ionofield.io.ro import open_ro_profiles
+from ionofield.io.zarr import to_zarr
 from ionofield.reconstruction import grid, reconstruct
 from ionofield.training import fit
 from ionofield.validation import validate_command
@@ -123,8 +124,11 @@ def _cmd_fit(args: argparse.Namespace) -> None:
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
-    """The command line without ``--nproc N``: the ranks need not see it, and torchrun
-    would take it for an abbreviation of its own ``--nproc-per-node``."""
+    """The command line without ``--nproc N``.
+
+    The ranks need not see it, and torchrun would take it for an abbreviation of its own
+    ``--nproc-per-node``.
+    """
     kept, skip = [], False
     for word in argv:
         if skip or word.startswith("--nproc="):
@@ -149,11 +153,18 @@ def _grid_from_args(args: argparse.Namespace) -> xr.Dataset:
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> None:
+    if (args.out is None) == (args.zarr is None):
+        raise ConfigError("reconstruct: give one of --out FILE.nc or --zarr STORE")
+    if args.overwrite and args.zarr is None:
+        raise ConfigError("reconstruct: --overwrite goes with --zarr STORE")
     ds = _load_campaign(args)
     volume = reconstruct(ds, _grid_from_args(args), model=args.model, chunks=args.chunks,
                          device=args.device)
-    to_netcdf(volume, args.out, progress=not args.quiet)
-    print(f"volume written to {args.out}")
+    if args.zarr:
+        to_zarr(volume, args.zarr, overwrite=args.overwrite, progress=not args.quiet)
+    else:
+        to_netcdf(volume, args.out, progress=not args.quiet)
+    print(f"volume written to {args.zarr or args.out}")
 
 
 def run_demo(samples: Path, out: Path, *, quiet: bool = False) -> dict[str, Path]:
@@ -287,7 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "--lon -180:180:5 (the IONEX grid, -180 and 180 both kept)")
     p_rec.add_argument("--chunks", type=int, help="times per dask chunk (a positive number)")
     _add_device(p_rec, "the network")
-    p_rec.add_argument("--out", required=True, help="output NetCDF path (written atomically)")
+    p_rec.add_argument("--out", help="output NetCDF path (written atomically)")
+    p_rec.add_argument("--zarr", metavar="STORE",
+                       help="write a Zarr store instead of --out, a day per block; run the "
+                            "same command again to resume a killed write")
+    p_rec.add_argument("--overwrite", action="store_true",
+                       help="with --zarr: write the store anew")
     p_rec.set_defaults(func=_cmd_reconstruct)
 
     p_val = sub.add_parser("validate", help="score a model or volume on held-out RO profiles "

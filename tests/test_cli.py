@@ -39,6 +39,13 @@ def test_fit_then_reconstruct_end_to_end(inputs, tmp_path, monkeypatch, capsys):
         assert bool((vol.ne > 0).all())
         assert vol.attrs["Conventions"] == "CF-1.11"
     assert "volume written to" in capsys.readouterr().out
+    store = tmp_path / "ne.zarr"
+    assert main(["-q", "reconstruct", *common, "--model", str(model_path),
+                 "--start", "2024-05-10T02:00", "--end", "2024-05-10T04:00",
+                 "--alt", "150:600:150", "--lat=-60,0,60", "--lon=-180:90:90",
+                 "--zarr", str(store)]) == 0
+    with xr.open_dataset(out) as vol, xr.open_zarr(store) as stored:
+        xr.testing.assert_identical(stored.load(), vol.load())
 
 
 def test_fit_in_two_processes_then_validate(inputs, tmp_path, monkeypatch, capsys):
