@@ -116,6 +116,14 @@ class FitConfig:
     physics_alt_range
         Altitudes (km) where the TEC direction loss applies (the F region the TEC
         gradient speaks for).
+    precision
+        ``"float32"`` (the default), or ``"bfloat16"`` to run the training steps'
+        network and losses under :func:`torch.autocast` with bfloat16 (matrix products
+        in bfloat16, reductions and the weights in float32). On a CPU with AVX-512
+        BF16 it made a step 1.35x faster (0.066-0.071 against 0.089-0.096 s, all
+        terms, one thread); whether it keeps the skill is measured in the user guide's
+        "How long will my fit take". Validation, calibration and reconstruction run in
+        float32 whatever it is.
     batch_size, lr, grad_clip, weight_decay
         Optimiser settings (Adam). The learning rate is ``lr`` for the first half of
         the budget, then decays along a half cosine to ``lr / 20`` at its end, so the
@@ -202,6 +210,7 @@ class FitConfig:
     lr: float = 3e-4
     grad_clip: float = 1.0
     weight_decay: float = 0.0
+    precision: Literal["float32", "bfloat16"] = "float32"
     val_fraction: float = 0.1
     val_block_hours: float = 3.0
     patience: int = 1500

@@ -839,7 +839,10 @@ def _train_steps(
         for group in optimizer.param_groups:
             group["lr"] = lr
         idx = sampler.batch(rng, config.batch_size, config.batch_hours)
-        losses = trainer.batch_losses(idx, rng)
+        with torch.autocast(trainer.device.type, dtype=torch.bfloat16,
+                            enabled=config.precision == "bfloat16"):
+            losses = trainer.batch_losses(idx, rng)
+        losses = {name: value.float() for name, value in losses.items()}
         parts = np.array([float(value.detach()) for value in losses.values()])
         values = {name: float(value) for name, value in zip(losses, world.sum(parts), strict=True)}
         where = f"step {state.step + 1} of {config.max_steps}"

@@ -524,3 +524,29 @@ def test_campaign_checked_in_blocks_reports_as_whole(tiny_campaign, monkeypatch)
     for text in ("1 zero, negative", "2 value(s) above 1e+14 m-3 (max 2e+15)",
                  "2 value(s) outside -90..90 (e.g. 95)"):
         assert text in str(whole.value)
+
+
+def test_bfloat16_precision_runs_the_training_steps_in_bfloat16(tiny_campaign,
+                                                                 chapman_background):
+    seen = {"train": set(), "eval": set()}
+
+    def record(module, inputs, output):
+        if isinstance(module, torch.nn.Linear) and isinstance(output, torch.Tensor):
+            seen["train" if torch.is_grad_enabled() else "eval"].add(output.dtype)
+
+    hook = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        model = iof.fit(tiny_campaign, background=chapman_background, max_steps=16,
+                        precision="bfloat16", **TINY)
+    finally:
+        hook.remove()
+    assert seen["train"] == {torch.bfloat16}  # the steps' products, physics terms included
+    assert seen["eval"] == {torch.float32}  # validation and calibration
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert np.isfinite(model.history[["data", "val_rmse"]].to_numpy()).all()
+    assert model.config.precision == "bfloat16"
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ConfigError, match="precision"):
+        iof.FitConfig(precision="float16")
