@@ -1,0 +1,114 @@
+"""Scale-out of ionofield on existing engines, measured in one run.
+
+    python benchmarks/scale.py [--work DIR] [--days 1 3 7] [--steps 200]
+                               [--skip dask ddp zarr memory]
+
+Prints one JSON document with a section per engine, each measured by its own module
+beside this one (each also runs alone, ``python benchmarks/_scale_ddp.py``, ...):
+
+- ``dask`` (``_scale_dask.py``): a reconstruction on the threaded scheduler against a
+  ``dask.distributed`` ``LocalCluster`` of 1 and 2 worker processes, the ratio, and the
+  overhead per task;
+- ``ddp`` (``_scale_ddp.py``): training steps/s with 1 rank x 1 thread, 1 rank x 2
+  threads and 2 ranks (gloo) x 1 thread;
+- ``zarr`` (``_scale_zarr.py``): ``to_zarr`` of a 3-day volume on the IONEX grid, its
+  throughput, a write killed at two thirds and its resume, a no-op re-run;
+- ``memory``: peak RSS of a fit (``--steps`` steps, the default network) of campaigns
+  of ``--days`` days at 2,660 RO profiles a day of 140 levels (``throughput.py``'s
+  density), each opened lazily from its saved file in a child process, and the ratio
+  of the longest to the shortest.
+
+This machine has 2 cores: ratios of 2 workers or ranks to 1 show whether the engines'
+overheads stay small, not how they scale on a cluster (docs: "Scaling out").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from throughput import START, WORLD_SEED, child_fit, write_campaign
+
+from ionofield.osse import storm_world, tec_maps
+
+#: Campaign density of the memory section (throughput.py's realistic one).
+PROFILES_PER_DAY = 2660
+LEVELS = 140
+
+
+def memory_by_days(work: Path, days: list[int], steps: int) -> dict:
+    """Peak RSS of a short default fit of campaigns of each length in ``days``.
+
+    The campaigns are sampled from one synthetic storm world (``ionofield.osse``) and
+    saved; a campaign already saved in ``work/days_N`` is reused. Each fit runs in a
+    child process on the lazily opened file, so the peak is the fit's own.
+
+    Returns
+    -------
+    dict
+        Per length: observations, the fit's peak RSS and timings; ``ratio_last_over_first``.
+    """
+    world = None
+    measured = {}
+    for n in sorted(days):
+        folder = work / f"days_{n}"
+        if not (folder / "campaign.nc").exists():
+            if world is None:
+                world = storm_world(START, days=max(days), seed=WORLD_SEED)
+                start = np.datetime64(START, "ns")
+                hours = pd.date_range(start, periods=24 * max(days) + 1, freq="h").values
+                tec = tec_maps(world, hours)
+            write_campaign(folder, world, tec, days=n, levels=LEVELS,
+                           profiles_per_day=PROFILES_PER_DAY)
+        with xr.open_dataset(folder / "campaign.nc") as ds:
+            n_obs = int(ds.sizes["obs"])
+        fit = child_fit(folder, "memory", 0, {"max_steps": steps, "eval_every": steps,
+                                              "device": "cpu"})
+        measured[f"days_{n}"] = {"observations": n_obs, **fit}
+    first, last = measured[f"days_{min(days)}"], measured[f"days_{max(days)}"]
+    return {**measured, "ratio_last_over_first": {
+        "days": f"{max(days)} / {min(days)}",
+        "observations": round(last["observations"] / first["observations"], 2),
+        "peak_rss_mb": round(last["peak_rss_mb"] / first["peak_rss_mb"], 3)}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
+    parser.add_argument("--days", type=int, nargs="+", default=[1, 3, 7],
+                        help="campaign lengths of the memory section")
+    parser.add_argument("--steps", type=int, default=200, help="steps of the memory fits")
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["dask", "ddp", "zarr", "memory"])
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="ionofield-scale-"))
+    started = time.perf_counter()
+    report: dict = {"cpu_count": os.cpu_count(), "load_average_before": os.getloadavg()}
+    if "dask" not in args.skip:
+        from _scale_dask import measure as measure_dask
+
+        report["dask"] = measure_dask(work / "dask")
+    if "ddp" not in args.skip:
+        from _scale_ddp import measure as measure_ddp
+
+        report["ddp"] = measure_ddp(work / "ddp")
+    if "zarr" not in args.skip:
+        from _scale_zarr import measure as measure_zarr
+
+        report["zarr"] = measure_zarr(work / "zarr", days=3)
+    if "memory" not in args.skip:
+        report["memory"] = memory_by_days(work / "memory", args.days, args.steps)
+    report["load_average_after"] = os.getloadavg()
+    report["total_wall_s"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
