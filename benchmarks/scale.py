@@ -1,6 +1,6 @@
 """Scale-out of ionofield on existing engines, measured in one run.
 
-    python benchmarks/scale.py [--work DIR] [--days 1 3 7] [--steps 200]
+    python benchmarks/scale.py [--work DIR] [--days 1 3 7] [--steps 200] [--dense-levels 400]
                                [--skip dask ddp zarr memory]
 
 Prints one JSON document with a section per engine, each measured by its own module
@@ -14,9 +14,10 @@ beside this one (each also runs alone, ``python benchmarks/_scale_ddp.py``, ...)
 - ``zarr`` (``_scale_zarr.py``): ``to_zarr`` of a 3-day volume on the IONEX grid, its
   throughput, a write killed at two thirds and its resume, a no-op re-run;
 - ``memory``: peak RSS of a fit (``--steps`` steps, the default network) of campaigns
-  of ``--days`` days at 2,660 RO profiles a day of 140 levels (``throughput.py``'s
-  density), each opened lazily from its saved file in a child process, and the ratio
-  of the longest to the shortest.
+  of ``--days`` days (and 2) at 2,660 RO profiles a day of 140 levels
+  (``throughput.py``'s density), and of 2 days at ``--dense-levels`` levels, each
+  opened lazily from its saved file in a child process; the ratios of the longest to
+  the shortest and of the dense to the 2-day one.
 
 This machine has 2 cores: ratios of 2 workers or ranks to 1 show whether the engines'
 overheads stay small, not how they scale on a cluster (docs: "Scaling out").
@@ -43,40 +44,51 @@ PROFILES_PER_DAY = 2660
 LEVELS = 140
 
 
-def memory_by_days(work: Path, days: list[int], steps: int) -> dict:
-    """Peak RSS of a short default fit of campaigns of each length in ``days``.
+def memory_by_length(work: Path, days: list[int], dense_levels: int, steps: int) -> dict:
+    """Peak RSS of a short default fit of campaigns of each length, and of a denser one.
 
-    The campaigns are sampled from one synthetic storm world (``ionofield.osse``) and
-    saved; a campaign already saved in ``work/days_N`` is reused. Each fit runs in a
-    child process on the lazily opened file, so the peak is the fit's own.
+    The campaigns (``days_N``: N days of 140-level profiles; ``dense_2``: 2 days of
+    ``dense_levels``-level profiles, against ``days_2``) are sampled from one synthetic
+    storm world (``ionofield.osse``) and saved; one already saved in its folder under
+    ``work`` is reused. Each fit runs in a child process on the lazily opened file, so
+    the peak is the fit's own.
 
     Returns
     -------
     dict
-        Per length: observations, the fit's peak RSS and timings; ``ratio_last_over_first``.
+        Per campaign: observations, the fit's peak RSS and timings; the ratios of the
+        longest to the shortest and of the dense to ``days_2``.
     """
-    world = None
+    plan = {f"days_{n}": (n, LEVELS) for n in sorted({*days, 2})}
+    plan["dense_2"] = (2, dense_levels)
+    world, tec = None, None
     measured = {}
-    for n in sorted(days):
-        folder = work / f"days_{n}"
+    for name, (n, levels) in plan.items():
+        folder = work / name
         if not (folder / "campaign.nc").exists():
             if world is None:
-                world = storm_world(START, days=max(days), seed=WORLD_SEED)
-                start = np.datetime64(START, "ns")
-                hours = pd.date_range(start, periods=24 * max(days) + 1, freq="h").values
+                longest = max(plan.values())[0]
+                world = storm_world(START, days=longest, seed=WORLD_SEED)
+                hours = pd.date_range(np.datetime64(START, "ns"), periods=24 * longest + 1,
+                                      freq="h").values
                 tec = tec_maps(world, hours)
-            write_campaign(folder, world, tec, days=n, levels=LEVELS,
+            write_campaign(folder, world, tec, days=n, levels=levels,
                            profiles_per_day=PROFILES_PER_DAY)
         with xr.open_dataset(folder / "campaign.nc") as ds:
             n_obs = int(ds.sizes["obs"])
         fit = child_fit(folder, "memory", 0, {"max_steps": steps, "eval_every": steps,
                                               "device": "cpu"})
-        measured[f"days_{n}"] = {"observations": n_obs, **fit}
+        measured[name] = {"days": n, "levels": levels, "observations": n_obs, **fit}
+
+    def ratio(last: dict, first: dict) -> dict:
+        return {"observations": round(last["observations"] / first["observations"], 2),
+                "peak_rss_mb": round(last["peak_rss_mb"] / first["peak_rss_mb"], 3),
+                "peak_rss_mb_added": round(last["peak_rss_mb"] - first["peak_rss_mb"], 1)}
+
     first, last = measured[f"days_{min(days)}"], measured[f"days_{max(days)}"]
-    return {**measured, "ratio_last_over_first": {
-        "days": f"{max(days)} / {min(days)}",
-        "observations": round(last["observations"] / first["observations"], 2),
-        "peak_rss_mb": round(last["peak_rss_mb"] / first["peak_rss_mb"], 3)}}
+    return {**measured,
+            f"ratio_days_{max(days)}_over_{min(days)}": ratio(last, first),
+            "ratio_dense_over_days_2": ratio(measured["dense_2"], measured["days_2"])}
 
 
 def main() -> None:
@@ -84,6 +96,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
     parser.add_argument("--days", type=int, nargs="+", default=[1, 3, 7],
                         help="campaign lengths of the memory section")
+    parser.add_argument("--dense-levels", type=int, default=400,
+                        help="levels per profile of the dense 2-day campaign")
     parser.add_argument("--steps", type=int, default=200, help="steps of the memory fits")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["dask", "ddp", "zarr", "memory"])
@@ -104,7 +118,8 @@ def main() -> None:
 
         report["zarr"] = measure_zarr(work / "zarr", days=3)
     if "memory" not in args.skip:
-        report["memory"] = memory_by_days(work / "memory", args.days, args.steps)
+        report["memory"] = memory_by_length(work / "memory", args.days, args.dense_levels,
+                                            args.steps)
     report["load_average_after"] = os.getloadavg()
     report["total_wall_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(report, indent=2))
