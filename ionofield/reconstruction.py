@@ -10,9 +10,13 @@ with the other's network; and the graph runs unchanged on a ``dask.distributed``
 cluster. :func:`ionofield.to_netcdf` (``vol.rstmrf.to_netcdf``) writes it atomically.
 
 The network runs on the torch device ``device=`` names (a GPU when torch sees one,
-by default). The graph holds the reconstruction's own copy of the model, on that
-device: the model a user passes is neither moved nor changed, and what happens to it
-afterwards does not reach the volume.
+by default). The graph holds the model as bytes (``torch.save``), one node shipped
+once to each worker process, and each process rebuilds it from them once, on that
+device, for all the chunks it computes: the model a user passes is neither moved nor
+changed, and what happens to it afterwards does not reach the volume. On a
+``dask.distributed`` worker the network runs on the worker's own threads
+(:func:`ionofield._threads.worker_threads`), so that worker processes side by side
+do not oversubscribe the cores.
 
 What a volume holds is checked where it is made: a model with NaN or infinite weights
 is refused before anything is built, and each chunk is checked as it is computed
@@ -26,9 +30,11 @@ times or altitudes the model was fitted on gives an
 
 from __future__ import annotations
 
-import copy
 import dataclasses
+import functools
+import hashlib
 import importlib.metadata
+import io
 import os
 import threading
 import warnings
@@ -41,6 +47,7 @@ import torch
 import xarray as xr
 
 from ionofield._device import resolve_device
+from ionofield._threads import torch_threads, worker_threads
 from ionofield._version import __version__
 from ionofield.background import IRI_F107, BackgroundField, campaign_background
 from ionofield.campaign import check_campaign
@@ -71,6 +78,9 @@ EXTRAPOLATION_DAYS = 1.0
 #: Grid altitudes more than this many km outside the observed altitudes the model was
 #: fitted on (``model.info["obs_alt_range"]``) warn: about two topside scale heights.
 EXTRAPOLATION_KM = 200.0
+#: Rebuilt models a process keeps (:func:`_rebuilt_model`): those of the last few
+#: reconstructions, each a few MB.
+MODELS_KEPT = 4
 
 
 def grid(time: Any, alt: Any, lat: Any, lon: Any) -> xr.Dataset:
@@ -187,9 +197,10 @@ def reconstruct(
         The grid, from :func:`grid`.
     model
         A fitted :class:`~ionofield.RSTMRF`, or the path of a model file (read with
-        :func:`ionofield.load_model`, onto ``device``). A model object is copied to
-        ``device`` for the volume: it is itself neither moved nor changed, and
-        changing it after this call does not change the volume.
+        :func:`ionofield.load_model`). The volume takes a copy of the model as it
+        is now, rebuilt on ``device`` where the chunks compute: the model itself is
+        neither moved nor changed, and changing it after this call does not change
+        the volume.
     background
         The background the model was fitted with, when it was user-supplied.
     chunks
@@ -241,7 +252,8 @@ def reconstruct(
         The grid reaches more than :data:`EXTRAPOLATION_DAYS` beyond the training
         period, or more than :data:`EXTRAPOLATION_KM` beyond the observed altitudes.
     """
-    model = _usable_model(model, resolve_device(device))
+    device = resolve_device(device)
+    model = _usable_model(model)
     _check_target(target)
     if chunks is not None and (
         isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1
@@ -266,7 +278,8 @@ def reconstruct(
         if f107_name is not None
         else dask.delayed(BackgroundField, pure=True)(background)
     )
-    model_node = dask.delayed(model, pure=True)
+    recipe = _ModelRecipe.of(model, device)
+    model_node = dask.delayed(recipe, pure=True, name=f"ionofield-model-{recipe.token}")
     drivers_node = dask.delayed(drivers, pure=True)
     blocks = []
     for start in range(0, len(times), step):
@@ -281,18 +294,14 @@ def reconstruct(
         {name: (dims, stacked[k], attributes(name)) for k, name in enumerate(_OUTPUTS)},
         coords={name: target[name] for name in dims},
     )
-    out.attrs.update(_global_attrs(model, ds, background, f107_name, extrapolation))
+    out.attrs.update(_global_attrs(model, ds, background, f107_name, extrapolation, device))
     return out
 
 
-def _usable_model(model: Any, device: torch.device) -> RSTMRF:
-    """The reconstruction's own model, on ``device``; refused when not finite.
-
-    A path is loaded there; a model object is copied there, so that the user's
-    object is neither moved nor changed.
-    """
+def _usable_model(model: Any) -> RSTMRF:
+    """The model a path or an object names, refused when its weights are not finite."""
     if isinstance(model, (str, os.PathLike)):
-        return load_model(model, device=device)  # load_model refuses non-finite weights
+        return load_model(model)  # load_model refuses non-finite weights
     if not isinstance(model, RSTMRF):
         raise ConfigError(
             f"reconstruct: model= is a {type(model).__name__}; pass a fitted ionofield.RSTMRF "
@@ -306,7 +315,7 @@ def _usable_model(model: Any, device: torch.device) -> RSTMRF:
             "and every value it gives would be NaN; refit the model (a lower lr, finite "
             "observations)"
         )
-    return copy.deepcopy(model).to(device).eval()
+    return model
 
 
 def _check_target(target: Any) -> None:
@@ -335,6 +344,55 @@ _NETWORK_LOCK = threading.Lock()
 
 
 @dataclasses.dataclass(frozen=True)
+class _ModelRecipe:
+    """A model as the bytes ``torch.save`` gives, and the device to rebuild it on.
+
+    This, not the module, is the graph's model node. dask.distributed serialises a
+    ``torch.nn.Module`` attribute by attribute (its generic serialiser for modules),
+    past the module's own pickling, and fails on the weak references an LSTM keeps
+    to its weights; bytes cross to any process. The scheduler sends the node once
+    to each worker that computes a chunk, and each process rebuilds the model from
+    it once (:func:`_rebuilt_model`). Recipes are equal when their bytes are:
+    ``token`` is their SHA-256.
+    """
+
+    token: str
+    device: str
+    payload: bytes = dataclasses.field(compare=False, repr=False)
+
+    @classmethod
+    def of(cls, model: RSTMRF, device: torch.device) -> _ModelRecipe:
+        """The recipe of ``model`` as it is now, to be rebuilt on ``device``."""
+        buffer = io.BytesIO()
+        torch.save(model, buffer)
+        payload = buffer.getvalue()
+        return cls(hashlib.sha256(payload).hexdigest(), str(device), payload)
+
+
+#: One model rebuilt at a time per process: chunks arriving together share it.
+_MODEL_LOCK = threading.Lock()
+
+
+def _model_of(recipe: _ModelRecipe) -> RSTMRF:
+    """The model of a recipe, rebuilt by the first chunk of this process that needs it."""
+    with _MODEL_LOCK:
+        return _rebuilt_model(recipe)
+
+
+@functools.lru_cache(maxsize=MODELS_KEPT)
+def _rebuilt_model(recipe: _ModelRecipe) -> RSTMRF:
+    """The model of a recipe, in eval mode on its device.
+
+    ``_rebuilt_model.cache_info().misses`` counts the models this process has rebuilt.
+    """
+    # Not weights_only: the bytes hold the module itself, written by reconstruct in
+    # the user's own session, not a file from elsewhere.
+    model = torch.load(io.BytesIO(recipe.payload), map_location=recipe.device,
+                       weights_only=False)
+    return model.eval()
+
+
+@dataclasses.dataclass(frozen=True)
 class _IriHours:
     """The IRI background of any hours, on the grid and with the options of a fit."""
 
@@ -351,7 +409,7 @@ class _IriHours:
 
 
 def _volume_block(
-    model: RSTMRF, drivers: HourlyDrivers, background: _IriHours | BackgroundField,
+    recipe: _ModelRecipe, drivers: HourlyDrivers, background: _IriHours | BackgroundField,
     times: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray,
 ) -> np.ndarray:
     """ne, ne_background, ne_log10_sigma of a time chunk, stacked on axis 0.
@@ -361,6 +419,7 @@ def _volume_block(
     """
     meridians, column = np.unique(np.where(lon >= 180.0, lon - 360.0, lon), return_inverse=True)
     field = background.field(times) if isinstance(background, _IriHours) else background
+    model = _model_of(recipe)
     # A broken model overflows below; _check_block then names the chunk.
     with np.errstate(over="ignore", invalid="ignore"):
         out, residual = _block_values(model, drivers, field, times, alt, lat, meridians)
@@ -372,8 +431,11 @@ def _block_values(
     model: RSTMRF, drivers: HourlyDrivers, field: BackgroundField, times: np.ndarray,
     alt: np.ndarray, lat: np.ndarray, lon: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The stacked outputs of a chunk on distinct meridians ``lon``, and the residual."""
-    with _NETWORK_LOCK:
+    """The stacked outputs of a chunk on distinct meridians ``lon``, and the residual.
+
+    The network runs on torch's threads, or on a dask worker's own threads.
+    """
+    with _NETWORK_LOCK, torch_threads(worker_threads()):
         residual, log_var = predict_residual(model, drivers, times, alt, lat, lon)
         misfit = None
         if drivers.tec is not None:  # at the hours with weight, which `field` spans
@@ -509,6 +571,7 @@ def _extrapolation(model: RSTMRF, times: np.ndarray, alt: np.ndarray) -> str:
 
 def _global_attrs(
     model: RSTMRF, ds: xr.Dataset, background: Any, f107_name: str | None, extrapolation: str,
+    device: torch.device,
 ) -> dict[str, str]:
     """The volume's global attributes; they name the background that was used."""
     period = model.info.get("period", ["?", "?"])
@@ -545,5 +608,5 @@ def _global_attrs(
         "training_period": f"{period[0]} to {period[-1]}",
         "training_alt_range": f"{span[0]:g} to {span[-1]:g} km" if span else "not recorded",
         "extrapolation": extrapolation or "none",
-        "device": str(model.device),
+        "device": str(device),
     }

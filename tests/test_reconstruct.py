@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+import warnings
 
 import dask
 import numpy as np
@@ -11,11 +13,13 @@ import torch
 import xarray as xr
 
 import ionofield as iof
+from ionofield._threads import worker_threads
 from ionofield.background import BackgroundField
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import ConfigError, CoverageError
 from ionofield.prediction import ColumnMisfit, predict_residual
-from tests.conftest import START
+from ionofield.reconstruction import _rebuilt_model
+from tests.conftest import COARSE_IRI, START
 
 
 def small_grid(**overrides):
@@ -130,11 +134,66 @@ def test_chunkings_and_schedulers_agree(volume, tiny_campaign, model, chapman_ba
                                  background=chapman_background, chunks=1)
     # Equal to float32 rounding: the network's matrix products see other batch sizes.
     xr.testing.assert_allclose(one_by_one.compute(scheduler="synchronous"), reference, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def worker_processes():
+    """A dask.distributed client of two worker processes of one thread each.
+
+    Not the default scheduler: a test uses it inside ``with client.as_current()``.
+    """
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
-            distributed.Client(cluster):
+            distributed.Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+def _models_built() -> int:
+    return _rebuilt_model.cache_info().misses
+
+
+def test_worker_processes_compute_and_write_the_volume(volume, worker_processes, tmp_path):
+    """Chunks run on the workers, each of which rebuilds the model once for all the
+    graphs it computes, and the values equal the threaded scheduler's."""
+    reference = volume.compute(scheduler="threads")
+    here = _models_built()
+    with worker_processes.as_current():
         xr.testing.assert_allclose(volume.compute(), reference, rtol=1e-5)
+        iof.to_netcdf(volume, tmp_path / "ne.nc")
+    with xr.open_dataset(tmp_path / "ne.nc") as back:
+        xr.testing.assert_allclose(back.load(), reference, rtol=1e-5)
+    assert [p.name for p in tmp_path.iterdir()] == ["ne.nc"]
+    assert _models_built() == here  # nothing computed in this process
+    built = worker_processes.run(_models_built)
+    assert sorted(built.values()) in ([0, 1], [1, 1]), built
+    threads = [worker_processes.submit(worker_threads, workers=[address], pure=False)
+               for address in built]
+    assert worker_processes.gather(threads) == [1, 1]  # each worker's threads_per_worker
+    assert worker_threads() is None
+
+
+def test_worker_processes_share_the_iri_cache(tiny_campaign, model, worker_processes, tmp_path):
+    """Two chunks sharing an hour run on two workers at once: the cache they both
+    write stays whole, and the volume equals that of the threaded scheduler."""
+    iri_model = copy.deepcopy(model)
+    iri_model.config = dataclasses.replace(model.config, **COARSE_IRI)
+    iri_model.info["background"] = {"kind": "iri"}
+    target = small_grid(time=START + np.array([30, 90], "timedelta64[m]"))  # hours 00-01, 01-02
+    options = dict(model=iri_model, chunks=1)
+    with worker_processes.as_current():
+        shared = iof.reconstruct(tiny_campaign, target, cache_dir=tmp_path / "shared",
+                                 **options).compute()
+    cached = sorted((tmp_path / "shared").iterdir())
+    assert [p.suffix for p in cached] == [".nc"] * 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an unreadable cache file warns
+        again = iof.reconstruct(tiny_campaign, target, cache_dir=tmp_path / "shared",
+                                **options).compute(scheduler="threads")
+        alone = iof.reconstruct(tiny_campaign, target, cache_dir=tmp_path / "alone",
+                                **options).compute(scheduler="threads")
+    xr.testing.assert_allclose(shared, alone, rtol=1e-5)
+    xr.testing.assert_equal(again.ne_background, alone.ne_background)
 
 
 def test_iri_of_each_chunk_comes_once_per_hour(tiny_campaign, model, pyiri_calls, tmp_path):
