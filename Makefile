@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/tec_cache.py
 	$(PY) benchmarks/perf.py
 	$(PY) benchmarks/throughput.py
+	$(PY) benchmarks/scale.py
 	$(PY) benchmarks/osse.py
 
 clean:
