@@ -16,6 +16,7 @@ that a user can fit on one part and validate on the other.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import warnings
@@ -588,7 +589,9 @@ def _source(source: Any, campaign: xr.Dataset | None, background: Any, cache_dir
             "validate: a model needs the hourly drivers of a campaign at the points; pass "
             "campaign= (the campaign it was fitted on, or one covering the observations)"
         )
-    model = _usable_model(source, resolve_device(device))
+    model, device = _usable_model(source), resolve_device(device)
+    if model.device != device:
+        model = copy.deepcopy(model).to(device)  # the caller's model stays where it is
     _check_background(model, background)
     drivers = HourlyDrivers.from_campaign(campaign[list(DRIVERS)])
     f107 = campaign[IRI_F107 if background is not None else _iri_f107_name(model, campaign)]
