@@ -28,6 +28,7 @@ import xarray as xr
 from ionofield._files import atomic_path
 from ionofield._version import __version__
 from ionofield.align import DRIVERS
+from ionofield.campaign import observation_blocks
 from ionofield.errors import CheckpointError
 from ionofield.timeutil import to_datetime64
 
@@ -248,13 +249,23 @@ def fingerprint_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[
 
 
 def _digest(ds: xr.Dataset, names: list[str]) -> str:
-    """SHA-256 of variables' names, dtypes, shapes and bytes."""
+    """SHA-256 of variables' names, dtypes, shapes and bytes.
+
+    Observation variables are read a block at a time
+    (:func:`~ionofield.campaign.observation_blocks`), so a lazily opened campaign is
+    hashed without being loaded (the digest is that of the whole bytes either way).
+    """
     digest = hashlib.sha256()
     for name in names:
-        values = ds[name].values
-        if values.dtype.kind == "O":  # cftime times: their bytes are object addresses
-            values = to_datetime64(values)
-        values = np.ascontiguousarray(values)
-        digest.update(f"{name} {values.dtype.str} {values.shape}|".encode())
-        digest.update(values.tobytes())
+        var = ds[name]
+        blocks = (observation_blocks(ds, [name]) if var.dims == ("obs",)
+                  else [{name: var.values}])
+        header = f"{name} {{}} {var.shape}|"
+        for k, block in enumerate(blocks):
+            values = block[name]
+            if values.dtype.kind == "O":  # cftime times: their bytes are object addresses
+                values = to_datetime64(values)
+            if k == 0:
+                digest.update(header.format(values.dtype.str).encode())
+            digest.update(np.ascontiguousarray(values).tobytes())
     return digest.hexdigest()

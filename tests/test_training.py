@@ -478,6 +478,7 @@ def test_lazily_opened_campaign_is_read_in_blocks_not_held(tiny_campaign, chapma
     campaign_module = importlib.import_module("ionofield.campaign")  # the function shadows it
     from ionofield.background import BackgroundField
     from ionofield.campaign import check_campaign
+    from ionofield.checkpoint import campaign_fingerprint
     from ionofield.observations import ObservationArrays
 
     field = BackgroundField(chapman_background)
@@ -487,9 +488,11 @@ def test_lazily_opened_campaign_is_read_in_blocks_not_held(tiny_campaign, chapma
     with xr.open_dataset(tmp_path / "campaign.nc", chunks=chunks) as lazy:
         check_campaign(lazy)
         arrays = ObservationArrays.from_campaign(lazy, field)
+        fingerprint = campaign_fingerprint(lazy)
         held = [name for name, var in lazy.variables.items()
                 if "obs" in var.dims and var._in_memory]
     assert held == []  # nothing read was kept in the Dataset
+    assert fingerprint == campaign_fingerprint(tiny_campaign)  # the same bytes, by blocks
     for name in ("coords", "time_id", "times", "hour_bin", "target", "background", "profile"):
         np.testing.assert_array_equal(getattr(arrays, name), getattr(loaded, name))
 
