@@ -1,4 +1,5 @@
-"""File-system helpers: atomic writes and the one path-expansion rule of the readers."""
+"""File-system helpers: atomic writes, the one path-expansion rule of the readers, and
+the scratch file a fit keeps its observations in."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -263,3 +266,84 @@ def expand_paths(paths: PathLike | Iterable[PathLike], *, what: str) -> list[Pat
         for match in matches:
             found.setdefault(Path(match).resolve(), Path(match))
     return list(found.values())
+
+
+class RecordSpool:
+    """Fixed-size records in an anonymous temporary file, appended in order, read by rows.
+
+    What a process must keep for its whole life but reads a few rows at a time (a
+    fit's observations) lives here instead of in memory. Rows are read with
+    ``pread`` into fresh arrays, not through a memory map, so the pages read do not
+    stay in the process's resident memory; the operating system's page cache keeps
+    the file fast when memory is free. The file has no name (it lies in
+    :func:`tempfile.gettempdir`, ``$TMPDIR``): it vanishes when the spool is closed
+    or collected, or when the process dies, killed or not.
+
+    Parameters
+    ----------
+    dtype
+        The numpy dtype of one record (a structured dtype for several fields).
+
+    Examples
+    --------
+    >>> spool = RecordSpool(np.dtype([("x", "f4"), ("n", "i8")]))
+    >>> spool.append(np.array([(1.5, 7), (2.5, 8), (3.5, 9)], dtype=spool.dtype))
+    >>> spool.rows(np.array([2, 0]))["n"].tolist(), len(spool)
+    ([9, 7], 3)
+    """
+
+    #: Rows read with one ``pread`` when the wanted rows lie at most this far apart.
+    READ_GAP = 4096
+
+    def __init__(self, dtype: np.dtype) -> None:
+        self.dtype = np.dtype(dtype)
+        self._file = tempfile.TemporaryFile(prefix="ionofield-spool-")
+        self._rows = 0
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def append(self, records: np.ndarray) -> None:
+        """Add ``records`` (of :attr:`dtype`) after the last row."""
+        data = np.ascontiguousarray(records, dtype=self.dtype)
+        view = memoryview(data.reshape(-1).view(np.uint8))
+        offset = self._rows * self.dtype.itemsize
+        while view.nbytes:
+            written = os.pwrite(self._file.fileno(), view, offset)
+            view, offset = view[written:], offset + written
+        self._rows += data.size
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start`` to ``stop`` (excluded), a new array."""
+        out = np.empty(max(0, stop - start), dtype=self.dtype)
+        view = memoryview(out.view(np.uint8))
+        offset = start * self.dtype.itemsize
+        while view.nbytes:
+            got = os.preadv(self._file.fileno(), [view], offset)
+            if got == 0:
+                raise EOFError(f"spool: rows {start}..{stop} beyond its {self._rows} rows")
+            view, offset = view[got:], offset + got
+        return out
+
+    def rows(self, index: np.ndarray) -> np.ndarray:
+        """The rows at ``index`` (any order, repeats allowed), in that order.
+
+        Neighbouring wanted rows (at most :attr:`READ_GAP` apart) are read together.
+        """
+        index = np.asarray(index, dtype=np.int64)
+        out = np.empty(index.size, dtype=self.dtype)
+        if index.size == 0:
+            return out
+        if index.min() < 0 or index.max() >= self._rows:
+            raise IndexError(f"spool: rows outside 0..{self._rows - 1}")
+        order = np.argsort(index, kind="stable")
+        wanted = index[order]
+        cuts = np.flatnonzero(np.diff(wanted) > self.READ_GAP) + 1
+        for part in np.split(np.arange(wanted.size), cuts):
+            first, last = int(wanted[part[0]]), int(wanted[part[-1]])
+            out[order[part]] = self.read(first, last + 1)[wanted[part] - first]
+        return out
+
+    def close(self) -> None:
+        """Drop the file."""
+        self._file.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +27,7 @@ import xarray as xr
 from ionofield.errors import CoverageError, ManyProblemsError
 from ionofield.iri import FOF2_MODEL, HMF2_MODEL, iri_cube
 from ionofield.sphere import (
+    Cells,
     axis_cells,
     fill_pole_rows,
     fold_longitude,
@@ -61,6 +63,18 @@ which the monthly medians do not describe; the 81-day centred mean is the smooth
 flux every campaign carries (a 12-month mean would need a year of indices).
 """
 
+IRI_HOURS_PER_READ = 24
+"""Hours of IRI :meth:`BackgroundField.from_iri` computes or reads per call of
+:func:`iri_cube` when it builds a field."""
+
+BACKGROUND_MEMORY_MB = 64.0
+"""Memory (MB) an IRI background field keeps of its hours' log10 Ne.
+
+The other hours are read back from the IRI disk cache when a query needs them
+(:meth:`BackgroundField.from_iri`), so a fit of a month holds what a fit of a day
+does: on the default 2.5 x 5 degree, 10 km grid an hour is 2 MB, 32 hours are kept.
+"""
+
 _NE_UNITS = {"m-3", "m^-3", "m**-3", "/m3", "1/m3"}
 
 def campaign_background(
@@ -93,9 +107,10 @@ def campaign_background(
     Returns
     -------
     field : BackgroundField
-        The IRI cube is built on the whole hours spanning ``hours``; it is cached per
-        hour, so a later call for the same hours (a reconstruction of the fitted
-        period) reads it back.
+        IRI on the whole hours spanning ``hours``
+        (:meth:`BackgroundField.from_iri`): cached on disk per hour, so a later call
+        for the same hours (a reconstruction of the fitted period) reads it back, and
+        held in memory only up to :data:`BACKGROUND_MEMORY_MB`.
     info : dict
         JSON-ready description to store with a model: ``kind`` (``"iri"`` or
         ``"user"``) and the options or extent of the background; for IRI,
@@ -123,19 +138,19 @@ def campaign_background(
     alt = np.arange(start, stop + step / 2, step)
     lat = np.arange(-90.0 + lat_step, 90.0 - lat_step / 2, lat_step)
     lon = np.arange(-180.0, 180.0 - lon_step / 2, lon_step)
-    cube = iri_cube(times, alt, lat, lon, f107=f107, cache_dir=cache_dir)
+    field = BackgroundField.from_iri(times, alt, lat, lon, f107=f107, cache_dir=cache_dir)
     info = {
         "kind": "iri",
-        "pyiri_version": cube.attrs["iri_version"],
+        "pyiri_version": field.attrs["iri_version"],
         "fof2_model": FOF2_MODEL,
         "hmf2_model": HMF2_MODEL,
         "f107_variable": str(f107.name) if isinstance(f107, xr.DataArray) else "constant",
-        "f107": cube.attrs["iri_f107"],
+        "f107": field.attrs["iri_f107"],
         "alt": [float(start), float(stop), float(step)],
         "lat_step": float(lat_step),
         "lon_step": float(lon_step),
     }
-    return BackgroundField(cube), info
+    return field, info
 
 
 class BackgroundField:
@@ -201,22 +216,65 @@ class BackgroundField:
         self.lat = np.asarray(da["lat"].values, dtype=np.float64)
         self.lon = np.asarray(da["lon"].values, dtype=np.float64)
         self._hours = hours_since(self.time, self.time[0])
-        # Rows at the poles a grid stops just short of hold the zonal mean of the
-        # nearest row (ionofield.sphere.pole_rows), so the field is single-valued and
-        # continuous there. The array is filled in place: building it costs no more
-        # memory than it holds.
-        self._lat_closed, south, north = pole_rows(self.lat)
-        ne = np.asarray(da.values)
-        n_floored = int(np.count_nonzero(ne < self.floor))
-        if n_floored:
-            logger.info(
-                "background: %d of %d values below %g m-3 raised to it", n_floored, ne.size, floor
-            )
-        self._log10 = np.empty((*ne.shape[:2], self._lat_closed.size, self.lon.size), np.float32)
-        inner = self._log10[:, :, south : south + self.lat.size]
-        np.maximum(ne, self.floor, out=inner, casting="same_kind")
-        np.log10(inner, out=inner)
-        fill_pole_rows(self._log10, south, north)
+        self._lat_closed, _, _ = pole_rows(self.lat)
+        self._slabs: _LoadedHours | _CachedIriHours = _LoadedHours(
+            _log10_grid(np.asarray(da.values), self.lat, self.floor)
+        )
+
+    @classmethod
+    def from_iri(
+        cls,
+        times: np.ndarray,
+        alt: np.ndarray,
+        lat: np.ndarray,
+        lon: np.ndarray,
+        *,
+        f107: float | xr.DataArray,
+        cache_dir: str | os.PathLike[str] | None = None,
+        memory_mb: float = BACKGROUND_MEMORY_MB,
+    ) -> BackgroundField:
+        """IRI (:func:`iri_cube`) on a grid, computed once per hour, kept in part.
+
+        Every hour is computed (or found) in the IRI disk cache first, a batch of
+        hours at a time; the field then keeps the log10 Ne of the hours last used,
+        ``memory_mb`` at most (at least two hours), and reads the others back from
+        the cache when a query needs them. A campaign of any length thus costs the
+        memory of a few days of it.
+
+        Parameters
+        ----------
+        times
+            Whole hours, strictly increasing (datetime64).
+        alt, lat, lon
+            The grid (km, degrees), as :func:`iri_cube` takes it.
+        f107
+            F10.7 as :func:`iri_cube` takes it.
+        cache_dir
+            The IRI disk cache (:func:`iri_cube`).
+        memory_mb
+            How much of the field is kept in memory.
+
+        Returns
+        -------
+        BackgroundField
+        """
+        times = to_datetime64(times)
+        hours = _CachedIriHours(times, alt, lat, lon, f107, cache_dir, memory_mb)
+        per_read = min(hours.capacity, IRI_HOURS_PER_READ)
+        first = hours.cube(np.arange(min(times.size, per_read)))
+        field = cls(first)  # checks the grid and sets it, on the first hours
+        field.time, field._hours = times, hours_since(times, times[0])
+        hours.keep(np.arange(first.sizes["time"]), field._slabs.log10)
+        field._slabs = hours
+        days = dict(item.split("=") for item in first.attrs["iri_f107"].split())
+        for start in range(first.sizes["time"], times.size, per_read):
+            batch = np.arange(start, min(start + per_read, times.size))
+            cube = hours.cube(batch)
+            days.update(item.split("=") for item in cube.attrs["iri_f107"].split())
+            hours.keep(batch, hours.log10(cube))
+        field.attrs = {**first.attrs,
+                       "iri_f107": " ".join(f"{day}={value}" for day, value in days.items())}
+        return field
 
     def __repr__(self) -> str:
         return (
@@ -275,13 +333,99 @@ class BackgroundField:
         _check_range("lat", lat_q, lo, hi, f"{lo:g}..{hi:g} degrees north")
         lon_q = np.asarray(lon, dtype=np.float64)
         _check_range("lon", lon_q, -np.inf, np.inf, "finite values")
+        values, time_cells = self._slabs.values_for(axis_cells(self._hours, hours))
         cells = [
-            axis_cells(self._hours, hours),
+            time_cells,
             axis_cells(self.alt, alt_q),
             axis_cells(self._lat_closed, lat_q),
             longitude_cells(self.lon, lon_q),
         ]
-        return np.asarray(interpolate(self._log10, cells))
+        return np.asarray(interpolate(values, cells))
+
+
+class _LoadedHours:
+    """Every hour of a background's log10 Ne, in memory."""
+
+    def __init__(self, log10: np.ndarray) -> None:
+        self.log10 = log10
+
+    def values_for(self, cell: Cells) -> tuple[np.ndarray, Cells]:
+        """The grid to interpolate for queries in time cells ``cell``, and their cells there."""
+        return self.log10, cell
+
+
+class _CachedIriHours:
+    """The hours of an IRI background, read from the IRI disk cache, the last used kept.
+
+    Parameters
+    ----------
+    times, alt, lat, lon, f107, cache_dir
+        What :func:`iri_cube` is given, ``times`` for every hour of the field.
+    memory_mb
+        Memory of the hours kept (at least two are).
+    """
+
+    def __init__(self, times: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray,
+                 f107: float | xr.DataArray, cache_dir: str | os.PathLike[str] | None,
+                 memory_mb: float) -> None:
+        self.times, self.alt, self.lat, self.lon = times, alt, lat, lon
+        self.f107, self.cache_dir = f107, cache_dir
+        hour_bytes = 4 * alt.size * (lat.size + 2) * lon.size
+        self.capacity = max(2, int(memory_mb * 2**20 // hour_bytes))
+        self.kept: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def cube(self, hours: np.ndarray) -> xr.Dataset:
+        """:func:`iri_cube` at ``hours`` (indices of ``times``, increasing)."""
+        return iri_cube(self.times[hours], self.alt, self.lat, self.lon, f107=self.f107,
+                        cache_dir=self.cache_dir)
+
+    def log10(self, cube: xr.Dataset) -> np.ndarray:
+        """The log10 grids of an IRI cube of these hours."""
+        return _log10_grid(cube["ne_background"].values, self.lat, NE_FLOOR)
+
+    def keep(self, hours: np.ndarray, log10: np.ndarray) -> None:
+        """Keep (copies of) the log10 grids of ``hours``, forgetting the least recent."""
+        for hour, grid in zip(hours.tolist(), log10, strict=True):
+            self.kept[hour] = grid.copy()  # not a view, which would hold all of log10
+            self.kept.move_to_end(hour)
+        while len(self.kept) > self.capacity:
+            self.kept.popitem(last=False)
+
+    def values_for(self, cell: Cells) -> tuple[np.ndarray, Cells]:
+        """The hours that queries in time cells ``cell`` need, stacked, and their cells there."""
+        needed = np.unique(np.concatenate([np.ravel(cell.lower), np.ravel(cell.upper)]))
+        missing = np.array([hour for hour in needed.tolist() if hour not in self.kept], int)
+        read = dict(zip(missing.tolist(), self.log10(self.cube(missing)), strict=True)) \
+            if missing.size else {}
+        stack = np.stack([read[hour] if hour in read else self.kept[hour]
+                          for hour in needed.tolist()])
+        for hour in needed.tolist():
+            if hour in self.kept:
+                self.kept.move_to_end(hour)
+        self.keep(missing, [read[hour] for hour in missing.tolist()])
+        return stack, Cells(np.searchsorted(needed, cell.lower),
+                            np.searchsorted(needed, cell.upper), cell.weight)
+
+
+def _log10_grid(ne: np.ndarray, lat: np.ndarray, floor: float) -> np.ndarray:
+    """log10 of Ne [T, Z, Y, X] on latitudes ``lat``, floored, with the pole rows added.
+
+    Rows at the poles a grid stops just short of hold the zonal mean of the nearest
+    row (:func:`ionofield.sphere.pole_rows`), so the field is single-valued and
+    continuous there. The array is filled in place: building it costs no more memory
+    than it holds.
+    """
+    closed, south, north = pole_rows(lat)
+    n_floored = int(np.count_nonzero(ne < floor))
+    if n_floored:
+        logger.info("background: %d of %d values below %g m-3 raised to it", n_floored,
+                    ne.size, floor)
+    log10 = np.empty((*ne.shape[:2], closed.size, ne.shape[3]), np.float32)
+    inner = log10[:, :, south : south + lat.size]
+    np.maximum(ne, floor, out=inner, casting="same_kind")
+    np.log10(inner, out=inner)
+    fill_pole_rows(log10, south, north)
+    return log10
 
 
 def _validated_background(background: xr.Dataset | xr.DataArray, name: str) -> xr.DataArray:

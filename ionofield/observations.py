@@ -1,8 +1,10 @@
-"""A campaign's observations as the arrays a fit trains on, with the background there.
+"""A campaign's observations as a fit reads them, with the background there.
 
-:class:`ObservationArrays` gathers the observations of a campaign (times already
+:class:`ObservationStore` gathers the observations of a campaign (times already
 ``datetime64[ns]`` and sorted by :func:`ionofield.campaign`) with the network's
-coordinates and the background's log10 Ne at each point, once, before training.
+coordinates and the background's log10 Ne at each point, once, before training, into
+a scratch file (:class:`~ionofield._files.RecordSpool`) from which each step reads its
+batch; what it keeps in memory is an index of the profiles, not of the points.
 """
 
 from __future__ import annotations
@@ -13,53 +15,84 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ionofield._files import RecordSpool
 from ionofield.background import BackgroundField
 from ionofield.campaign import observation_blocks
+from ionofield.errors import CampaignError
 from ionofield.timeutil import universal_time_hours
 
 #: Step (deg) of the central differences that give the background's horizontal gradient.
 _BG_GRADIENT_STEP_DEG = 0.25
 
+POINT = np.dtype([("coords", np.float32, (4,)), ("time", "datetime64[ns]"),
+                  ("target", np.float32), ("background", np.float32)])
+"""One observation as a fit reads it (32 bytes): the network's coordinates (latitude,
+longitude, altitude, UT hours; :func:`point_coords`), the time, the observed log10 Ne
+and the background's log10 Ne there."""
+
 
 @dataclass(frozen=True)
-class ObservationArrays:
-    """A campaign's observations as arrays, with the background at each point.
+class ProfileRuns:
+    """Where a campaign's profiles lie: runs of consecutive points of one profile.
+
+    The points of a profile follow one another in a campaign (its levels share a time,
+    or follow one another in time), so a profile is one run, or a few when profiles
+    were observed at the same instants; the index is then about as long as the
+    number of profiles, whatever their number of levels.
 
     Attributes
     ----------
-    coords
-        float32 [N, 4]: latitude, longitude (deg), altitude (km), UT (hours).
-    time_id
-        int32 [N]: index of each point's time in ``times``.
-    times
-        datetime64[ns] [U]: distinct observation times.
-    hour_bin
-        int32 [N]: the whole hour at or before each point (for the sampler).
-    target
-        float32 [N]: observed log10 Ne.
-    background
-        float32 [N]: log10 of the background Ne.
+    start
+        int64 [R]: index of each run's first point.
+    length
+        int64 [R]: its number of points.
     profile
-        int32 [N]: profile code of each point.
+        int32 [R]: its profile's code (:func:`profile_codes`).
+    hour
+        int32 [R]: whole hours from the campaign's first observed hour to its first
+        point.
     """
 
-    coords: np.ndarray
-    time_id: np.ndarray
-    times: np.ndarray
-    hour_bin: np.ndarray
-    target: np.ndarray
-    background: np.ndarray
+    start: np.ndarray
+    length: np.ndarray
     profile: np.ndarray
+    hour: np.ndarray
+
+
+class ObservationStore:
+    """A campaign's observations with the background at each point, read by rows.
+
+    The points (:data:`POINT`, 32 bytes each) lie in an anonymous scratch file in the
+    campaign's order; the memory holds the profile index (:class:`ProfileRuns`) and a
+    few numbers, so a fit of a month costs the memory of a fit of a day. Build it with
+    :meth:`from_campaign`.
+
+    Attributes
+    ----------
+    runs
+        The profiles' runs of points.
+    lat_range, alt_range
+        Smallest and largest observed latitude (deg) and altitude (km).
+    time_range
+        First and last observation time (datetime64[ns]).
+    """
+
+    def __init__(self, spool: RecordSpool, runs: ProfileRuns, lat_range: tuple[float, float],
+                 alt_range: tuple[float, float], time_range: tuple[np.datetime64, np.datetime64]
+                 ) -> None:
+        self._spool = spool
+        self.runs = runs
+        self.lat_range, self.alt_range, self.time_range = lat_range, alt_range, time_range
 
     @classmethod
-    def from_campaign(cls, ds: xr.Dataset, bg_field: BackgroundField) -> ObservationArrays:
+    def from_campaign(cls, ds: xr.Dataset, bg_field: BackgroundField) -> ObservationStore:
         """Gather the observations of a campaign and the background at them.
 
         The campaign is read a block of :data:`~ionofield.campaign.OBS_PER_BLOCK`
-        observations at a time (:func:`~ionofield.campaign.observation_blocks`), so the
-        float64 temporaries stay the size of a block, and a campaign opened lazily
-        (``xr.open_dataset(path)`` without ``.load()``, or dask-backed) is never held
-        whole: the arrays here, 36 bytes an observation, are what the fit keeps.
+        observations at a time (:func:`~ionofield.campaign.observation_blocks`) and each
+        block goes to the scratch file, so the float64 temporaries stay the size of a
+        block and a campaign opened lazily (``xr.open_dataset(path)`` without
+        ``.load()``, dask-backed, Zarr) is never held whole.
 
         Parameters
         ----------
@@ -70,48 +103,64 @@ class ObservationArrays:
 
         Returns
         -------
-        ObservationArrays
+        ObservationStore
         """
-        n = ds.sizes["obs"]
-        coords = np.empty((n, 4), dtype=np.float32)
-        background, target = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
-        time_id, hour_bin = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)
-        blocks, heads, head_starts = [], [], []
+        spool = RecordSpool(POINT)
+        heads, head_starts, head_hours, ranges = [], [], [], []
         names = ["obs_time", "obs_lat", "obs_lon", "obs_alt", "obs_profile", "ne"]
-        start = 0
         for block in observation_blocks(ds, names):
-            rows = slice(start, start + block["ne"].size)
             time = block["obs_time"]
             lat, lon, alt = (block[f"obs_{name}"].astype(np.float64)
                              for name in ("lat", "lon", "alt"))
-            coords[rows] = point_coords(time, alt, lat, lon)
-            background[rows] = bg_field.log10_at(time, alt, lat, lon)
-            target[rows] = np.log10(block["ne"])
-            if not blocks:  # a campaign is sorted in time: its first hour is the first block's
+            points = np.empty(time.size, POINT)
+            points["coords"] = point_coords(time, alt, lat, lon)
+            points["time"] = time
+            points["background"] = bg_field.log10_at(time, alt, lat, lon)
+            points["target"] = np.log10(block["ne"])
+            if not heads:  # a campaign is sorted in time: its first hour is the first block's
                 first_hour = time.min().astype("datetime64[h]")
-            hour_bin[rows] = (time - first_hour) // np.timedelta64(1, "h")
-            distinct, time_id[rows] = np.unique(time, return_inverse=True)
-            blocks.append((rows, distinct))
             runs = run_starts(block["obs_profile"])
             heads.append(block["obs_profile"][runs])
-            head_starts.append(runs + start)
-            start = rows.stop
-        times = np.unique(np.concatenate([distinct for _, distinct in blocks]))
-        for rows, distinct in blocks:  # block-local time indices to indices into `times`
-            time_id[rows] = np.searchsorted(times, distinct)[time_id[rows]]
-        return cls(coords=coords, time_id=time_id, times=times, hour_bin=hour_bin,
-                   target=target, background=background,
-                   profile=profile_codes(np.concatenate(heads), np.concatenate(head_starts), n))
+            head_starts.append(runs + len(spool))
+            head_hours.append((time[runs] - first_hour) // np.timedelta64(1, "h"))
+            coords = points["coords"]
+            ranges.append([(coords[:, k].min(), coords[:, k].max()) for k in (0, 2)]
+                          + [(time.min(), time.max())])
+            spool.append(points)
+        if not heads:
+            raise CampaignError("the campaign holds no observations; build it with "
+                                "ionofield.campaign from observations within its period")
+        starts = np.concatenate(head_starts).astype(np.int64)
+        codes, _ = pd.factorize(np.concatenate(heads))
+        runs = ProfileRuns(start=starts, length=np.diff(np.append(starts, len(spool))),
+                           profile=codes.astype(np.int32),
+                           hour=np.concatenate(head_hours).astype(np.int32))
+        (lat_lo, lat_hi), (alt_lo, alt_hi), (first, last) = (
+            (min(r[k][0] for r in ranges), max(r[k][1] for r in ranges)) for k in range(3))
+        return cls(spool, runs, (float(lat_lo), float(lat_hi)), (float(alt_lo), float(alt_hi)),
+                   (first, last))
 
     def __len__(self) -> int:
-        return len(self.target)
+        return len(self._spool)
+
+    def rows(self, index: np.ndarray) -> np.ndarray:
+        """The points at ``index`` (:data:`POINT` records, in that order)."""
+        return self._spool.rows(index)
+
+    def close(self) -> None:
+        """Drop the scratch file."""
+        self._spool.close()
 
 
 def run_starts(names: np.ndarray) -> np.ndarray:
     """Where each run of equal neighbouring names begins.
 
     Points of one profile lie next to each other in a campaign (a profile's levels
-    share a time, or follow one another), so a profile is one run, or a few.
+    share a time, or follow one another), so a profile is one run, or a few. The
+    names of a campaign are coded once per run, not once per point: numpy finds the
+    runs without making a Python string per point, which would cost some 100 bytes a
+    point for as long as the process lives (freed small objects stay in the
+    allocator's arenas).
 
     Examples
     --------
@@ -121,39 +170,6 @@ def run_starts(names: np.ndarray) -> np.ndarray:
     if names.size == 0:
         return np.zeros(0, dtype=np.intp)
     return np.flatnonzero(np.concatenate(([True], names[1:] != names[:-1])))
-
-
-def profile_codes(heads: np.ndarray, starts: np.ndarray, size: int) -> np.ndarray:
-    """A whole-number code for each point's profile name, the same for equal names.
-
-    The names are hashed once per run of equal names (:func:`run_starts`), not once
-    per point: numpy finds the runs without making a Python string per point, which
-    would cost some 100 bytes a point for as long as the process lives (freed small
-    objects stay in the allocator's arenas).
-
-    Parameters
-    ----------
-    heads
-        The name of each run.
-    starts
-        Increasing index of each run's first point, from 0.
-    size
-        Number of points.
-
-    Returns
-    -------
-    numpy.ndarray
-        int32 [size] codes: 0 for the first name seen, then in order of appearance.
-
-    Examples
-    --------
-    >>> names = np.array(["b", "b", "a", "b"])
-    >>> runs = run_starts(names)
-    >>> profile_codes(names[runs], runs, names.size)
-    array([0, 0, 1, 0], dtype=int32)
-    """
-    codes, _ = pd.factorize(heads)
-    return np.repeat(codes.astype(np.int32), np.diff(np.append(starts, size)))
 
 
 def point_coords(time: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """How a fit draws its points: the held-out periods and the batches of each step.
 
-Both work on point indices and plain arrays (profile codes, whole hours), so they
-are independent of the model and of xarray.
+They work on point indices and plain arrays (runs of points, profile codes, whole
+hours), so they are independent of the model and of xarray.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ def split_by_period(
     block_hours: float,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Split point indices into training and validation sets by whole periods.
+    """Split runs of points into training and validation sets by whole periods.
 
     The observation period is cut into blocks of ``block_hours``; a ``fraction`` of
     the blocks is held out, and with it every profile that starts in them. The
@@ -27,9 +27,10 @@ def split_by_period(
     Parameters
     ----------
     profile
-        Profile code of each point, shape [N].
+        Profile code of each run (:class:`~ionofield.observations.ProfileRuns`; a
+        single point is a run too), shape [R].
     hour
-        Hours since the first observation of each point, shape [N].
+        Hours since the first observation of each run's first point, shape [R].
     fraction
         Fraction of the blocks held out (at least one, and one kept, when there
         are two or more).
@@ -41,7 +42,7 @@ def split_by_period(
     Returns
     -------
     train, val
-        Point indices.
+        Run indices.
     """
     _, first, inverse = np.unique(profile, return_index=True, return_inverse=True)
     block = np.floor(hour[first] / block_hours).astype(np.int64)[inverse]
@@ -65,36 +66,43 @@ class ProfileSampler:
     the same whatever the campaign's density, and the ConvLSTM and LSTM run for few
     hours per step.
 
+    The sampler knows the points as runs (consecutive point indices of one profile,
+    :class:`~ionofield.observations.ProfileRuns`), so its memory follows the number
+    of profiles, not of points.
+
     Parameters
     ----------
-    indices
-        Point indices to draw from, shape [N].
+    start, length
+        First point index and number of points of each run, shape [R].
     profile
-        Profile code of every point (indexed by ``indices``).
+        Profile code of each run.
     hour_bin
-        Whole hour of every point (indexed by ``indices``). A profile belongs to the
-        hour of its first point.
+        Whole hour of each run's first point. A profile belongs to the hour of its
+        first point.
 
     Examples
     --------
-    >>> profile = np.repeat([0, 1, 2], [400, 100, 100])  # one dense profile, two sparse
-    >>> sampler = ProfileSampler(np.arange(600), profile, np.zeros(600, dtype=int))
+    >>> start, length = np.array([0, 400, 500]), np.array([400, 100, 100])
+    >>> sampler = ProfileSampler(start, length, np.arange(3), np.zeros(3, dtype=int))
     >>> batch = sampler.batch(np.random.default_rng(0), 30_000)
-    >>> np.round(np.bincount(profile[batch]) / batch.size, 1)
+    >>> np.round(np.bincount(np.searchsorted(start, batch, "right") - 1) / batch.size, 1)
     array([0.3, 0.3, 0.3])
     """
 
-    def __init__(self, indices: np.ndarray, profile: np.ndarray, hour_bin: np.ndarray) -> None:
-        codes, inverse = np.unique(profile[indices], return_inverse=True)
+    def __init__(self, start: np.ndarray, length: np.ndarray, profile: np.ndarray,
+                 hour_bin: np.ndarray) -> None:
+        codes, inverse = np.unique(profile, return_inverse=True)
         first_hour = np.full(codes.size, np.iinfo(np.int64).max)
-        np.minimum.at(first_hour, inverse, hour_bin[indices])
-        order = np.lexsort((inverse, first_hour[inverse]))
-        self.points = indices[order]
+        np.minimum.at(first_hour, inverse, hour_bin)
+        order = np.lexsort((np.asarray(start), inverse, first_hour[inverse]))
+        self.run_start = np.asarray(start, dtype=np.int64)[order]
+        self.run_length = np.asarray(length, dtype=np.int64)[order]
+        run_end = np.cumsum(self.run_length)
         sorted_codes = inverse[order]
-        starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
-        self.profile_start = starts
-        self.profile_size = np.diff(np.r_[starts, sorted_codes.size])
-        profile_hour = first_hour[sorted_codes[starts]]
+        first_run = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+        self.profile_start = (run_end - self.run_length)[first_run]
+        self.profile_size = np.diff(np.r_[self.profile_start, run_end[-1:]])
+        profile_hour = first_hour[sorted_codes[first_run]]
         self.hours, self.hour_first, self.hour_profiles = np.unique(
             profile_hour, return_index=True, return_counts=True
         )
@@ -119,4 +127,25 @@ class ProfileSampler:
         rank = pick - (bounds[slot] - counts[slot])
         profile = self.hour_first[chosen][slot] + rank
         level = (rng.random(size) * self.profile_size[profile]).astype(np.int64)
-        return self.points[self.profile_start[profile] + level]
+        return run_points(self.run_start, self.run_length, self.profile_start[profile] + level)
+
+
+def run_points(start: np.ndarray, length: np.ndarray, places: np.ndarray) -> np.ndarray:
+    """Point indices at ``places`` in runs of consecutive points laid end to end.
+
+    Parameters
+    ----------
+    start, length
+        First point index and number of points of each run, shape [R], in the order
+        they are laid.
+    places
+        Places in 0 .. ``length.sum()`` - 1.
+
+    Examples
+    --------
+    >>> run_points(np.array([20, 0, 10]), np.array([4, 3, 2]), np.array([0, 3, 4, 8]))
+    array([20, 23,  0, 11])
+    """
+    end = np.cumsum(length)
+    run = np.searchsorted(end, places, side="right")
+    return start[run] + places - (end[run] - length[run])

@@ -83,9 +83,14 @@ from ionofield.nn.losses import (
     mse,
 )
 from ionofield.nn.recurrent import sample_direction
-from ionofield.observations import ObservationArrays, background_gradient, point_coords
+from ionofield.observations import (
+    ObservationStore,
+    ProfileRuns,
+    background_gradient,
+    point_coords,
+)
 from ionofield.prediction import ColumnMisfit
-from ionofield.sampling import ProfileSampler, split_by_period
+from ionofield.sampling import ProfileSampler, run_points, split_by_period
 from ionofield.sphere import Cells
 from ionofield.timeutil import day_of_year
 
@@ -193,7 +198,7 @@ class _Trainer:
     def __init__(
         self,
         model: RSTMRF,
-        data: ObservationArrays,
+        data: ObservationStore,
         drivers: HourlyDrivers,
         bg_field: Any,
         world: World | None = None,
@@ -205,14 +210,9 @@ class _Trainer:
         self.drivers = drivers
         self.bg_field = bg_field
         self.device = model.device
-        # The observations stay on the device; a batch only indexes them.
-        self.coords = self.tensor(data.coords)
-        self.target = self.tensor(data.target)
-        self.background = self.tensor(data.background)
         # Collocation points are drawn within the observed latitudes and altitudes.
-        lat, alt = data.coords[:, 0], data.coords[:, 2]
-        self.sin_lat_range = tuple(np.sin(np.radians([float(lat.min()), float(lat.max())])))
-        self.alt_range = (float(alt.min()), float(alt.max()))
+        self.sin_lat_range = tuple(np.sin(np.radians(data.lat_range)))
+        self.alt_range = data.alt_range
         self.use_tec = self.config.w_tec_direction > 0 and drivers.tec is not None
         if self.use_tec:
             self.tec_lat = self.tensor(drivers.tec_lat)
@@ -237,17 +237,18 @@ class _Trainer:
         return residual, log_var, inputs, inverse
 
     def predict(
-        self, idx: np.ndarray, model: RSTMRF | None = None
+        self, points: np.ndarray, model: RSTMRF | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predicted log10 Ne and log-variance at observed points ``idx``."""
-        data, rows = self.data, self.tensor(idx)
+        """Predicted log10 Ne and log-variance at observed ``points`` (:data:`POINT` rows)."""
         residual, log_var, _, _ = self.network(
-            self.coords[rows], data.times[data.time_id[idx]], model
+            self.tensor(np.ascontiguousarray(points["coords"])), points["time"], model
         )
-        return self.background[rows] + residual, log_var
+        return self.tensor(points["background"]) + residual, log_var
 
-    def data_loss(self, pred: torch.Tensor, log_var: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
-        target = self.target[self.tensor(idx)]
+    def data_loss(
+        self, pred: torch.Tensor, log_var: torch.Tensor, points: np.ndarray
+    ) -> torch.Tensor:
+        target = self.tensor(points["target"])
         if self.config.loss == "nll":
             return gaussian_nll(pred, log_var, target)
         return mse(pred, target)
@@ -288,7 +289,8 @@ class _Trainer:
         the term of the global batch. In one process the parts are the terms.
         """
         config, world = self.config, self.world
-        mine = idx[world.take(self.data.time_id[idx])]
+        points = self.data.rows(idx)
+        mine = points[world.take(points["time"])]
         pred, log_var = self.predict(mine)
         losses = {"data": self.data_loss(pred, log_var, mine) * _part(len(mine), len(idx))}
         if config.w_chapman == 0 and not self.use_tec:
@@ -386,17 +388,18 @@ class _Trainer:
 
     @torch.no_grad()
     def predictions(
-        self, idx: np.ndarray, model: RSTMRF | None = None, chunk: int = 8192
+        self, points: np.ndarray, model: RSTMRF | None = None, chunk: int = 8192
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted log10 Ne and log-variance at points ``idx``, in eval mode."""
+        """Predicted log10 Ne and log-variance at ``points`` (:data:`POINT` rows), in eval mode."""
         model = self.model if model is None else model
         was_training = model.training
         model.eval()
-        parts = [self.predict(idx[s : s + chunk], model) for s in range(0, len(idx), chunk)]
+        parts = [self.predict(points[s : s + chunk], model)
+                 for s in range(0, len(points), chunk)]
         model.train(was_training)
         return tuple(np.concatenate([p[k].cpu().numpy() for p in parts]) for k in range(2))
 
-    def evaluate(self, idx: np.ndarray, model: RSTMRF | None = None) -> dict[str, float]:
+    def evaluate(self, points: np.ndarray, model: RSTMRF | None = None) -> dict[str, float]:
         """Validation data loss and RMSE of log10 Ne (model and background).
 
         The NLL is taken after the constant sigma factor that minimises it (the
@@ -405,43 +408,42 @@ class _Trainer:
         calibrated after the fit anyway, so the validations compare by the quality of the
         mean and of sigma's shape, not by how overconfident sigma has grown.
         """
-        pred, log_var = self.predictions(idx, model)
-        target = self.data.target[idx]
+        pred, log_var = self.predictions(points, model)
+        target = points["target"]
         if self.config.loss == "nll":
             log_var = log_var + np.float32(2.0 * np.log(sigma_scale(target - pred, log_var)))
         with torch.no_grad():
-            loss = self.data_loss(self.tensor(pred), self.tensor(log_var), idx)
-        bg_error = self.data.background[idx] - target
+            loss = self.data_loss(self.tensor(pred), self.tensor(log_var), points)
+        bg_error = points["background"] - target
         return {
             "val_loss": float(loss),
             "val_rmse": float(np.sqrt(np.mean((pred - target).astype(np.float64) ** 2))),
             "val_rmse_background": float(np.sqrt(np.mean(bg_error.astype(np.float64) ** 2))),
         }
 
-    def sigma_factor(self, idx: np.ndarray, extra_var: np.ndarray | None = None) -> float:
-        """:func:`sigma_scale` of the observations at ``idx``."""
-        pred, log_var = self.predictions(idx)
-        return sigma_scale(self.data.target[idx] - pred, log_var, extra_var)
+    def sigma_factor(self, points: np.ndarray, extra_var: np.ndarray | None = None) -> float:
+        """:func:`sigma_scale` of the observed ``points``."""
+        pred, log_var = self.predictions(points)
+        return sigma_scale(points["target"] - pred, log_var, extra_var)
 
-    def column_misfit_variance(self, idx: np.ndarray) -> tuple[float, np.ndarray]:
-        """The campaign's median column misfit, and the misfit's variance at ``idx``.
+    def column_misfit_variance(self, points: np.ndarray) -> tuple[float, np.ndarray]:
+        """The campaign's median column misfit, and the misfit's variance at ``points``.
 
         The misfit (:class:`~ionofield.prediction.ColumnMisfit`) is computed at the
-        hours around the points ``idx`` and at up to :data:`MISFIT_HOURS` hours spread
+        hours around the ``points`` and at up to :data:`MISFIT_HOURS` hours spread
         evenly over the campaign (every hour of a campaign up to four days); the median
         over the latter is the offset taken off before it enters sigma. The cost then
         stops growing with the campaign's length.
         """
-        data, drivers = self.data, self.drivers
-        times = data.times[data.time_id[idx]]
+        drivers, times = self.drivers, points["time"]
         around = drivers.hour_cells(times)
         spread = np.unique(np.linspace(0, drivers.n_hours - 1,
                                        min(drivers.n_hours, MISFIT_HOURS)).round().astype(int))
         hours = np.union1d(np.union1d(around.lower, around.upper), spread)
         misfit = ColumnMisfit.compute(self.model, drivers, self.bg_field, hours)
         offset = float(np.median(misfit.values[np.isin(misfit.hours, spread)]))
-        return offset, misfit.variance(drivers, times, data.coords[idx, 0], data.coords[idx, 1],
-                                       offset)
+        return offset, misfit.variance(drivers, times, points["coords"][:, 0],
+                                       points["coords"][:, 1], offset)
 
 
 def fit(
@@ -604,17 +606,20 @@ def _fit(
     bg_field, background_info = campaign_background(
         drivers.hours, ds[IRI_F107], config=config, background=background, cache_dir=cache_dir
     )
-    data = ObservationArrays.from_campaign(ds, bg_field)
-    train_idx, val_idx = split_by_period(
-        data.profile, data.hour_bin, config.val_fraction, config.val_block_hours, rng
+    data = ObservationStore.from_campaign(ds, bg_field)
+    runs = data.runs
+    train_runs, val_runs = split_by_period(
+        runs.profile, runs.hour, config.val_fraction, config.val_block_hours, rng
     )
-    held_out = _check_split(config, len(train_idx), len(val_idx))
-    if not held_out:
-        val_idx = train_idx
-    val_points = _subsample(val_idx, config.validation_points, rng)
-    model = _new_model(config, data.times).to(device)
+    n_train, n_val = (int(runs.length[chosen].sum()) for chosen in (train_runs, val_runs))
+    held_out = _check_split(config, n_train, n_val)
+    val_points = data.rows(_subsample(
+        runs, val_runs if held_out else train_runs, config.validation_points, rng
+    ))
+    model = _new_model(config, np.array(data.time_range)).to(device)
     trainer = _Trainer(model, data, drivers, bg_field, world)
-    sampler = ProfileSampler(train_idx, data.profile, data.hour_bin)
+    sampler = ProfileSampler(runs.start[train_runs], runs.length[train_runs],
+                             runs.profile[train_runs], runs.hour[train_runs])
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     average = WeightAverage(model, decay=_average_decay(config))
     state = _FitState() if saved is None else _restore(saved, model, optimizer, average, rng)
@@ -651,6 +656,7 @@ def _fit(
     calibrating = time.perf_counter()
     sigma_factor = _calibrate(trainer, val_points if held_out else None)
     calibrate_seconds = time.perf_counter() - calibrating
+    data.close()
     bad = model.nonfinite_tensors()
     if bad:  # the losses were finite: only the calibration of sigma is left
         raise DivergenceError(
@@ -662,8 +668,8 @@ def _fit(
     model.info.update(
         period=[str(drivers.hours[0]), str(drivers.hours[-1])],
         n_obs=len(data),
-        n_train=len(train_idx),
-        n_val=len(val_idx) if held_out else 0,
+        n_train=n_train,
+        n_val=n_val,
         n_profiles_train=sampler.n_profiles,
         held_out=held_out,
         obs_alt_range=[float(v) for v in trainer.alt_range],
@@ -781,11 +787,15 @@ def _bracket_hours(inputs: TimeInputs, time_index: np.ndarray) -> tuple[np.ndarr
     return inputs.hours[np.concatenate([i0, i1])], np.concatenate([w0, w1]) > 0
 
 
-def _subsample(indices: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """At most ``size`` of ``indices``, drawn at random without replacement, in order."""
-    if len(indices) <= size:
-        return indices
-    return np.sort(rng.choice(indices, size=size, replace=False))
+def _subsample(
+    runs: ProfileRuns, chosen: np.ndarray, size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """At most ``size`` points of the runs ``chosen`` (increasing), drawn at random
+    without replacement, in order."""
+    length = runs.length[chosen]
+    total = int(length.sum())
+    places = np.arange(total) if total <= size else np.sort(rng.choice(total, size, replace=False))
+    return run_points(runs.start[chosen], length, places)
 
 
 def learning_rate(config: FitConfig, progress: float) -> float:

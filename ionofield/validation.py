@@ -8,7 +8,7 @@ hmF2, and the skill ``1 - RMSE(model) / RMSE(background)``, overall and by latit
 band, local time and Kp class, with the counts of each group.
 
 The model is evaluated at the points exactly as a fit evaluates its validation
-points (:class:`~ionofield.observations.ObservationArrays` and the trainer's
+points (:class:`~ionofield.observations.ObservationStore` and the trainer's
 predictions), on the background the fit used; a volume is interpolated at them by
 :func:`volume_at`. :func:`split_profiles` holds whole profiles out of a campaign, so
 that a user can fit on one part and validate on the other.
@@ -49,7 +49,7 @@ from ionofield.io.cf import history_line
 from ionofield.io.ionosonde import nmf2_from_fof2, open_ionosonde
 from ionofield.io.ro import open_ro_profiles
 from ionofield.model import RSTMRF
-from ionofield.observations import ObservationArrays
+from ionofield.observations import ObservationStore
 from ionofield.reconstruction import _check_background, _iri_f107_name, _usable_model
 from ionofield.sphere import (
     Cells,
@@ -607,9 +607,13 @@ def _source(source: Any, campaign: xr.Dataset | None, background: Any, cache_dir
                                        background=background, cache_dir=cache_dir)
         alt = points["obs_alt"].values
         inside &= (alt >= field.alt[0]) & (alt <= field.alt[-1])
-        data = ObservationArrays.from_campaign(points.isel(obs=np.flatnonzero(inside)), field)
-        predicted, _ = _Trainer(model, data, drivers, field).predictions(np.arange(len(data)))
-        out[:, inside] = predicted, data.background
+        if not inside.any():
+            return out
+        data = ObservationStore.from_campaign(points.isel(obs=np.flatnonzero(inside)), field)
+        rows = data.rows(np.arange(len(data)))
+        data.close()
+        predicted, _ = _Trainer(model, data, drivers, field).predictions(rows)
+        out[:, inside] = predicted, rows["background"]
         return out
 
     period = model.info.get("period", ["?", "?"])

@@ -24,7 +24,7 @@ from ionofield._distributed import World, launch
 from ionofield.background import BackgroundField
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import ConfigError
-from ionofield.observations import ObservationArrays
+from ionofield.observations import ObservationStore
 from ionofield.training import _check_world, _Trainer
 from tests.conftest import TINY
 
@@ -107,7 +107,7 @@ def assert_close_models(a, b):
 def trainers(tiny_campaign, chapman_background):
     """A trainer of one process and those of two ranks, on one model's weights."""
     bg_field = BackgroundField(chapman_background)
-    data = ObservationArrays.from_campaign(tiny_campaign, bg_field)
+    data = ObservationStore.from_campaign(tiny_campaign, bg_field)
     drivers = HourlyDrivers.from_campaign(tiny_campaign)
     config = iof.FitConfig(**{k: v for k, v in TINY.items() if k != "progress"},
                            batch_hours=3, collocation_hours=3)

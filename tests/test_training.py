@@ -161,10 +161,16 @@ def profiles(sizes, hours):
     return profile[order], hour_bin[order]
 
 
+def point_sampler(indices, profile, hour_bin):
+    """A sampler of the single points ``indices`` (runs of one point)."""
+    return ProfileSampler(indices, np.ones(indices.size, dtype=int), profile[indices],
+                          hour_bin[indices])
+
+
 def test_profile_sampler_weighs_every_profile_alike_whatever_its_levels():
     sizes = [400, 100, 100, 250, 37, 400]
     profile, hour_bin = profiles(sizes, [0, 0, 1, 1, 1, 2])
-    sampler = ProfileSampler(np.arange(profile.size), profile, hour_bin)
+    sampler = point_sampler(np.arange(profile.size), profile, hour_bin)
     rng = np.random.default_rng(0)
     drawn = np.concatenate([sampler.batch(rng, 500) for _ in range(400)])
     share = np.bincount(profile[drawn], minlength=len(sizes)) / drawn.size
@@ -179,7 +185,7 @@ def test_profile_sampler_weighs_every_profile_alike_whatever_its_levels():
 def test_profile_sampler_batches_hold_the_given_number_of_hours(hours_per_batch):
     profile, hour_bin = profiles([50] * 48, np.repeat(np.arange(24), 2))
     subset = np.flatnonzero(hour_bin % 2 == 0)  # only the even hours are training points
-    sampler = ProfileSampler(subset, profile, hour_bin)
+    sampler = point_sampler(subset, profile, hour_bin)
     rng = np.random.default_rng(1)
     for _ in range(50):
         batch = sampler.batch(rng, 256, hours_per_batch)
@@ -190,11 +196,27 @@ def test_profile_sampler_batches_hold_the_given_number_of_hours(hours_per_batch)
 def test_profile_sampler_keeps_a_profile_crossing_an_hour_in_its_first_hour():
     profile = np.array([0, 0, 0, 1, 1])
     hour_bin = np.array([3, 3, 4, 4, 4])  # profile 0 starts at 03:xx and ends at 04:00
-    sampler = ProfileSampler(np.arange(5), profile, hour_bin)
+    sampler = point_sampler(np.arange(5), profile, hour_bin)
     assert sampler.n_profiles == 2 and list(sampler.hours) == [3, 4]
     rng = np.random.default_rng(2)
     batches = [sampler.batch(rng, 64) for _ in range(20)]
     assert all(len(np.unique(profile[b])) == 1 for b in batches)  # one hour, one profile
+
+
+def test_profile_sampler_of_runs_draws_what_the_sampler_of_their_points_draws():
+    """Profiles in several runs (interleaved in time) weigh as one profile each."""
+    profile = np.array([0, 0, 1, 1, 1, 0, 0, 0, 2, 1, 2, 2])  # 0 and 1 interleave
+    hour_bin = np.array([5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6])
+    starts = np.flatnonzero(np.r_[True, profile[1:] != profile[:-1]])
+    lengths = np.diff(np.r_[starts, profile.size])
+    runs = ProfileSampler(starts, lengths, profile[starts], hour_bin[starts])
+    points = point_sampler(np.arange(profile.size), profile, hour_bin)
+    assert runs.n_profiles == points.n_profiles == 3 and starts.size == 6
+    for seed in range(5):
+        np.testing.assert_array_equal(runs.batch(np.random.default_rng(seed), 300, 2),
+                                      points.batch(np.random.default_rng(seed), 300, 2))
+    drawn = np.concatenate([runs.batch(np.random.default_rng(s), 500, 2) for s in range(40)])
+    np.testing.assert_allclose(np.bincount(profile[drawn]) / drawn.size, 1 / 3, atol=0.02)
 
 
 def test_learning_rate_holds_then_decays_to_the_final_fraction():
@@ -306,24 +328,27 @@ def test_decoder_time_half_once_per_time_equals_the_concatenated_decoder():
 def test_sigma_is_calibrated_on_the_held_out_periods(fitted, tiny_campaign, chapman_background):
     """After the fit, sigma with the TEC column misfit maximises the validation likelihood."""
     from ionofield.background import BackgroundField
-    from ionofield.observations import ObservationArrays
+    from ionofield.observations import ObservationStore
     from ionofield.prediction import ColumnMisfit
 
     bg_field = BackgroundField(chapman_background)
-    data = ObservationArrays.from_campaign(tiny_campaign, bg_field)
+    data = ObservationStore.from_campaign(tiny_campaign, bg_field)
+    runs = data.runs
     rng = np.random.default_rng(fitted.info["seed"])
-    _, val = split_by_period(data.profile, data.hour_bin, fitted.config.val_fraction,
-                             fitted.config.val_block_hours, rng)
+    _, held = split_by_period(runs.profile, runs.hour, fitted.config.val_fraction,
+                              fitted.config.val_block_hours, rng)
+    val = data.rows(np.concatenate([np.arange(a, a + n) for a, n in
+                                    zip(runs.start[held], runs.length[held], strict=True)]))
+    assert len(val) == fitted.info["n_val"]
     drivers = HourlyDrivers.from_campaign(tiny_campaign)
     trainer = _Trainer(fitted, data, drivers, bg_field)
     pred, log_var = trainer.predictions(val)
     misfit = ColumnMisfit.compute(fitted, drivers, bg_field, np.arange(drivers.n_hours))
     offset = float(fitted.column_misfit_offset)
     assert offset == pytest.approx(float(np.median(misfit.values)))
-    excess = misfit.at(drivers, data.times[data.time_id[val]], data.coords[val, 0],
-                       data.coords[val, 1]) - offset
+    excess = misfit.at(drivers, val["time"], val["coords"][:, 0], val["coords"][:, 1]) - offset
     network, total = np.exp(log_var.astype(np.float64)), np.exp(log_var) + excess**2
-    error2 = (data.target[val] - pred).astype(np.float64) ** 2
+    error2 = (val["target"] - pred).astype(np.float64) ** 2
     assert fitted.info["sigma_factor"] != 1.0 and np.all(excess != 0)
     # d/d(factor) of the mean NLL is 0: sum(network / total * (1 - error2 / total)) = 0
     gradient = np.mean(network / total * (1 - error2 / total))
@@ -376,7 +401,7 @@ def test_fit_pins_the_season_of_a_short_campaign_only(fitted, tiny_campaign, cha
 def test_collocation_points_cover_the_hours_without_profiles(chapman_background):
     """Physics points span the whole campaign, not only the hours with profiles."""
     from ionofield.background import BackgroundField
-    from ionofield.observations import ObservationArrays
+    from ionofield.observations import ObservationStore
     from tests.conftest import START, indices_dataset, observations, tec_dataset
 
     obs = observations()
@@ -384,7 +409,7 @@ def test_collocation_points_cover_the_hours_without_profiles(chapman_background)
     ds = iof.campaign(obs=early, tec=tec_dataset(), indices=indices_dataset(),
                       period=(START, START + np.timedelta64(12, "h")))
     bg_field = BackgroundField(chapman_background)
-    data = ObservationArrays.from_campaign(ds, bg_field)
+    data = ObservationStore.from_campaign(ds, bg_field)
     config = iof.FitConfig(batch_size=400, collocation_fraction=0.5, collocation_hours=2)
     trainer = _Trainer(iof.RSTMRF(config), data, HourlyDrivers.from_campaign(ds), bg_field)
     rng = np.random.default_rng(0)
@@ -397,11 +422,11 @@ def test_collocation_points_cover_the_hours_without_profiles(chapman_background)
     assert (hours > 4).mean() == pytest.approx(8 / 13, abs=0.1)  # beyond the profiles
     lat = np.concatenate([c[:, 0] for c, _, _ in draws])
     alt = np.concatenate([c[:, 2] for c, _, _ in draws])
-    assert data.coords[:, 0].min() <= lat.min() and lat.max() <= data.coords[:, 0].max()
+    assert data.lat_range[0] <= lat.min() and lat.max() <= data.lat_range[1]
     assert alt.min() >= 150.0 and alt.max() <= 600.0
     # uniform on the sphere: sin(lat) uniform between the limits
     sin_lat = np.sin(np.radians(lat))
-    lo, hi = np.sin(np.radians([data.coords[:, 0].min(), data.coords[:, 0].max()]))
+    lo, hi = np.sin(np.radians(data.lat_range))
     assert np.mean(sin_lat) == pytest.approx((lo + hi) / 2, abs=0.03)
     ut = (times - times.astype("datetime64[D]")) / np.timedelta64(1, "h")
     np.testing.assert_allclose(coords[:, 3], ut, atol=1e-4)
@@ -410,10 +435,10 @@ def test_collocation_points_cover_the_hours_without_profiles(chapman_background)
 def test_tec_path_runs_once_per_collocation_hour(tiny_campaign, chapman_background, monkeypatch):
     """Collocation points at a whole hour need that hour's map sequence only."""
     from ionofield.background import BackgroundField
-    from ionofield.observations import ObservationArrays
+    from ionofield.observations import ObservationStore
 
     bg_field = BackgroundField(chapman_background)
-    data = ObservationArrays.from_campaign(tiny_campaign, bg_field)
+    data = ObservationStore.from_campaign(tiny_campaign, bg_field)
     drivers = HourlyDrivers.from_campaign(tiny_campaign)
     config = iof.FitConfig(**{k: v for k, v in TINY.items() if k != "progress"},
                            collocation_hours=3)
@@ -454,22 +479,46 @@ def test_the_fits_iri_background_is_given_the_81_day_mean_f107(tiny_campaign, py
     assert model.info["background"]["f107_variable"] == "f107_81"
 
 
-def test_observation_arrays_in_blocks_equal_one_block(tiny_campaign, chapman_background,
+def point_columns(store):
+    """Every point of an ObservationStore, with its profile code and hour."""
+    runs = store.runs
+    return (store.rows(np.arange(len(store))), np.repeat(runs.profile, runs.length),
+            np.repeat(runs.hour, runs.length))
+
+
+def assert_same_points(a, b):
+    (rows_a, code_a, hour_a), (rows_b, code_b, hour_b) = point_columns(a), point_columns(b)
+    np.testing.assert_array_equal(rows_a, rows_b)
+    np.testing.assert_array_equal(code_a, code_b)
+    np.testing.assert_array_equal(hour_a, hour_b)
+
+
+def test_observation_store_in_blocks_equals_one_block(tiny_campaign, chapman_background,
                                                       monkeypatch):
+    """Blocks cut profiles into more runs, not into more profiles: the points are the same."""
     campaign_module = importlib.import_module("ionofield.campaign")  # the function shadows it
     from ionofield.background import BackgroundField
-    from ionofield.observations import ObservationArrays
+    from ionofield.observations import ObservationStore
 
     field = BackgroundField(chapman_background)
-    whole = ObservationArrays.from_campaign(tiny_campaign, field)
+    whole = ObservationStore.from_campaign(tiny_campaign, field)
     monkeypatch.setattr(campaign_module, "OBS_PER_BLOCK", 7)  # 1116 points: 160 blocks
-    blocks = ObservationArrays.from_campaign(tiny_campaign, field)
-    for name in ("coords", "time_id", "times", "hour_bin", "target", "background", "profile"):
-        np.testing.assert_array_equal(getattr(blocks, name), getattr(whole, name))
+    blocks = ObservationStore.from_campaign(tiny_campaign, field)
+    assert blocks.runs.start.size > whole.runs.start.size
+    assert_same_points(whole, blocks)
+    rows, code, hour = point_columns(whole)
     names = tiny_campaign["obs_profile"].values
     same = names[:, None] == names[None, :]  # one code per profile, and only one
-    np.testing.assert_array_equal(whole.profile[:, None] == whole.profile[None, :], same)
-    np.testing.assert_array_equal(whole.times[whole.time_id], tiny_campaign["obs_time"].values)
+    np.testing.assert_array_equal(code[:, None] == code[None, :], same)
+    time = tiny_campaign["obs_time"].values
+    np.testing.assert_array_equal(rows["time"], time)
+    first_hour = time.min().astype("datetime64[h]")
+    np.testing.assert_array_equal(hour, (time - first_hour) // np.timedelta64(1, "h"))
+    np.testing.assert_allclose(rows["background"], field.log10_at(
+        time, *(tiny_campaign[f"obs_{name}"].values for name in ("alt", "lat", "lon"))),
+        rtol=1e-6)
+    np.testing.assert_allclose(rows["target"], np.log10(tiny_campaign["ne"].values), rtol=1e-6)
+    assert whole.lat_range == (rows["coords"][:, 0].min(), rows["coords"][:, 0].max())
 
 
 @pytest.mark.parametrize("chunks", [None, {"obs": 100}], ids=["lazy-netcdf", "dask"])
@@ -479,35 +528,21 @@ def test_lazily_opened_campaign_is_read_in_blocks_not_held(tiny_campaign, chapma
     from ionofield.background import BackgroundField
     from ionofield.campaign import check_campaign
     from ionofield.checkpoint import campaign_fingerprint
-    from ionofield.observations import ObservationArrays
+    from ionofield.observations import ObservationStore
 
     field = BackgroundField(chapman_background)
-    loaded = ObservationArrays.from_campaign(tiny_campaign, field)
+    loaded = ObservationStore.from_campaign(tiny_campaign, field)
     tiny_campaign.to_netcdf(tmp_path / "campaign.nc")
     monkeypatch.setattr(campaign_module, "OBS_PER_BLOCK", 100)
     with xr.open_dataset(tmp_path / "campaign.nc", chunks=chunks) as lazy:
         check_campaign(lazy)
-        arrays = ObservationArrays.from_campaign(lazy, field)
+        store = ObservationStore.from_campaign(lazy, field)
         fingerprint = campaign_fingerprint(lazy)
         held = [name for name, var in lazy.variables.items()
                 if "obs" in var.dims and var._in_memory]
     assert held == []  # nothing read was kept in the Dataset
     assert fingerprint == campaign_fingerprint(tiny_campaign)  # the same bytes, by blocks
-    for name in ("coords", "time_id", "times", "hour_bin", "target", "background", "profile"):
-        np.testing.assert_array_equal(getattr(arrays, name), getattr(loaded, name))
-
-
-def test_profile_codes_follow_names_across_runs_and_blocks():
-    from ionofield.observations import profile_codes, run_starts
-
-    names = np.array(["p", "p", "q", "q", "q", "p", "r", "r"])  # "p" in two runs
-    runs = run_starts(names)
-    np.testing.assert_array_equal(profile_codes(names[runs], runs, names.size),
-                                  [0, 0, 1, 1, 1, 0, 2, 2])
-    # A run cut by a block boundary is two runs of one name: still one code.
-    starts = np.array([0, 2, 3, 5, 6])
-    np.testing.assert_array_equal(profile_codes(names[starts], starts, names.size),
-                                  [0, 0, 1, 1, 1, 0, 2, 2])
+    assert_same_points(store, loaded)
 
 
 def test_campaign_checked_in_blocks_reports_as_whole(tiny_campaign, monkeypatch):
