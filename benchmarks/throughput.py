@@ -169,14 +169,21 @@ def child_fit(folder: Path, name: str, seed: int, options: dict) -> dict:
     RuntimeError
         The child failed; the message ends with its standard error.
     """
-    run = subprocess.run(
-        [sys.executable, __file__, "--stage-fit", str(folder), name, str(seed),
-         json.dumps(options)],
-        capture_output=True, text=True,
-    )
+    return run_child([__file__, "--stage-fit", str(folder), name, str(seed),
+                      json.dumps(options)], what=f"fit {name!r} of {folder}")
+
+
+def run_child(arguments: list[str], *, what: str) -> dict:
+    """Run ``python *arguments`` and return the JSON of its last line of output.
+
+    Raises
+    ------
+    RuntimeError
+        The child failed; the message names ``what`` and ends with its standard error.
+    """
+    run = subprocess.run([sys.executable, *arguments], capture_output=True, text=True)
     if run.returncode:
-        raise RuntimeError(f"fit {name!r} of {folder} failed ({run.returncode}):\n"
-                           f"{run.stderr[-3000:]}")
+        raise RuntimeError(f"{what} failed ({run.returncode}):\n{run.stderr[-3000:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 

@@ -1,5 +1,8 @@
-"""File-system helpers: atomic writes, the one path-expansion rule of the readers, and
-the scratch file a fit keeps its observations in."""
+"""File-system helpers.
+
+Atomic writes, the one path-expansion rule of the readers, and the scratch file a fit
+keeps its observations in.
+"""
 
 from __future__ import annotations
 

@@ -47,7 +47,8 @@ class ProfileRuns:
     length
         int64 [R]: its number of points.
     profile
-        int32 [R]: its profile's code (:func:`profile_codes`).
+        int32 [R]: its profile's code: 0 for the first name seen, then in order of
+        appearance.
     hour
         int32 [R]: whole hours from the campaign's first observed hour to its first
         point.

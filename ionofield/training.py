@@ -790,8 +790,10 @@ def _bracket_hours(inputs: TimeInputs, time_index: np.ndarray) -> tuple[np.ndarr
 def _subsample(
     runs: ProfileRuns, chosen: np.ndarray, size: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """At most ``size`` points of the runs ``chosen`` (increasing), drawn at random
-    without replacement, in order."""
+    """At most ``size`` points of the runs ``chosen`` (increasing), in order.
+
+    Drawn at random without replacement when the runs hold more.
+    """
     length = runs.length[chosen]
     total = int(length.sum())
     places = np.arange(total) if total <= size else np.sort(rng.choice(total, size, replace=False))

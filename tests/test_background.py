@@ -575,3 +575,38 @@ def test_cached_cube_passes_the_cf_checker(tmp_path, pyiri_calls):
         check=False,
     )
     assert result.returncode == 0, result.stdout
+
+
+def test_iri_field_keeps_a_few_hours_and_reads_the_others_back_from_the_cache(pyiri_calls,
+                                                                              tmp_path):
+    """A field kept to 3 hours gives what the whole cube gives, without running PyIRI again."""
+    times = pd.date_range("2024-05-10", periods=10, freq="h").values
+    alt, lat, lon = np.arange(100.0, 1001.0, 100.0), np.arange(-80.0, 81.0, 20.0), \
+        np.arange(-180.0, 180.0, 30.0)
+    hour_mb = 4 * alt.size * (lat.size + 2) * lon.size / 2**20
+    lazy = BackgroundField.from_iri(times, alt, lat, lon, f107=150.0, cache_dir=tmp_path,
+                                    memory_mb=3.5 * hour_mb)
+    assert len(pyiri_calls) == 10  # every hour computed once, when the field was built
+    cube = iri_cube(times, alt, lat, lon, f107=150.0, cache_dir=tmp_path)
+    whole = BackgroundField(cube)
+    rng = np.random.default_rng(0)
+    n = 2000
+    points = (times[0] + (rng.uniform(0, 9, n) * 3.6e12).astype("timedelta64[ns]"),
+              rng.uniform(100, 1000, n), rng.uniform(-90, 90, n), rng.uniform(-180, 180, n))
+    np.testing.assert_array_equal(lazy.log10_at(*points), whole.log10_at(*points))
+    grid = (times[:, None, None, None], alt[:, None, None], lat[:, None], lon)
+    np.testing.assert_array_equal(lazy.log10_at(*grid), whole.log10_at(*grid))
+    assert len(lazy._slabs.kept) == 3 and len(pyiri_calls) == 10  # read back, not computed
+    assert lazy.attrs["iri_f107"] == cube.attrs["iri_f107"]
+    assert lazy.time.size == 10 and np.array_equal(lazy.time, whole.time)
+
+
+def test_campaign_background_info_is_that_of_every_hour(pyiri_calls, tmp_path):
+    """Built a day at a time, the field still describes the F10.7 of every UT day."""
+    hours = pd.date_range("2024-05-10", periods=60, freq="h").values
+    f107 = xr.DataArray(np.repeat([150.0, 160.0, 170.0], 24)[:60], dims="time",
+                        coords={"time": hours}, name="f107_81")
+    config = FitConfig(background_alt=(100.0, 1000.0, 300.0), background_lat_step=30.0,
+                       background_lon_step=60.0)
+    _, info = campaign_background(hours, f107, config=config, cache_dir=tmp_path)
+    assert info["f107"] == "2024-05-10=150 2024-05-11=160 2024-05-12=170"

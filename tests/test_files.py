@@ -189,3 +189,29 @@ def test_atomic_path_refuses_a_folder_before_writing(tmp_path):
     with pytest.raises(IsADirectoryError, match="is a folder; give the name of the file"):
         with _files.atomic_path(tmp_path):
             pytest.fail("the block must not run")
+
+
+def test_record_spool_reads_back_any_rows_in_the_order_asked(monkeypatch):
+    import numpy as np
+
+    from ionofield._files import RecordSpool
+
+    dtype = np.dtype([("coords", np.float32, (4,)), ("time", "datetime64[ns]"), ("n", np.int64)])
+    records = np.zeros(5000, dtype)
+    records["n"] = np.arange(5000)
+    records["coords"] = np.random.default_rng(0).normal(size=(5000, 4))
+    records["time"] = np.datetime64("2024-05-10", "ns") + np.arange(5000) * np.timedelta64(1, "s")
+    spool = RecordSpool(dtype)
+    for block in np.array_split(records, 7):  # appended a block at a time
+        spool.append(block)
+    monkeypatch.setattr(RecordSpool, "READ_GAP", 10)  # many separate reads
+    index = np.random.default_rng(1).integers(0, 5000, 3000)  # any order, repeats
+    np.testing.assert_array_equal(spool.rows(index), records[index])
+    np.testing.assert_array_equal(spool.read(4990, 5000), records[4990:])
+    assert len(spool) == 5000 and spool.rows(np.zeros(0, int)).size == 0
+    with pytest.raises(IndexError, match="outside 0..4999"):
+        spool.rows(np.array([5000]))
+    if os.path.exists("/proc/self/fd"):  # Linux: the file has no name left on disk
+        name = os.readlink(f"/proc/self/fd/{spool._file.fileno()}")
+        assert "(deleted)" in name or not os.path.exists(name)
+    spool.close()

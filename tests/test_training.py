@@ -521,9 +521,11 @@ def test_observation_store_in_blocks_equals_one_block(tiny_campaign, chapman_bac
     assert whole.lat_range == (rows["coords"][:, 0].min(), rows["coords"][:, 0].max())
 
 
-@pytest.mark.parametrize("chunks", [None, {"obs": 100}], ids=["lazy-netcdf", "dask"])
+@pytest.mark.filterwarnings("ignore:.*(does not have a Zarr V3|Consolidated metadata)")
+@pytest.mark.parametrize("store, chunks", [("nc", None), ("nc", {"obs": 100}), ("zarr", None)],
+                         ids=["lazy-netcdf", "dask", "zarr"])
 def test_lazily_opened_campaign_is_read_in_blocks_not_held(tiny_campaign, chapman_background,
-                                                           tmp_path, monkeypatch, chunks):
+                                                           tmp_path, monkeypatch, store, chunks):
     campaign_module = importlib.import_module("ionofield.campaign")  # the function shadows it
     from ionofield.background import BackgroundField
     from ionofield.campaign import check_campaign
@@ -532,17 +534,21 @@ def test_lazily_opened_campaign_is_read_in_blocks_not_held(tiny_campaign, chapma
 
     field = BackgroundField(chapman_background)
     loaded = ObservationStore.from_campaign(tiny_campaign, field)
-    tiny_campaign.to_netcdf(tmp_path / "campaign.nc")
+    path = tmp_path / f"campaign.{store}"
+    if store == "zarr":
+        tiny_campaign.chunk({"obs": 100}).to_zarr(path)
+    else:
+        tiny_campaign.to_netcdf(path)
     monkeypatch.setattr(campaign_module, "OBS_PER_BLOCK", 100)
-    with xr.open_dataset(tmp_path / "campaign.nc", chunks=chunks) as lazy:
+    with xr.open_dataset(path, chunks=chunks) as lazy:
         check_campaign(lazy)
-        store = ObservationStore.from_campaign(lazy, field)
+        observations = ObservationStore.from_campaign(lazy, field)
         fingerprint = campaign_fingerprint(lazy)
         held = [name for name, var in lazy.variables.items()
                 if "obs" in var.dims and var._in_memory]
     assert held == []  # nothing read was kept in the Dataset
     assert fingerprint == campaign_fingerprint(tiny_campaign)  # the same bytes, by blocks
-    assert_same_points(store, loaded)
+    assert_same_points(observations, loaded)
 
 
 def test_campaign_checked_in_blocks_reports_as_whole(tiny_campaign, monkeypatch):
