@@ -1,21 +1,37 @@
 """Observing-system simulation experiment: skill of R-STMRF against a known truth.
 
-A 3-day synthetic storm world (``ionofield.osse``, driven by the real Kp / F10.7
-of 10-12 May 2024) is sampled by RO-like profiles and integrated into TEC maps. The
-model is fitted on the profiles of the first two days (validation on held-out 3-hour
-periods), then the third day, which it has never seen, is reconstructed on the full
-grid and compared with the truth. Prints one JSON document.
+Named 3-day synthetic worlds (``ionofield.osse.WORLDS``, driven by the real Kp /
+F10.7 of 10-12 May 2024: ``storm``, whose IRI base has the model background's
+coefficients; ``other_iri``, whose base has other ones; ``structured``, other_iri
+plus structures IRI lacks) are sampled by RO-like profiles and integrated into TEC
+maps, and scored in two modes:
+
+- ``forecast``: the model is fitted on the profiles of the first two days
+  (validation on held-out 3-hour periods), then the third day, which it has never
+  seen, is reconstructed on the full grid and compared with the truth;
+- ``reanalysis``: profiles on all three days; 10 % of them (whole profiles, drawn
+  with a seeded RNG by ``ionofield.split_profiles``) are held out of the fit and
+  scored at their points (150-600 km) against the truth there, and the fitted
+  period is reconstructed every 3 hours on the full grid and compared with the truth.
+
+Skill is ``1 - RMSE_fit / RMSE_background`` of log10 Ne over 150-600 km, the
+background being the model's own IRI. Prints one JSON document: each (world, mode,
+variant, seed)'s scores, and per mode the mean, min, max and std over seeds and
+worlds (and per world over seeds).
 
     python benchmarks/osse.py [--quick] [--no-ablations] [--seeds 0 1 2] [--work DIR]
+                              [--worlds storm other_iri structured]
+                              [--mode forecast|reanalysis|both]
                               [--world-seed 0] [--options '{"max_steps": 2000}']
 
-Every variant (the default config and each ablation) is fitted once per seed: single
-fits scatter by several hundredths in skill with the seed alone, so the report gives
-each seed's scores and their mean, min and max. The default's fits are scored on the
-full grid, the ablations' on every other time, latitude and longitude.
+Every variant (the default config and, in forecast mode, each ablation) is fitted
+once per seed: single fits scatter by several hundredths in skill with the seed
+alone. The default's fits are scored on the full grid, the ablations' on every other
+time, latitude and longitude.
 
-Each fit runs in its own process, so its wall time and peak resident memory are its
-own (the truth and the IRI cube are prepared, and cached on disk, beforehand).
+Each fit runs in its own process (two at a time), and is scored there after it, so
+its wall time and peak resident memory (taken before the scoring) are its own; the
+worlds, observations and IRI cube are prepared, and cached on disk, beforehand.
 """
 
 from __future__ import annotations
@@ -36,7 +52,14 @@ from _memory import peak_rss_mb
 
 import ionofield as iof
 from ionofield.background import IRI_F107, campaign_background
-from ionofield.osse import sample_ro_profiles, storm_world, tec_maps
+from ionofield.osse import (
+    WORLDS,
+    SyntheticWorld,
+    hold_out_profiles,
+    sample_ro_profiles,
+    synthetic_world,
+    tec_maps,
+)
 
 START = "2024-05-10"
 DAYS = 3
@@ -57,42 +80,67 @@ VARIANTS = {
     "no_chapman": {"w_chapman": 0.0},
     "no_env_lstm": {"use_env": False},
 }
+MODES = ("forecast", "reanalysis")
+#: Share of the reanalysis profiles held out of the fit.
+HELD_OUT_FRACTION = 0.1
+#: Hours between the reanalysis grid's times (full runs; twice that with --quick).
+REANALYSIS_STEP_H = 3
+#: The scores summarised over seeds and worlds.
+SUMMARY_KEYS = ("skill", "rmse_log10_fit", "rmse_log10_background", "hmf2_rmse_km_fit",
+                "hmf2_rmse_km_background", "nmf2_rel_rmse_fit", "nmf2_rel_rmse_background",
+                "sigma_calibration_inside_1sigma", "heldout_skill", "heldout_rmse_log10_fit",
+                "heldout_rmse_log10_background", "heldout_hmf2_rmse_km_fit",
+                "heldout_hmf2_rmse_km_background", "fit_wall_s", "peak_rss_mb")
 
 
 def prepare(work: Path, *, profiles_per_day: int, levels: int, quick: bool,
-            world_seed: int) -> None:
-    """Build the world, the observations, the TEC maps and the campaign; cache the IRI cube.
+            world_seed: int, world: str = "storm", mode: str = "forecast",
+            truth: SyntheticWorld | None = None) -> None:
+    """Write a mode's campaign, truth on the grid and held-out profiles; cache the IRI cube.
 
-    ``world_seed`` draws the world's perturbation phases, and ``world_seed + 1`` the
-    profiles' places and times.
+    ``truth`` is the named ``world`` when already built (it takes a minute for
+    worlds whose IRI base is not cached). ``world_seed`` draws the world's
+    perturbation phases and structures, ``world_seed + 1`` the profiles' places and
+    times, and ``world_seed`` the held-out profiles of the reanalysis.
     """
-    world = storm_world(START, days=DAYS, seed=world_seed)
+    truth = truth or synthetic_world(world, START, days=DAYS, seed=world_seed)
     start = np.datetime64(START, "ns")
-    held_out = start + np.timedelta64(DAYS - 1, "D")
-    obs = sample_ro_profiles(world, profiles_per_day * (DAYS - 1), start=start, end=held_out,
-                             seed=world_seed + 1, levels=levels)
+    days = DAYS - 1 if mode == "forecast" else DAYS
+    obs = sample_ro_profiles(truth, profiles_per_day * days, start=start,
+                             end=start + np.timedelta64(days, "D"), seed=world_seed + 1,
+                             levels=levels)
     obs = obs.where(obs.ne > 0, drop=True)  # as the readers do with real files
     hours = pd.date_range(start, periods=24 * DAYS + 1, freq="h").values
-    tec = tec_maps(world, hours)
+    tec = tec_maps(truth, hours)
     ds = iof.campaign(obs=obs, tec=tec, period=(hours[0], hours[-1]))
+    if mode == "reanalysis":
+        ds, held = hold_out_profiles(ds, truth, HELD_OUT_FRACTION, seed=world_seed,
+                                     alt_range=EVAL_ALT)
+        held.to_netcdf(work / "heldout.nc")
     ds.to_netcdf(work / "campaign.nc")
     campaign_background(ds.time.values, ds[IRI_F107], config=iof.FitConfig(**BACKGROUND))
-    grid = evaluation_grid(quick)
+    grid = evaluation_grid(quick, mode)
     t = grid.time.values
-    truth = world.log10_ne(t[:, None, None, None], grid.alt.values[:, None, None],
-                           grid.lat.values[:, None], grid.lon.values).astype(np.float32)
+    log10_ne = truth.log10_ne(t[:, None, None, None], grid.alt.values[:, None, None],
+                              grid.lat.values[:, None], grid.lon.values).astype(np.float32)
     xr.Dataset(
-        {"log10_ne": (("time", "alt", "lat", "lon"), truth),
+        {"log10_ne": (("time", "alt", "lat", "lon"), log10_ne),
          "tec": tec.tec.sel(time=t, lat=grid.lat, lon=grid.lon)},
         coords=grid.coords,
     ).to_netcdf(work / "truth.nc")
 
 
-def evaluation_grid(quick: bool) -> xr.Dataset:
-    day = pd.Timestamp(START) + pd.Timedelta(days=DAYS - 1)
+def evaluation_grid(quick: bool, mode: str = "forecast") -> xr.Dataset:
+    """The grid scored against the truth: the unseen last day, or the fitted period."""
     step = 2 if quick else 1
+    if mode == "forecast":
+        times = pd.date_range(pd.Timestamp(START) + pd.Timedelta(days=DAYS - 1),
+                              periods=24 // step, freq=f"{step}h")
+    else:
+        hours = REANALYSIS_STEP_H * step
+        times = pd.date_range(START, periods=24 * DAYS // hours, freq=f"{hours}h")
     return iof.grid(
-        time=pd.date_range(day, periods=24 // step, freq=f"{step}h"),
+        time=times,
         alt=np.arange(100.0, 1001.0, 10.0),
         lat=np.arange(-87.5, 87.6, 2.5 * step),
         lon=np.arange(-180.0, 180.0, 5.0 * step),
@@ -130,7 +178,35 @@ def metrics(pred: np.ndarray, truth: np.ndarray) -> dict:
 
 
 def evaluate(work: Path, name: str, *, full: bool) -> dict:
-    """Reconstruct the held-out day with a fitted variant and score it against the truth."""
+    """Score a fitted variant against the truth: on the grid, and at held-out profiles.
+
+    The grid is ``truth.nc``'s (the unseen day, or the fitted period of a
+    reanalysis); the held-out profiles, when ``heldout.nc`` exists, are scored by
+    ``ionofield.validate`` at their points (``heldout_*``).
+    """
+    out = score_grid(work, name, full=full)
+    if (work / "heldout.nc").exists():
+        out.update(score_heldout(work, name))
+    return out
+
+
+def score_heldout(work: Path, name: str) -> dict:
+    """Skill, log10 Ne and hmF2 RMSE at the held-out profiles' points, against the truth."""
+    with xr.open_dataset(work / "heldout.nc") as held:
+        table = iof.validate(iof.load_model(work / f"model_{name}.pt"), held.load(),
+                             device="cpu").sel(group="all")
+    out = {"heldout_points": int(table.n_points),
+           "heldout_skill": round(float(table.log10_ne_skill), 4)}
+    for estimate, label in (("model", "fit"), ("background", "background")):
+        row = table.sel(estimate=estimate)
+        out[f"heldout_rmse_log10_{label}"] = round(float(row.log10_ne_rmse), 4)
+        out[f"heldout_hmf2_rmse_km_{label}"] = round(float(row.hmf2_rmse), 2)
+        out[f"heldout_log10_nmf2_rmse_{label}"] = round(float(row.log10_nmf2_rmse), 4)
+    return out
+
+
+def score_grid(work: Path, name: str, *, full: bool) -> dict:
+    """Reconstruct ``truth.nc``'s grid with a fitted variant and score it against the truth."""
     truth_ds = xr.open_dataset(work / "truth.nc").load()
     if not full:  # ablations: every other time, latitude and longitude
         truth_ds = truth_ds.isel(time=slice(0, None, 2), lat=slice(0, None, 2),
@@ -195,75 +271,131 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small settings for a smoke run")
     parser.add_argument("--no-ablations", action="store_true")
     parser.add_argument("--work", help="work folder (default: a temporary one)")
+    parser.add_argument("--worlds", nargs="+", default=["storm"], choices=sorted(WORLDS),
+                        metavar="NAME", help=f"named worlds among {sorted(WORLDS)} "
+                        "(default: storm)")
+    parser.add_argument("--mode", choices=(*MODES, "both"), default="forecast",
+                        help="forecast an unseen day, reanalyse the fitted period, or both")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="the fits' budget (default: FitConfig's; 60 with --quick)")
     parser.add_argument("--profiles-per-day", type=int, default=None)
     parser.add_argument("--levels", type=int, default=None, help="levels per profile")
     parser.add_argument("--reuse", action="store_true",
-                        help="reuse the world prepared in --work by an earlier run")
+                        help="reuse the worlds prepared in --work by an earlier run, and the "
+                        "scores of the fits it finished with the same options")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help="seeds of the fits (each variant is fitted with each)")
     parser.add_argument("--world-seed", type=int, default=0,
-                        help="seed of the world and its profiles (another world, one storm)")
+                        help="seed of the worlds and their profiles (other draws, one storm)")
     parser.add_argument("--options", type=json.loads, default={},
                         help="FitConfig fields (JSON) set in every fit, ablations included")
-    parser.add_argument("--stage-fit", nargs=3, metavar=("NAME", "SEED", "OPTIONS_JSON"),
+    parser.add_argument("--stage-fit", nargs=4, metavar=("NAME", "SEED", "OPTIONS_JSON", "FULL"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="ionofield-osse-"))
     if args.stage_fit:
-        name, seed, options = args.stage_fit
-        print(json.dumps(fit_variant(work, name, int(seed), json.loads(options))))
+        name, seed, options, full = args.stage_fit
+        result = fit_variant(work, name, int(seed), json.loads(options))
+        result.update(evaluate(work, name, full=full == "full"))
+        print(json.dumps(result))
         return
     profiles = args.profiles_per_day or (150 if args.quick else PROFILES_PER_DAY)
+    levels = args.levels or (40 if args.quick else LEVELS)
     budget = {"max_steps": args.max_steps or (60 if args.quick else iof.FitConfig().max_steps)}
     if args.quick:
         budget.update(eval_every=20, weight_average_steps=20)
+    modes = MODES if args.mode == "both" else (args.mode,)
     started = time.perf_counter()
-    if not (args.reuse and (work / "truth.nc").exists()):
-        levels = args.levels or (40 if args.quick else LEVELS)
-        prepare(work, profiles_per_day=profiles, levels=levels, quick=args.quick,
-                world_seed=args.world_seed)
-    report: dict = {"world": f"synthetic storm world {START} + {DAYS} days, real Kp/F10.7",
-                    "world_seed": args.world_seed, "options": args.options,
-                    "train_days": DAYS - 1, "held_out_day": DAYS,
-                    "observations": int(xr.open_dataset(work / "campaign.nc").sizes["obs"]),
-                    "profiles_per_day": profiles, **budget,
-                    "prepare_s": round(time.perf_counter() - started, 1)}
-    variants = {"default": {}} if args.no_ablations else VARIANTS
-    fits = {f"{name}_seed{seed}": (name, seed, options)
-            for seed in args.seeds for name, options in variants.items()}
+    for world in args.worlds:
+        truth = None
+        for mode in modes:
+            folder = work / world / mode
+            if args.reuse and (folder / "truth.nc").exists():
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            truth = truth or synthetic_world(world, START, days=DAYS, seed=args.world_seed)
+            prepare(folder, profiles_per_day=profiles, levels=levels, quick=args.quick,
+                    world_seed=args.world_seed, world=world, mode=mode, truth=truth)
+    report: dict = {
+        "period": f"{START} + {DAYS} days, real Kp/F10.7",
+        "worlds": {world: WORLDS[world].description for world in args.worlds},
+        "world_seed": args.world_seed, "options": args.options,
+        "modes": {"forecast": f"fit days 1-{DAYS - 1}, score the unseen day {DAYS} on the grid",
+                  "reanalysis": f"fit {1 - HELD_OUT_FRACTION:.0%} of the profiles of days "
+                                f"1-{DAYS}; score the held-out profiles at their points "
+                                f"(heldout_*) and the period every {REANALYSIS_STEP_H} h on "
+                                "the grid"},
+        "observations": {f"{world}/{mode}": int(xr.open_dataset(
+            work / world / mode / "campaign.nc").sizes["obs"])
+            for world in args.worlds for mode in modes},
+        "profiles_per_day": profiles, "levels": levels, **budget,
+        "prepare_s": round(time.perf_counter() - started, 1),
+    }
+    fits = [(world, mode, name, seed, {**budget, **args.options, **options})
+            for seed in args.seeds for world in args.worlds for mode in modes
+            for name, options in (VARIANTS.items() if mode == "forecast" and not
+                                  args.no_ablations else [("default", {})])]
     # Two fits at a time (one torch thread each) on this 2-core machine.
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        runs = {
-            fit: pool.submit(
-                subprocess.run,
-                [sys.executable, __file__, "--work", str(work), "--stage-fit", fit, str(seed),
-                 json.dumps({**budget, **args.options, **options})],
-                check=True, capture_output=True, text=True,
-            )
-            for fit, (name, seed, options) in fits.items()
+        runs = [pool.submit(run_fit, work, *fit, reuse=args.reuse) for fit in fits]
+    records = [run.result() for run in runs]
+    report["summary"] = {mode: summary([r for r in records if r["mode"] == mode
+                                        and r["variant"] == "default"])
+                         for mode in modes}
+    if "forecast" in modes and not args.no_ablations:
+        report["ablations"] = {
+            world: {name: summary([r for r in records if r["world"] == world
+                                   and r["mode"] == "forecast" and r["variant"] == name])["all"]
+                    for name in VARIANTS}
+            for world in args.worlds
         }
-    results: dict[str, list[dict]] = {name: [] for name in variants}
-    for fit, run in runs.items():
-        name, seed, _ = fits[fit]
-        result = json.loads(run.result().stdout.strip().splitlines()[-1])
-        result.update(evaluate(work, fit, full=name == "default"))
-        results[name].append({"seed": seed, **result})
-    for name, each in results.items():
-        report[name] = {"over_seeds": over_seeds(each), "each_seed": each}
+    report["runs"] = records
     print(json.dumps(report, indent=2))
 
 
-def over_seeds(results: list[dict]) -> dict:
-    """Mean, min and max over the seeds of a variant's headline numbers."""
-    out: dict = {"seeds": [r["seed"] for r in results]}
-    for key in ("skill", "sigma_calibration_inside_1sigma", "fit_wall_s", "peak_rss_mb"):
-        values = [r[key] for r in results if key in r]
-        if values:
-            out[key] = {"mean": round(float(np.mean(values)), 4), "min": min(values),
-                        "max": max(values)}
-    return out
+def run_fit(work: Path, world: str, mode: str, name: str, seed: int, options: dict, *,
+            reuse: bool) -> dict:
+    """Fit and score one variant in its own process; its record, also kept in a JSON file.
+
+    With ``reuse``, a record kept by an earlier run with the same options is returned
+    without fitting again.
+    """
+    folder = work / world / mode
+    fit = f"{name}_seed{seed}"
+    kept = folder / f"result_{fit}.json"
+    if reuse and kept.exists():
+        record = json.loads(kept.read_text())
+        if record["options"] == options:
+            return record
+    started = time.perf_counter()
+    run = subprocess.run(
+        [sys.executable, __file__, "--work", str(folder), "--stage-fit", fit, str(seed),
+         json.dumps(options), "full" if name == "default" else "sample"],
+        check=True, capture_output=True, text=True,
+    )
+    record = {"world": world, "mode": mode, "variant": name, "seed": seed, "options": options,
+              **json.loads(run.stdout.strip().splitlines()[-1]),
+              "stage_wall_s": round(time.perf_counter() - started, 1)}
+    kept.write_text(json.dumps(record))
+    print(f"{world} {mode} {fit}: skill {record['skill']}", file=sys.stderr, flush=True)
+    return record
+
+
+def spread(values: list[float]) -> dict:
+    """Mean, min, max and (population) standard deviation of some scores."""
+    return {"mean": round(float(np.mean(values)), 4), "min": min(values), "max": max(values),
+            "std": round(float(np.std(values)), 4), "n": len(values)}
+
+
+def summary(records: list[dict]) -> dict:
+    """Spread of the headline scores over all the records, and per world over its seeds."""
+    def over(rows: list[dict]) -> dict:
+        return {key: spread([r[key] for r in rows]) for key in SUMMARY_KEYS
+                if rows and all(key in r for r in rows)}
+
+    worlds = sorted({r["world"] for r in records})
+    return {"all": over(records),
+            "by_world": {w: over([r for r in records if r["world"] == w]) for w in worlds}}
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ NETWORK_FIELDS = (
     "tec_feat_dim",
     "convlstm_layers",
     "use_env",
+    "magnetic_inputs",
 )
 #: Fields of :class:`FitConfig` that shape the model (its network and the driver
 #: windows it reads), shown in its summary.
@@ -97,6 +98,18 @@ class FitConfig:
         Weight that keeps the direction head near the finite-difference TEC gradient.
     use_env
         Use the LSTM environment shift (``False`` is the ablation without it).
+    magnetic_inputs
+        Give the spatial path two magnetic coordinates besides the geographic ones:
+        the modified dip latitude (modip) of the IGRF at the campaign's epoch, which
+        orders the equatorial anomaly along the real dip equator, and magnetic local
+        time about the centred dipole's axis, which orders the auroral oval and storm
+        phases (:mod:`ionofield.magnetic`, :func:`ionofield.nn.model.magnetic_features`).
+        Off by default: on ``benchmarks/osse.py`` (seeds 0-2) it changed the held-out
+        skill within the seeds' scatter (0.457 against 0.454; per seed -0.011,
+        +0.012, +0.008), hmF2 RMSE (23.1 against 23.3 km) and sigma coverage (0.604
+        against 0.598), for 1.16x the network's cost per step. That world is ordered
+        by a centred dipole and geographic local time, so it cannot show what
+        real data ordered by the dip equator and MLT may gain.
     collocation_fraction
         Number of collocation points of each step, as a fraction of ``batch_size``:
         the physics losses (double backward) run there. They are drawn uniformly on
@@ -196,6 +209,7 @@ class FitConfig:
     w_tec_direction: float = 0.03
     w_tec_anchor: float = 1.0
     use_env: bool = True
+    magnetic_inputs: bool = False
     collocation_fraction: float = 0.1
     collocation_hours: int = 1
     physics_alt_range: tuple[float, float] = (150.0, 600.0)

@@ -23,17 +23,23 @@ from xarray.backends.locks import HDF5_LOCK
 
 from ionofield._files import atomic_path
 from ionofield._version import __version__
-from ionofield.errors import CoverageError, DataWarning, TimeOrderError, UnitsError
+from ionofield.errors import ConfigError, CoverageError, DataWarning, TimeOrderError, UnitsError
 from ionofield.io.cf import CONVENTIONS, attributes, history_line
 from ionofield.timeutil import hours_since, to_datetime64
 
 logger = logging.getLogger(__name__)
 
 FOF2_MODEL = "URSI"
-"""PyIRI foF2 coefficient set used by :func:`iri_cube`."""
+"""PyIRI foF2 coefficient set of the background (:func:`iri_cube`'s default)."""
 
 HMF2_MODEL = "SHU2015"
-"""PyIRI hmF2 model used by :func:`iri_cube`."""
+"""PyIRI hmF2 model of the background (:func:`iri_cube`'s default)."""
+
+FOF2_MODELS = ("URSI", "CCIR")
+"""The foF2 coefficient sets PyIRI offers."""
+
+HMF2_MODELS = ("SHU2015", "AMTB2013", "BSE1979")
+"""The hmF2 models PyIRI offers."""
 
 F107_RANGE = (30.0, 600.0)
 """Daily F10.7 values (sfu) accepted by :func:`iri_cube`; outside it, a units error."""
@@ -61,11 +67,14 @@ def iri_cube(
     f107: float | xr.DataArray,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    fof2_model: str = FOF2_MODEL,
+    hmf2_model: str = HMF2_MODEL,
 ) -> xr.Dataset:
     """Electron density of IRI (PyIRI) on a regular grid, cached on disk.
 
-    PyIRI's spherical-harmonics model is run once per time, with URSI foF2
-    coefficients, the SHU-2015 hmF2 model and the F10.7 of the time's UT day. Each
+    PyIRI's spherical-harmonics model is run once per time, by default with URSI
+    foF2 coefficients and the SHU-2015 hmF2 model (the background of a fit), with
+    the F10.7 of the time's UT day. Each
     time's grid is written to ``cache_dir`` as a NetCDF file named by a hash of the
     time, the grids, its F10.7, the options and the PyIRI version (written
     atomically); a later call asking for the same time reads the file and does not
@@ -95,6 +104,12 @@ def iri_cube(
         Directory of the disk cache; default :func:`default_cache_dir`.
     progress
         Show a progress bar over the times.
+    fof2_model
+        PyIRI's foF2 coefficients, one of :data:`FOF2_MODELS`.
+    hmf2_model
+        PyIRI's hmF2 model, one of :data:`HMF2_MODELS`. Other coefficients than the
+        background's make a truth the background does not contain (the OSSE's
+        ``"other_iri"`` world).
 
     Returns
     -------
@@ -116,6 +131,8 @@ def iri_cube(
         leaves :data:`F107_RANGE`.
     CoverageError
         ``f107`` has no finite value on one of the UT days of ``times``.
+    ConfigError
+        A foF2 or hmF2 model PyIRI does not offer.
 
     Examples
     --------
@@ -126,6 +143,12 @@ def iri_cube(
     >>> cube.ne_background.dims  # doctest: +SKIP
     ('time', 'alt', 'lat', 'lon')
     """
+    if fof2_model not in FOF2_MODELS or hmf2_model not in HMF2_MODELS:
+        raise ConfigError(
+            f"iri_cube: foF2 {fof2_model!r} / hmF2 {hmf2_model!r}; PyIRI offers foF2 "
+            f"{' or '.join(FOF2_MODELS)} and hmF2 {', '.join(HMF2_MODELS)}"
+        )
+    coefficients = (fof2_model, hmf2_model)
     t = to_datetime64(times).ravel()
     axes = {
         "times": t.astype(np.int64),
@@ -164,12 +187,13 @@ def iri_cube(
     cached = 0
     for k in loop:
         ne[k], nmf2[k], hmf2[k], hit = _iri_time(
-            t[k], alt_km, lat_deg, lon_deg, f107_of_time[k], version, folder
+            t[k], alt_km, lat_deg, lon_deg, f107_of_time[k], version, folder, coefficients
         )
         cached += hit
     logger.info("IRI background: %d of %d times read from the cache in %s", cached, t.size,
                 folder)
-    cube = _cube_dataset(t, alt_km, lat_deg, lon_deg, ne, nmf2, hmf2, f107_of_time, version)
+    cube = _cube_dataset(t, alt_km, lat_deg, lon_deg, ne, nmf2, hmf2, f107_of_time, version,
+                         coefficients)
     cube.attrs["iri_f107_source"] = _f107_source(f107)
     return cube
 
@@ -222,6 +246,7 @@ def _iri_time(
     f107: float,
     version: str,
     folder: Path,
+    coefficients: tuple[str, str],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """Ne [Z, Y, X], NmF2 and hmF2 [Y, X] at one time, and whether the cache had them.
 
@@ -229,7 +254,7 @@ def _iri_time(
     with an earlier one: a reconstruction chunk of a few hours reads the hours a fit
     of the whole campaign computed.
     """
-    path = folder / f"iri_{_cache_key(time, alt, lat, lon, f107, version)}.nc"
+    path = folder / f"iri_{_cache_key(time, alt, lat, lon, f107, version, coefficients)}.nc"
     if path.exists():
         cached = _read_cached(path, (alt.size, lat.size, lon.size))
         if not isinstance(cached, str):
@@ -241,9 +266,9 @@ def _iri_time(
             stacklevel=3,
         )
     logger.info("IRI background cache miss: running PyIRI for %s", time)
-    ne, nmf2, hmf2 = _pyiri_time(time, alt, lat, lon, f107)
+    ne, nmf2, hmf2 = _pyiri_time(time, alt, lat, lon, f107, coefficients)
     ds = _cube_dataset(np.array([time]), alt, lat, lon, ne[None], nmf2[None], hmf2[None],
-                       np.array([f107]), version)
+                       np.array([f107]), version, coefficients)
     # netCDF-3 through scipy, not HDF5: the cube is written from a dask task, maybe
     # while the volume itself is being written, and HDF5 is not thread-safe.
     with atomic_path(path) as tmp:
@@ -272,11 +297,11 @@ def _read_cached(
 
 def _cache_key(
     time: np.datetime64, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray, f107: float,
-    version: str,
+    version: str, coefficients: tuple[str, str],
 ) -> str:
     """Hex digest naming the IRI of these inputs by this PyIRI version."""
     digest = hashlib.sha256()
-    digest.update(f"format={_CACHE_FORMAT};PyIRI={version};{FOF2_MODEL};{HMF2_MODEL}".encode())
+    digest.update(f"format={_CACHE_FORMAT};PyIRI={version};{';'.join(coefficients)}".encode())
     for name, values in (
         ("time", np.int64(time.astype("datetime64[ns]").astype(np.int64))),
         ("alt", alt),
@@ -294,9 +319,10 @@ PYIRI_VALUES_PER_CALL = 2_000_000
 
 
 def _pyiri_time(
-    time: np.datetime64, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray, f107: float
+    time: np.datetime64, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray, f107: float,
+    coefficients: tuple[str, str],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """PyIRI at one time: Ne [Z, Y, X], NmF2 and hmF2 [Y, X].
+    """PyIRI at one time with (foF2, hmF2) ``coefficients``: Ne [Z, Y, X], NmF2 and hmF2 [Y, X].
 
     PyIRI is run once per time. Most of a call's cost is per time (its quasi-dipole
     coordinates), so this is as fast as one call for a whole day, and its memory
@@ -332,8 +358,8 @@ def _pyiri_time(
                 grid_lat,
                 alt,
                 float(f107),
-                foF2_coeff=FOF2_MODEL,
-                hmF2_model=HMF2_MODEL,
+                foF2_coeff=coefficients[0],
+                hmF2_model=coefficients[1],
                 old_output=False,
             )
         n_rows = band.stop - band.start
@@ -353,6 +379,7 @@ def _cube_dataset(
     hmf2: np.ndarray,
     f107: np.ndarray,
     version: str,
+    coefficients: tuple[str, str],
 ) -> xr.Dataset:
     """Wrap PyIRI output (and the F10.7 of each time, shape [T]) in a CF-described Dataset."""
     days, first = np.unique(times.astype("datetime64[D]"), return_index=True)
@@ -389,8 +416,8 @@ def _cube_dataset(
                 "A major update to the PyIRI model, Space Weather, doi:10.1029/2025SW004853"
             ),
             "iri_version": version,
-            "iri_fof2_model": FOF2_MODEL,
-            "iri_hmf2_model": HMF2_MODEL,
+            "iri_fof2_model": coefficients[0],
+            "iri_hmf2_model": coefficients[1],
             "iri_f107": f107_days,
         },
     )

@@ -24,9 +24,11 @@ from ionofield._device import resolve_device
 from ionofield.checkpoint import read_payload, write_payload
 from ionofield.config import NETWORK_FIELDS, RETIRED_FIELDS, FitConfig
 from ionofield.drivers import TimeInputs
-from ionofield.errors import CheckpointError, IonofieldError, IonofieldWarning
+from ionofield.errors import CheckpointError, ConfigError, IonofieldError, IonofieldWarning
 from ionofield.features import temporal_features
+from ionofield.magnetic import DEFAULT_MAGNETIC_EPOCH, dipole_axis, modip_table
 from ionofield.nn.model import RSTMRFNetwork
+from ionofield.timeutil import to_datetime64
 
 #: Tag identifying a model file written by :meth:`RSTMRF.save` (2: with a checksum).
 MODEL_FORMAT = "ionofield-rstmrf-model/2"
@@ -63,6 +65,8 @@ class RSTMRF(RSTMRFNetwork):
         super().__init__(**{name: getattr(self_config, name) for name in NETWORK_FIELDS})
         self.config = self_config
         self.info: dict[str, Any] = dict(info or {})
+        if self_config.magnetic_inputs:
+            self.set_magnetic_epoch(self.info.get("magnetic_epoch", DEFAULT_MAGNETIC_EPOCH))
 
     def encode_time(self, inputs: TimeInputs) -> torch.Tensor:
         """Temporal codes of distinct times from their driver arrays.
@@ -113,6 +117,37 @@ class RSTMRF(RSTMRFNetwork):
         """
         angle = temporal_features(np.zeros(1), np.array([day_of_year]))[0, 2:]
         super().pin_season(torch.from_numpy(angle))
+
+    def set_magnetic_epoch(self, epoch: object) -> None:
+        """Read the magnetic coordinates of the field of ``epoch`` (``magnetic_inputs``).
+
+        Fills the modip table and the dipole axis of the spatial path
+        (:meth:`set_magnetic_field`) from the IGRF on the day of ``epoch``, and records
+        the day in ``info["magnetic_epoch"]``. A fresh model reads the field of
+        :data:`~ionofield.magnetic.DEFAULT_MAGNETIC_EPOCH`; :func:`ionofield.fit` sets
+        the middle of the campaign. The tables travel with the model's weights, so a
+        saved model reconstructs with the field it was fitted with.
+
+        Parameters
+        ----------
+        epoch
+            A date within the IGRF's 1900-2030 (``datetime64``, ISO string, ...).
+
+        Raises
+        ------
+        ConfigError
+            The model was built without ``magnetic_inputs``.
+        CoverageError
+            ``epoch`` lies outside the IGRF's epochs.
+        """
+        if not self.config.magnetic_inputs:
+            raise ConfigError(
+                "set_magnetic_epoch: this model was built with magnetic_inputs=False and reads "
+                "no magnetic coordinates; fit with magnetic_inputs=True to use them"
+            )
+        day = to_datetime64(epoch, name="magnetic epoch")[()].astype("datetime64[D]")
+        self.set_magnetic_field(torch.tensor(modip_table(day)), torch.tensor(dipole_axis(day)))
+        self.info["magnetic_epoch"] = str(day)
 
     @property
     def history(self) -> pd.DataFrame:
@@ -194,6 +229,7 @@ class RSTMRF(RSTMRFNetwork):
             "validation RMSE (log10 Ne)": _fmt(info.get("val_rmse")),
             "background RMSE (log10 Ne)": _fmt(info.get("val_rmse_background")),
             "background": str(info.get("background", {}).get("kind", "-")),
+            **({"magnetic epoch": info["magnetic_epoch"]} if "magnetic_epoch" in info else {}),
             **_validation_row(info),
             "config": ", ".join(f"{k}={v}" for k, v in self.config.architecture().items()),
         }

@@ -755,11 +755,18 @@ def _check_split(config: FitConfig, n_train: int, n_val: int) -> bool:
 
 
 def _new_model(config: FitConfig, times: np.ndarray) -> RSTMRF:
-    """A fresh model in training mode, its season pinned for a short campaign."""
+    """A fresh model in training mode, for the campaign's middle day.
+
+    Its season is pinned for a short campaign; with ``magnetic_inputs`` it reads the
+    magnetic field of that day.
+    """
     model = RSTMRF(config)
     span = times.max() - times.min()
+    middle = times.min() + span / 2
     if span / np.timedelta64(1, "D") < config.season_min_days:
-        model.pin_season(float(day_of_year(times.min() + span / 2)))
+        model.pin_season(float(day_of_year(middle)))
+    if config.magnetic_inputs:
+        model.set_magnetic_epoch(middle)
     return model.train()
 
 

@@ -14,6 +14,7 @@ from torch import nn
 
 from ionofield.errors import ConfigError
 from ionofield.features import KP_MEMORY_DECAY_PER_SLOT, driver_features, kp_memory
+from ionofield.magnetic import dipole_axis, modip_table
 from ionofield.nn import (
     ConvLSTM,
     ConvLSTMCell,
@@ -25,6 +26,7 @@ from ionofield.nn import (
     reference_direction,
     sample_direction,
 )
+from ionofield.nn.model import MAGNETIC_FEATURES, SPATIAL_FEATURES, RSTMRFNetwork
 from ionofield.sphere import Cells
 
 # A small global grid with the module convention: W distinct meridians, W * dlon = 360.
@@ -382,3 +384,82 @@ def test_sample_direction_rejects_a_wrong_grid(dlon: float, dlat: float, match: 
     with pytest.raises(ConfigError, match=match):
         sample_direction(_field(), _maps([0]), np.array([0.0]), np.array([0.0]),
                          LAT0 + dlat * np.arange(H), LON0 + dlon * np.arange(W))
+
+
+# -- magnetic inputs -------------------------------------------------------------------------
+
+NET = dict(basis_dim=8, siren_hidden=16, siren_layers=1, use_env=False)
+#: Points near the dip equator, in the auroral zone and elsewhere (lat, lon, alt, UT).
+POINTS = [[-11.95, -76.87, 300.0, 3.0], [67.0, 20.0, 250.0, 22.5], [30.0, 120.0, 450.0, 8.0]]
+
+
+def _magnetic_network() -> RSTMRFNetwork:
+    torch.manual_seed(0)
+    net = RSTMRFNetwork(**NET, magnetic_inputs=True).double()
+    epoch = np.datetime64("2020-01-01")
+    net.set_magnetic_field(torch.tensor(modip_table(epoch)), torch.tensor(dipole_axis(epoch)))
+    return net
+
+
+def _lat_gradient(net: RSTMRFNetwork, code: torch.Tensor) -> torch.Tensor:
+    coords = torch.tensor(POINTS, dtype=torch.float64, requires_grad=True)
+    residual, _ = net(coords, code)
+    (grad,) = torch.autograd.grad(residual.sum(), coords)
+    return grad[:, 0]
+
+
+@pytest.mark.parametrize("magnetic", [False, True], ids=["geographic", "magnetic"])
+def test_network_input_width_follows_magnetic_inputs(magnetic: bool) -> None:
+    net = RSTMRFNetwork(**NET, magnetic_inputs=magnetic)
+    width = SPATIAL_FEATURES + (MAGNETIC_FEATURES if magnetic else 0)
+    assert net.spatial.net[0].linear.in_features == width
+    assert ("modip_table" in net.state_dict()) is magnetic
+    assert ("dipole_axis" in net.state_dict()) is magnetic
+
+
+def test_geographic_network_is_unchanged_by_the_option() -> None:
+    """Off, the network draws and holds exactly what it did before the option existed."""
+    torch.manual_seed(0)
+    default = RSTMRFNetwork(**NET)
+    torch.manual_seed(0)
+    off = RSTMRFNetwork(**NET, magnetic_inputs=False)
+    assert default.state_dict().keys() == off.state_dict().keys()
+    for name, value in default.state_dict().items():
+        torch.testing.assert_close(off.state_dict()[name], value, equal_nan=True)
+
+
+def test_magnetic_inputs_change_the_latitude_gradient_and_only_through_their_columns() -> None:
+    """Zeroing the magnetic columns of the first layer gives the geographic network."""
+    net = _magnetic_network()
+    code = torch.randn(1, NET["basis_dim"], dtype=torch.float64)
+    with_magnetic = _lat_gradient(net, code)
+    geographic = RSTMRFNetwork(**NET).double()
+    state = {k: v for k, v in net.state_dict().items() if k not in ("modip_table", "dipole_axis")}
+    first = "spatial.net.0.linear.weight"
+    state[first] = state[first][:, :SPATIAL_FEATURES]
+    geographic.load_state_dict(state)
+    with torch.no_grad():
+        net.spatial.net[0].linear.weight[:, SPATIAL_FEATURES:] = 0.0
+    coords = torch.tensor(POINTS, dtype=torch.float64)
+    for a, b in zip(net(coords, code), geographic(coords, code), strict=True):
+        torch.testing.assert_close(a, b)
+    without = _lat_gradient(net, code)
+    torch.testing.assert_close(without, _lat_gradient(geographic, code))
+    assert torch.isfinite(with_magnetic).all()
+    assert float((with_magnetic - without).abs().max()) > 1e-3 * float(without.abs().max())
+
+
+def test_physics_loss_derivatives_flow_through_the_magnetic_inputs() -> None:
+    """Second altitude derivative (Chapman) and a loss on the horizontal gradient (TEC
+    direction) backpropagate to the magnetic columns of the first layer."""
+    net = _magnetic_network()
+    code = torch.randn(1, NET["basis_dim"], dtype=torch.float64)
+    coords = torch.tensor(POINTS, dtype=torch.float64, requires_grad=True)
+    residual, _ = net(coords, code)
+    (grad,) = torch.autograd.grad(residual.sum(), coords, create_graph=True)
+    (curvature,) = torch.autograd.grad(grad[:, 2].sum(), coords, create_graph=True)
+    loss = (curvature[:, 2] ** 2).sum() + (1.0 - torch.cosine_similarity(
+        grad[:, :2], torch.ones_like(grad[:, :2]), dim=-1)).sum()
+    loss.backward()
+    magnetic_grad = net.spatial.net[0].linear.weight.grad[:, SPATIAL_FEATURES:]
+    assert torch.isfinite(magnetic_grad).all() and float(magnetic_grad.abs().sum()) > 0

@@ -12,14 +12,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import erf
 
+import ionofield as iof
 from ionofield.background import BackgroundField
 from ionofield.errors import ConfigError, CoverageError
+from ionofield.iri import iri_cube
 from ionofield.osse import (
+    WORLDS,
     Perturbations,
+    Structures,
     SyntheticWorld,
     background_rmse,
+    hold_out_profiles,
     sample_ro_profiles,
     storm_world,
+    synthetic_world,
     tec_maps,
 )
 from ionofield.osse.sampling import IONEX_LAT, IONEX_LON
@@ -383,3 +389,200 @@ def test_write_samples_is_small_readable_and_reproducible(tmp_path, monkeypatch)
     obs = open_ro_profiles([tmp_path / "a" / "ionprf" / "*.nc", tmp_path / "a" / "ro_profiles.nc"])
     assert pd.unique(obs.profile.values).size == 40
     assert len(second) == len(first)
+
+
+# -- named worlds, structures, reanalysis split -----------------------------------------
+
+NO_STRUCTURE = Structures(sed=0.0, bubbles=0.0, ctid_amplitude=0.0)
+
+
+def only_structure(name: str) -> Structures:
+    """Structures with every amplitude zero but ``name`` (at its default)."""
+    return dataclasses.replace(NO_STRUCTURE, **{name: getattr(Structures(), name)})
+
+
+def magnetic_latitude(lat, lon):
+    """Centred-dipole magnetic latitude (degrees), computed here independently."""
+    pole_lat, pole_lon = np.radians(80.65), np.radians(-72.68)
+    lat, lon = np.radians(lat), np.radians(lon)
+    sin_mlat = np.sin(lat) * np.sin(pole_lat) + np.cos(lat) * np.cos(pole_lat) * np.cos(
+        lon - pole_lon
+    )
+    return np.degrees(np.arcsin(sin_mlat))
+
+
+#: A global 1 x 2 degree map at 400 km (full F-region ramp) and its magnetic latitude.
+MAP_LAT, MAP_LON = np.arange(-89.0, 89.1, 1.0)[:, None], np.arange(-180.0, 180.0, 2.0)
+MAP_MLAT = np.abs(magnetic_latitude(MAP_LAT, MAP_LON))
+
+
+def structure_change(background, structures, hours, *, kp=9.0, seed=0):
+    """log10 Ne of a world with ``structures`` minus the same world without, on the map."""
+    kw = dict(seed=seed, perturbations=NO_PERTURBATION)
+    indices = kp_record(lambda h: kp)
+    plain = SyntheticWorld(background, indices, **kw)
+    bent = SyntheticWorld(background, indices, structures=structures, **kw)
+    return bent.log10_ne(at(hours), 400.0, MAP_LAT, MAP_LON) - plain.log10_ne(
+        at(hours), 400.0, MAP_LAT, MAP_LON
+    )
+
+
+def local_hour(hours):
+    """Mean solar local time (hours) of the map at ``hours`` after START (0 UT)."""
+    return np.mod(hours + MAP_LON / 15.0, 24.0) + 0.0 * MAP_LAT
+
+
+def test_world_is_its_base_when_structure_amplitudes_are_zero(background):
+    rng = np.random.default_rng(4)
+    n = 400
+    points = (
+        at(rng.uniform(0, 24, n)),
+        rng.uniform(60, 1000, n),
+        rng.uniform(-90, 90, n),
+        rng.uniform(-180, 180, n),
+    )
+    indices = kp_record(storm_kp)
+    none = SyntheticWorld(
+        background, indices, perturbations=NO_PERTURBATION, structures=NO_STRUCTURE
+    )
+    expected = BackgroundField(background).log10_at(*points)
+    np.testing.assert_allclose(none.log10_ne(*points), expected, rtol=0, atol=1e-12)
+    storm = SyntheticWorld(background, indices).log10_ne(*points)
+    zero = SyntheticWorld(background, indices, structures=NO_STRUCTURE).log10_ne(*points)
+    np.testing.assert_array_equal(zero, storm)
+
+
+def test_plume_lies_at_mid_latitudes_in_the_afternoon_and_grows_with_kp(background):
+    sed = only_structure("sed")
+    hours = 20.0  # 16 LT at -60 E, near the plume's sector (-75 E)
+    change = structure_change(background, sed, hours)
+    # Nothing outside 28-72 degrees magnetic latitude; next to nothing 6 h and more
+    # (4 standard deviations) from the plume's local times (12-16 LT).
+    assert np.all(change[(MAP_MLAT < 28.0) | (MAP_MLAT > 72.0)] == 0.0)
+    lt = local_hour(hours)
+    assert np.abs(change[(lt > 22.0) | (lt < 6.0)]).max() < 1e-3
+    # Up to the amplitude (intensity 1 at a steady Kp 9) where placed: base at 16 LT.
+    assert change.max() == pytest.approx(Structures().sed, rel=0.05)
+    peak = np.unravel_index(np.argmax(change), change.shape)
+    assert 30.0 <= MAP_MLAT[peak] <= 66.0 and 11.5 <= lt[peak] <= 16.5
+    assert np.sqrt(np.mean(change**2)) > 0.02
+    quieter = structure_change(background, sed, hours, kp=4.5)
+    assert quieter.max() == pytest.approx(0.25 * change.max(), rel=0.05)  # (4.5 / 9)**2
+
+
+@pytest.mark.parametrize("hours", [2.0, 14.0], ids=["02UT", "14UT"])
+def test_plasma_depletions_after_sunset_near_the_magnetic_equator(background, hours):
+    change = structure_change(background, only_structure("bubbles"), hours, kp=0.0)
+    lt = local_hour(hours)
+    assert np.all(change <= 0.0)
+    assert np.all(change[(MAP_MLAT > 20.0) | ((lt > 3.0) & (lt < 19.0))] == 0.0)
+    window = (MAP_MLAT < 10.0) & ((lt > 20.0) | (lt < 1.0))
+    # Full depth at a band's centre; the 2-degree map passes within 1 degree of one
+    # (0.77 of the depth for 24 bands of ((1 + cos) / 2)**6).
+    depth = Structures().bubbles
+    assert -depth - 1e-12 <= change[window].min() <= -0.75 * depth
+    # Bands, not a sheet: a fair share of the evening equator keeps (nearly) its density.
+    assert np.mean(change[window] > -0.05) > 0.3
+
+
+def test_concentric_disturbances_vanish_beyond_their_radius(background):
+    from ionofield.osse.world import _seeded_structures
+
+    s = only_structure("ctid_amplitude")
+    change = structure_change(background, s, 7.0, kp=0.0, seed=3)
+    _, sources = _seeded_structures(3, s.ctid_sources)
+    lat, lon = np.radians(MAP_LAT), np.radians(MAP_LON)
+    distance = np.min(
+        [
+            6371.0
+            * np.arccos(
+                np.clip(np.sin(lat) * np.sin(a) + np.cos(lat) * np.cos(a) * np.cos(lon - b), -1, 1)
+            )
+            for a, b, _ in sources
+        ],
+        axis=0,
+    )
+    assert np.all(change[distance > s.ctid_radius_km] == 0.0)
+    near = (distance > 300.0) & (distance < 0.5 * s.ctid_radius_km)
+    assert np.abs(change[near]).max() == pytest.approx(s.ctid_amplitude, rel=0.1)
+    assert np.mean(change[near] > 0) == pytest.approx(0.5, abs=0.15)  # waves, both signs
+
+
+def test_structures_are_deterministic_by_seed(background):
+    a, b, c = (structure_change(background, Structures(), 21.0, seed=s) for s in (5, 5, 6))
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 0.1
+
+
+def test_structured_truth_is_continuous_across_antimeridian_and_at_poles(background):
+    world = SyntheticWorld(background, kp_record(storm_kp), structures=Structures())
+    t = at([1.0, 13.0, 22.0])[:, None, None]
+    alt = np.array([150.0, 400.0])[:, None]
+    lat = np.linspace(-85.0, 85.0, 69)
+    west, east = (world.log10_ne(t, alt, lat, lon) for lon in (-180.0, 180.0))
+    np.testing.assert_allclose(west, east, rtol=0, atol=1e-12)
+    lon = np.linspace(-180.0, 180.0, 37)
+    for pole in (-90.0, 90.0):
+        at_pole = world.log10_ne(t, alt, pole, lon)
+        np.testing.assert_allclose(at_pole - at_pole[..., :1], 0.0, rtol=0, atol=1e-9)
+
+
+def test_held_out_profiles_are_whole_a_tenth_and_carry_the_truth(world):
+    obs = sample_ro_profiles(world, 60, levels=20, seed=5)
+    obs = obs.where(obs.ne > 0, drop=True)
+    hours = START + HOUR * np.arange(25)
+    tec = tec_maps(
+        world,
+        hours,
+        lat=np.arange(-80.0, 81.0, 40.0),
+        lon=np.arange(-180.0, 180.1, 90.0),
+        alt_step=40.0,
+    )
+    ds = iof.campaign(obs=obs, tec=tec, period=(hours[0], hours[-1]))
+    fit, held = hold_out_profiles(ds, world, 0.1, seed=2, alt_range=(150.0, 600.0))
+    fitted, kept = set(fit.obs_profile.values), set(held.obs_profile.values)
+    assert len(kept) == 6 and not fitted & kept
+    assert fitted | kept == set(ds.obs_profile.values)
+    # Whole profiles: every point of a held-out profile within the band is held out.
+    whole = ds.isel(obs=np.flatnonzero(np.isin(ds.obs_profile.values, list(kept))))
+    band = (whole.obs_alt >= 150.0) & (whole.obs_alt <= 600.0)
+    assert (
+        held.sizes["obs"] == int(band.sum())
+        and fit.sizes["obs"] + whole.sizes["obs"] == (ds.sizes["obs"])
+    )
+    points = [held[f"obs_{n}"].values for n in ("time", "alt", "lat", "lon")]
+    np.testing.assert_array_equal(held.ne.values, world.ne(*points))
+    assert "ne_err" not in held
+    again = hold_out_profiles(ds, world, 0.1, seed=2)[1]
+    other = hold_out_profiles(ds, world, 0.1, seed=3)[1]
+    assert set(again.obs_profile.values) == kept != set(other.obs_profile.values)
+
+
+def test_other_iri_base_is_not_the_background(tmp_path):
+    times = np.array([np.datetime64("2024-05-11T12:00", "ns")])
+    axes = (
+        times,
+        np.arange(100.0, 801.0, 25.0),
+        np.arange(-75.0, 76.0, 15.0),
+        np.arange(-180.0, 180.0, 30.0),
+    )
+    model = iri_cube(*axes, f107=170.0, cache_dir=tmp_path)
+    other = iri_cube(*axes, f107=170.0, cache_dir=tmp_path, fof2_model="CCIR",
+                     hmf2_model="AMTB2013")
+    assert len(list(tmp_path.glob("iri_*.nc"))) == 2  # the coefficients are in the cache key
+    assert (other.attrs["iri_fof2_model"], other.attrs["iri_hmf2_model"]) == ("CCIR", "AMTB2013")
+    band = dict(alt=slice(150.0, 600.0))
+    diff = np.log10(other.ne_background.sel(band)) - np.log10(model.ne_background.sel(band))
+    assert 0.1 < float(np.sqrt((diff**2).mean())) < 0.6
+    peak = other.ne_background.idxmax("alt") - model.ne_background.idxmax("alt")
+    assert float(np.abs(peak).max()) >= 25.0
+    with pytest.raises(ConfigError, match="CCIR"):
+        iri_cube(*axes, f107=170.0, cache_dir=tmp_path, fof2_model="IRI2020")
+
+
+def test_named_worlds_are_known_and_others_rejected():
+    assert {"storm", "other_iri", "structured"} <= set(WORLDS)
+    assert WORLDS["storm"].structures is None and WORLDS["structured"].structures is not None
+    assert (WORLDS["other_iri"].fof2_model, WORLDS["other_iri"].hmf2_model) != ("URSI", "SHU2015")
+    with pytest.raises(ConfigError, match="other_iri"):
+        synthetic_world("nowhere")

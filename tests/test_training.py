@@ -398,6 +398,20 @@ def test_fit_pins_the_season_of_a_short_campaign_only(fitted, tiny_campaign, cha
     assert torch.isnan(free.pinned_season).all()
 
 
+def test_fit_with_magnetic_inputs_reads_the_field_of_the_campaigns_middle_day(
+    tiny_campaign, chapman_background
+):
+    from ionofield.magnetic import modip_table
+
+    times = tiny_campaign.obs_time.values
+    middle = (times.min() + (times.max() - times.min()) / 2).astype("datetime64[D]")
+    model = iof.fit(tiny_campaign, background=chapman_background, max_steps=4,
+                    magnetic_inputs=True, **TINY)
+    assert model.info["magnetic_epoch"] == str(middle)
+    np.testing.assert_array_equal(model.modip_table.numpy(), modip_table(middle))
+    assert model.spatial.net[0].linear.in_features == 9
+
+
 def test_collocation_points_cover_the_hours_without_profiles(chapman_background):
     """Physics points span the whole campaign, not only the hours with profiles."""
     from ionofield.background import BackgroundField

@@ -2,7 +2,8 @@
 
 ``log10 Ne(x, t) = log10 Ne_background(x, t) + residual(x, t)``
 
-* spatial path: SIREN over the unit-sphere position, altitude and local time;
+* spatial path: SIREN over the unit-sphere position, altitude and local time, and
+  optionally modip and magnetic local time (:func:`magnetic_features`);
 * temporal path: SIREN over universal time and day of year (held at the campaign's
   middle day for short campaigns, :meth:`ionofield.RSTMRF.pin_season`), plus the additive shift
   ``beta(z_env)`` of an LSTM over the recent Kp / F10.7 history;
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from ionofield.features import DRIVER_FEATURES, TEMPORAL_FEATURES
+from ionofield.magnetic import MODIP_TABLE_SHAPE
 from ionofield.nn.recurrent import (
     ConvLSTM,
     DirectionHead,
@@ -39,6 +41,8 @@ ALT_SCALE_KM = 250.0
 TEC_SCALE = 50.0
 #: Number of spatial input features (unit sphere 3, altitude 1, local time 2).
 SPATIAL_FEATURES = 6
+#: Number of magnetic input features added to them (modip 1, magnetic local time 2).
+MAGNETIC_FEATURES = 3
 #: log-variance offset so that the initial predicted sigma of log10 Ne is about 0.1.
 LOG_VAR_OFFSET = 2.0 * math.log(0.1)
 #: The network's sigma of log10 Ne (dex) lies within these bounds (before the
@@ -66,7 +70,9 @@ def bounded_log_var(raw: torch.Tensor) -> torch.Tensor:
     return high - nn.functional.softplus(high - above_low)
 
 
-def spatial_features(coords: torch.Tensor) -> torch.Tensor:
+def spatial_features(
+    coords: torch.Tensor, magnetic: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> torch.Tensor:
     """Spatial code of the SIREN, continuous across the antimeridian and at the poles.
 
     Parameters
@@ -74,31 +80,119 @@ def spatial_features(coords: torch.Tensor) -> torch.Tensor:
     coords
         Shape [N, 4]: latitude (deg N), longitude (deg E), altitude (km), universal
         time (hours). Gradients flow to latitude, longitude and altitude.
+    magnetic
+        The modip table and dipole axis (:func:`magnetic_features`), to append the
+        magnetic features; None leaves them out.
 
     Returns
     -------
     torch.Tensor
-        Shape [N, 6]: the unit-sphere position (x, y, z), the normalised altitude, and
-        the local-time angle as a vector ``cos(lat) * (sin LT, cos LT)`` (it shrinks to
-        zero at the poles, where local time is undefined, so the code is single-valued
-        there).
+        Shape [N, 6] (``SPATIAL_FEATURES``), or [N, 9] with ``magnetic``: the
+        unit-sphere position (x, y, z), the normalised altitude, and the local-time
+        angle as a vector ``cos(lat) * (sin LT, cos LT)`` (it shrinks to zero at the
+        poles, where local time is undefined, so the code is single-valued there);
+        then :func:`magnetic_features`.
     """
     lat = torch.deg2rad(coords[:, 0])
     lon = torch.deg2rad(coords[:, 1])
     alt = (coords[:, 2] - ALT_CENTER_KM) / ALT_SCALE_KM
     local_time = 2.0 * math.pi * coords[:, 3] / 24.0 + lon
     cos_lat = torch.cos(lat)
-    return torch.stack(
-        [
-            cos_lat * torch.cos(lon),
-            cos_lat * torch.sin(lon),
-            torch.sin(lat),
-            alt,
-            cos_lat * torch.sin(local_time),
-            cos_lat * torch.cos(local_time),
-        ],
-        dim=-1,
-    )
+    position = torch.stack([cos_lat * torch.cos(lon), cos_lat * torch.sin(lon), torch.sin(lat)],
+                           dim=-1)
+    features = [
+        position,
+        alt[:, None],
+        (cos_lat * torch.sin(local_time))[:, None],
+        (cos_lat * torch.cos(local_time))[:, None],
+    ]
+    if magnetic is not None:
+        features.append(magnetic_features(coords, position, *magnetic))
+    return torch.cat(features, dim=-1)
+
+
+def modip_at(table: torch.Tensor, lat_deg: torch.Tensor, lon_deg: torch.Tensor) -> torch.Tensor:
+    """Bilinear interpolation of a global modip table at points.
+
+    Gradients flow to ``lat_deg`` and ``lon_deg`` (and to second order, through
+    plain tensor operations).
+
+    Parameters
+    ----------
+    table
+        Shape [H, W]: rows latitudes -90..90 deg, columns longitudes -180..180 deg
+        (both ends), evenly spaced (:func:`ionofield.magnetic.modip_table`).
+    lat_deg, lon_deg
+        Shape [N], degrees; longitudes in any range.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape [N], the table's units.
+
+    Examples
+    --------
+    >>> table = torch.tensor([[0.0, 0.0, 0.0], [0.0, 4.0, 0.0], [8.0, 8.0, 8.0]])
+    >>> modip_at(table, torch.tensor([0.0, 45.0, -90.0]), torch.tensor([0.0, 0.0, 540.0]))
+    tensor([4., 6., 0.])
+    """
+    n_lat, n_lon = table.shape
+    y = (lat_deg + 90.0) * ((n_lat - 1) / 180.0)
+    x = torch.remainder(lon_deg + 180.0, 360.0) * ((n_lon - 1) / 360.0)
+    row = y.detach().floor().clamp(0, n_lat - 2)
+    col = x.detach().floor().clamp(0, n_lon - 2)
+    ty, tx = y - row, x - col
+    corner = (row * n_lon + col).long()
+    flat = table.reshape(-1)
+    south = flat[corner] * (1.0 - tx) + flat[corner + 1] * tx
+    north = flat[corner + n_lon] * (1.0 - tx) + flat[corner + n_lon + 1] * tx
+    return south * (1.0 - ty) + north * ty
+
+
+def magnetic_features(
+    coords: torch.Tensor, position: torch.Tensor, modip_table: torch.Tensor,
+    dipole_axis: torch.Tensor,
+) -> torch.Tensor:
+    """Modip and magnetic local time of points, as network inputs.
+
+    Magnetic local time (MLT) is the angle, about the centred dipole's axis, between
+    a point and the mean sun (the sun on the equator at 12 h local mean time; the
+    declination and the equation of time, left out, move the subsolar magnetic
+    meridian by up to 27 min of MLT, 12 min RMS over a year). It enters as the
+    vector ``cos(mlat) * (sin MLT, cos MLT)`` with ``mlat`` the dipole latitude,
+    polynomial in the position (no angle is taken), which shrinks to zero at the
+    dipole's poles where MLT is undefined, as the local-time code does at the
+    geographic ones.
+
+    Parameters
+    ----------
+    coords
+        Shape [N, 4]: latitude (deg), longitude (deg), altitude (km), UT (hours).
+    position
+        Shape [N, 3]: the points' unit vectors (x to 0 deg E, y to 90 deg E, z north).
+    modip_table
+        Shape [H, W], degrees (:func:`modip_at`).
+    dipole_axis
+        Shape [3]: unit vector of the northern geomagnetic pole
+        (:func:`ionofield.magnetic.dipole_axis`).
+
+    Returns
+    -------
+    torch.Tensor
+        Shape [N, 3]: ``modip / 90``, then ``cos(mlat) * sin(2 pi MLT / 24)`` and
+        ``cos(mlat) * cos(2 pi MLT / 24)`` (MLT 0 at magnetic midnight, 12 on the
+        magnetic meridian of the mean sun).
+    """
+    modip = modip_at(modip_table, coords[:, 0], coords[:, 1]) / 90.0
+    sun_lon = math.pi * (1.0 - coords[:, 3] / 12.0)  # the mean sun's meridian
+    sun = torch.stack([torch.cos(sun_lon), torch.sin(sun_lon), torch.zeros_like(sun_lon)], -1)
+    noon = sun - (sun * dipole_axis).sum(-1, keepdim=True) * dipole_axis
+    noon = noon / noon.norm(dim=-1, keepdim=True)
+    dusk = torch.linalg.cross(dipole_axis.expand_as(noon), noon, dim=-1)
+    # MLT angle from midnight: pi + the angle from noon towards dusk (eastward).
+    sin_mlt = -(position * dusk).sum(-1)
+    cos_mlt = -(position * noon).sum(-1)
+    return torch.stack([modip, sin_mlt, cos_mlt], dim=-1)
 
 
 class RSTMRFNetwork(nn.Module):
@@ -122,6 +216,11 @@ class RSTMRFNetwork(nn.Module):
         ConvLSTM layers.
     use_env
         Build the environment LSTM (``False``: the temporal code is the SIREN's alone).
+    magnetic_inputs
+        Add modip and magnetic local time to the spatial path's inputs
+        (:func:`magnetic_features`), from the buffers ``modip_table`` and
+        ``dipole_axis``, NaN until :meth:`set_magnetic_field` fills them; ``False``
+        builds the geographic-only network, without those buffers.
 
     Examples
     --------
@@ -143,10 +242,13 @@ class RSTMRFNetwork(nn.Module):
         tec_feat_dim: int = 16,
         convlstm_layers: int = 1,
         use_env: bool = True,
+        magnetic_inputs: bool = False,
     ) -> None:
         super().__init__()
         self.basis_dim = basis_dim
-        self.spatial = Siren(SPATIAL_FEATURES, siren_hidden, siren_layers, basis_dim,
+        self.magnetic_inputs = magnetic_inputs
+        n_spatial = SPATIAL_FEATURES + (MAGNETIC_FEATURES if magnetic_inputs else 0)
+        self.spatial = Siren(n_spatial, siren_hidden, siren_layers, basis_dim,
                              w0=w0, w0_first=w0)
         self.temporal = Siren(TEMPORAL_FEATURES, siren_hidden, siren_layers, basis_dim,
                               w0=w0, w0_first=w0)
@@ -174,6 +276,9 @@ class RSTMRFNetwork(nn.Module):
         # set by pin_season for campaigns too short to show a seasonal change; NaN:
         # each time its own.
         self.register_buffer("pinned_season", torch.full((2,), float("nan")))
+        if magnetic_inputs:
+            self.register_buffer("modip_table", torch.full(MODIP_TABLE_SHAPE, float("nan")))
+            self.register_buffer("dipole_axis", torch.full((3,), float("nan")))
         self.convlstm = ConvLSTM(1, tec_feat_dim, convlstm_layers)
         self.direction_head = DirectionHead(tec_feat_dim)
 
@@ -248,7 +353,8 @@ class RSTMRFNetwork(nn.Module):
         time_half = nn.functional.linear(time_code, first.weight[:, n_space:], first.bias)
         if time_index is not None:
             time_half = time_half[time_index]
-        h_spatial = self.spatial(spatial_features(coords))
+        magnetic = (self.modip_table, self.dipole_axis) if self.magnetic_inputs else None
+        h_spatial = self.spatial(spatial_features(coords, magnetic))
         hidden = nn.functional.linear(h_spatial, first.weight[:, :n_space]) + time_half
         out = self.decoder[1:](hidden)
         return out[:, 0], bounded_log_var(out[:, 1] + LOG_VAR_OFFSET) + self.log_var_shift
@@ -264,6 +370,20 @@ class RSTMRFNetwork(nn.Module):
         """
         with torch.no_grad():
             self.pinned_season.copy_(season)
+
+    def set_magnetic_field(self, modip_table: torch.Tensor, dipole_axis: torch.Tensor) -> None:
+        """Set the magnetic frame the spatial path reads (``magnetic_inputs`` only).
+
+        Parameters
+        ----------
+        modip_table
+            Modip in degrees, shape ``MODIP_TABLE_SHAPE`` (:func:`modip_at`).
+        dipole_axis
+            Unit vector of the northern geomagnetic pole, shape [3].
+        """
+        with torch.no_grad():
+            self.modip_table.copy_(modip_table)
+            self.dipole_axis.copy_(dipole_axis)
 
     def calibrate_sigma(self, factor: float, column_misfit_offset: float = math.nan) -> None:
         """Multiply the network's sigma by ``factor`` from now on.

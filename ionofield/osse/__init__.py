@@ -5,17 +5,35 @@ Not loaded by ``import ionofield``; import it on demand (``import ionofield.osse
 the library imports it. Three modules, each using the one before:
 
 - :mod:`ionofield.osse.world`: the truth, a Kp-driven electron density
-  (:class:`SyntheticWorld`, :func:`storm_world`, :func:`background_rmse`);
+  (:class:`SyntheticWorld`, the named :data:`WORLDS` built by
+  :func:`synthetic_world`, :func:`storm_world`, :func:`background_rmse`);
 - :mod:`ionofield.osse.sampling`: what is observed of it, RO-like profiles with
-  realistic noise (:func:`sample_ro_profiles`) and TEC maps (:func:`tec_maps`);
+  realistic noise (:func:`sample_ro_profiles`), TEC maps (:func:`tec_maps`), and
+  the held-out profiles of a reanalysis, carrying the truth
+  (:func:`hold_out_profiles`);
 - :mod:`ionofield.osse.samples`: one day of it written in the real file formats
   (:func:`write_samples`; command line ``python -m ionofield.osse --samples DIR``).
 
-The truth is the IRI background bent in ways a model can learn from the drivers it
-is given (position, local time, time and the Kp history)::
+The truth is an IRI base bent in ways a model can learn from the drivers it is
+given (position, local time, time and the Kp history), plus, in some worlds,
+structures IRI lacks::
 
-    log10 Ne_truth(t, h, lat, lon) = log10 Ne_background(t, h - dh, lat, lon)
-                                     + r(h) * (storm + anomaly + tid)
+    log10 Ne_truth(t, h, lat, lon) = log10 Ne_base(t, h - dh, lat, lon)
+                                     + r(h) * (storm + anomaly + tid + structures)
+
+The named worlds (:data:`WORLDS`, :func:`synthetic_world`) differ in the base and
+the structures:
+
+- ``"storm"``: the base is IRI with the model background's own coefficients (URSI
+  foF2, SHU-2015 hmF2; only its F10.7 differs, daily here, 81-day in a fit), no
+  structures: the background holds the truth's climatology;
+- ``"other_iri"``: the base is IRI with CCIR foF2 and AMTB-2013 hmF2 coefficients,
+  which the background does not contain (0.30 RMSE in log10 Ne over 150-600 km and
+  29 km in hmF2 from the background's at noon UT on 11 May 2024), no structures;
+- ``"structured"``: ``"other_iri"`` plus :class:`Structures`: a storm-enhanced
+  density plume (mid-latitudes, afternoon to noon, growing with Kp), bands of
+  post-sunset equatorial plasma depletion drifting east every night, and concentric
+  travelling disturbances round seeded sources.
 
 with, all smooth (C1) and continuous across the antimeridian and at the poles:
 
@@ -44,21 +62,35 @@ fixes the TID phase and the longitudes where the depletion and the TID are
 strongest. There is no noise in the truth: noise is added only by
 :func:`sample_ro_profiles`.
 
-:func:`storm_world` builds such a world for the real Kp / F10.7 of a period (by
-default the 10-12 May 2024 G5 storm); :func:`write_samples` writes one day of it in
-the real file formats.
+:func:`synthetic_world` builds such a world for the real Kp / F10.7 of a period (by
+default the 10-12 May 2024 G5 storm); :func:`write_samples` writes one day of the
+``"storm"`` world in the real file formats.
 """
 
 from ionofield.osse.samples import write_samples
-from ionofield.osse.sampling import sample_ro_profiles, tec_maps
-from ionofield.osse.world import Perturbations, SyntheticWorld, background_rmse, storm_world
+from ionofield.osse.sampling import hold_out_profiles, sample_ro_profiles, tec_maps
+from ionofield.osse.world import (
+    WORLDS,
+    Perturbations,
+    Structures,
+    SyntheticWorld,
+    WorldRecipe,
+    background_rmse,
+    storm_world,
+    synthetic_world,
+)
 
 __all__ = [
+    "WORLDS",
     "Perturbations",
+    "Structures",
     "SyntheticWorld",
+    "WorldRecipe",
     "background_rmse",
+    "hold_out_profiles",
     "sample_ro_profiles",
     "storm_world",
+    "synthetic_world",
     "tec_maps",
     "write_samples",
 ]

@@ -3,7 +3,9 @@
 :func:`sample_ro_profiles` draws RO-like profiles of a
 :class:`~ionofield.osse.world.SyntheticWorld` (slanted, with CDAAC-like ids and
 realistic noise) in the observation data model; :func:`tec_maps` integrates its
-truth into vertical TEC maps, by default on the IONEX grid.
+truth into vertical TEC maps, by default on the IONEX grid;
+:func:`hold_out_profiles` splits a campaign of them for a reanalysis, the held-out
+profiles carrying the truth.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from ionofield.errors import ConfigError, CoverageError
 from ionofield.osse.world import SyntheticWorld
 from ionofield.sphere import fold_longitude
 from ionofield.timeutil import to_datetime64
+from ionofield.validation import split_profiles
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["sample_ro_profiles", "tec_maps"]
+__all__ = ["hold_out_profiles", "sample_ro_profiles", "tec_maps"]
 
 TECU = 1.0e16
 """Electrons per m2 in one TEC unit."""
@@ -288,3 +291,48 @@ def tec_maps(
         coords={"time": times, "lat": lat, "lon": lon},
         attrs={"title": "synthetic TEC maps", "source": f"ionofield.osse, seed {world.seed}"},
     )
+
+
+def hold_out_profiles(
+    campaign: xr.Dataset,
+    world: SyntheticWorld,
+    fraction: float = 0.1,
+    *,
+    seed: int = 0,
+    alt_range: tuple[float, float] | None = None,
+) -> tuple[xr.Dataset, xr.Dataset]:
+    """Hold whole profiles out of a campaign of a world's profiles, with their truth.
+
+    The split is :func:`ionofield.split_profiles`' (profiles drawn at random with
+    ``seed``): disjoint by whole profiles, ``round(fraction * n_profiles)`` of them
+    held out. The held-out part's ``ne`` is then the truth at its points, without
+    noise, so that :func:`ionofield.validate` scores a reanalysis against the truth.
+
+    Parameters
+    ----------
+    campaign
+        A campaign (:func:`ionofield.campaign`) of profiles of ``world``.
+    world
+        The truth.
+    fraction
+        Share of the profiles held out, in (0, 1).
+    seed
+        Seed of the draw.
+    alt_range
+        Lowest and highest altitude (km) of the held-out points kept; default all.
+
+    Returns
+    -------
+    fit, held_out : xarray.Dataset
+        The campaign to fit, and the held-out one: ``ne`` the truth (m-3), no
+        ``ne_err``, the attribute ``ne`` saying so.
+    """
+    fit, held = split_profiles(campaign, fraction, seed=seed)
+    if alt_range is not None:
+        alt = held["obs_alt"].values
+        held = held.isel(obs=np.flatnonzero((alt >= alt_range[0]) & (alt <= alt_range[1])))
+    points = [held[f"obs_{name}"].values for name in ("time", "alt", "lat", "lon")]
+    held = held.drop_vars("ne_err", errors="ignore")
+    held["ne"] = ("obs", world.ne(*points), held["ne"].attrs)
+    held.attrs["ne"] = "the truth at the points, without noise (ionofield.osse.hold_out_profiles)"
+    return fit, held

@@ -1,16 +1,21 @@
-"""The truth of an OSSE: the IRI background bent by Kp-driven perturbations.
+"""The truth of an OSSE: an IRI base bent by Kp-driven perturbations and structures.
 
 :class:`SyntheticWorld` evaluates the truth electron density anywhere in its period;
-:func:`storm_world` builds one on an IRI cube for the real Kp / F10.7 of a period;
-:func:`background_rmse` says how far the background is from it. The perturbations
-(storm phases, hmF2 uplift, equatorial anomaly, travelling disturbance) and the
+:func:`synthetic_world` builds one of the named :data:`WORLDS` on an IRI cube for the
+real Kp / F10.7 of a period (:func:`storm_world` is its ``"storm"`` world);
+:func:`background_rmse` says how far the base cube is from the truth. The
+perturbations (storm phases, hmF2 uplift, equatorial anomaly, travelling
+disturbance), the :class:`Structures` IRI lacks (storm-enhanced density plume,
+post-sunset equatorial plasma depletions, concentric travelling disturbances) and the
 lagged Kp that drives them are described in :mod:`ionofield.osse`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
@@ -20,11 +25,20 @@ import xarray as xr
 from ionofield.background import BackgroundField
 from ionofield.errors import ConfigError, CoverageError
 from ionofield.io.indices import open_indices
-from ionofield.iri import iri_cube
+from ionofield.iri import FOF2_MODEL, HMF2_MODEL, iri_cube
 from ionofield.sphere import fold_longitude
 from ionofield.timeutil import HOUR, hours_since, to_datetime64
 
-__all__ = ["Perturbations", "SyntheticWorld", "background_rmse", "storm_world"]
+__all__ = [
+    "WORLDS",
+    "Perturbations",
+    "Structures",
+    "SyntheticWorld",
+    "WorldRecipe",
+    "background_rmse",
+    "storm_world",
+    "synthetic_world",
+]
 
 EARTH_RADIUS_KM = 6371.0
 
@@ -92,25 +106,97 @@ class Perturbations:
     tid_speed_ms: float = 500.0
 
 
+@dataclass(frozen=True)
+class Structures:
+    """Structures IRI lacks, added to the truth; amplitudes in log10 Ne.
+
+    Setting ``sed``, ``bubbles`` and ``ctid_amplitude`` to zero removes them all.
+    Each is zero (exactly) outside the region stated below, so that the truth equals
+    the perturbed base there.
+
+    Attributes
+    ----------
+    sed
+        Storm-enhanced density plume at fast-lagged Kp 9 (it grows as the storm
+        intensity ``(lagged Kp / 9)**2``). The plume runs from the equatorial-anomaly
+        crest at 35 degrees magnetic latitude, at ``sed_local_hour``, poleward and
+        sunward to 65 degrees, ``sed_turn_hours`` earlier in local time; it is
+        ``sed_width_hours`` wide (a von Mises bump in local time, of that standard
+        deviation near its centre; 0.15 % of its peak 6 h away), zero outside 28-72 degrees
+        magnetic latitude, in both hemispheres, strongest (1.0) at
+        ``sed_sector_lon`` and 0.2 on the other side of the globe.
+    sed_local_hour
+        Local time (hours) of the plume's base.
+    sed_turn_hours
+        Hours of local time the plume bends sunward from its base to its tip.
+    sed_width_hours
+        Width (standard deviation) of the plume in local time, hours.
+    sed_sector_lon
+        Longitude (degrees east) where the plume is strongest; the American sector.
+    bubbles
+        Depth of the post-sunset equatorial plasma depletions (a negative change).
+        ``bubble_count`` bands, evenly spaced round the globe with a seeded offset,
+        each ``((1 + cos)/2)**6``-shaped in longitude (about a quarter of the spacing
+        wide), drifting east at ``bubble_drift_ms`` at the equator; full depth within
+        10 degrees magnetic latitude, zero beyond 20; from 19-20 LT (rising) to
+        01-03 LT (falling), zero from 03 to 19 LT. Present every night, storm or not.
+    bubble_count
+        Number of bands round the globe.
+    bubble_drift_ms
+        Eastward drift of the bands, m/s at the equator.
+    ctid_amplitude
+        Concentric travelling disturbances: ``ctid_sources`` sources at seeded places
+        (25-55 degrees latitude, either hemisphere, any longitude), each launching
+        rings ``cos(2 pi (d - v t) / wavelength + phase)``, d the great-circle
+        distance; zero at the source and beyond ``ctid_radius_km``.
+    ctid_wavelength_km
+        Their wavelength, km.
+    ctid_speed_ms
+        Their outward phase speed, m/s.
+    ctid_radius_km
+        Distance beyond which they vanish, km; full amplitude from 300 km to half of it.
+    ctid_sources
+        Number of sources.
+    """
+
+    sed: float = 0.3
+    sed_local_hour: float = 16.0
+    sed_turn_hours: float = 4.0
+    sed_width_hours: float = 1.5
+    sed_sector_lon: float = -75.0
+    bubbles: float = 0.5
+    bubble_count: int = 24
+    bubble_drift_ms: float = 100.0
+    ctid_amplitude: float = 0.1
+    ctid_wavelength_km: float = 800.0
+    ctid_speed_ms: float = 200.0
+    ctid_radius_km: float = 2500.0
+    ctid_sources: int = 3
+
+
 @dataclass(frozen=True, eq=False)
 class SyntheticWorld:
-    """A truth electron density: a background bent by Kp-driven perturbations.
+    """A truth electron density: a base bent by Kp-driven perturbations and structures.
 
     Parameters
     ----------
     background
-        ``ne_background(time, alt, lat, lon)`` in m-3 (e.g.
-        :func:`~ionofield.iri.iri_cube`'s output); its time and altitude ranges are
-        the world's.
+        The truth's base, ``ne_background(time, alt, lat, lon)`` in m-3 (e.g.
+        :func:`~ionofield.iri.iri_cube`'s output, maybe with other coefficients
+        than the background's); its time and altitude ranges are the world's.
     indices
         ``kp(time)``, a step function holding each value until the next time (as
         :func:`~ionofield.io.indices.open_indices` gives it), starting at least one
         day before the background (:data:`SPINUP_DAYS` recommended: the lags start
         in equilibrium with the first value) and lasting to its end.
     seed
-        Fixes the TID phase and the longitudes of the strongest depletion and TID.
+        Fixes the TID phase and the longitudes of the strongest depletion and TID;
+        and, from another stream of the same seed, the offset of the plasma-depletion
+        bands and the places and phases of the concentric disturbances.
     perturbations
         The amplitudes and time constants.
+    structures
+        Structures IRI lacks, added after the perturbations; None (default) adds none.
 
     Raises
     ------
@@ -139,6 +225,7 @@ class SyntheticWorld:
     indices: xr.Dataset
     seed: int = 0
     perturbations: Perturbations = field(default_factory=Perturbations)
+    structures: Structures | None = None
     _field: BackgroundField = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -245,9 +332,14 @@ class SyntheticWorld:
         )
         anomaly = self._anomaly(geo, intensity_fast)
         tid = self._tid(geo, t_h, lon_tid, phase_tid)
+        structures = (
+            0.0
+            if self.structures is None
+            else self._structures(self.structures, geo, t_h, intensity_fast)
+        )
         shifted = alt_km - ramp * uplift
         return self._field.log10_at(time, shifted, lat_deg, lon_deg) + ramp * (
-            enhancement - depletion + anomaly + tid
+            enhancement - depletion + anomaly + tid + structures
         )
 
     def ne(
@@ -284,6 +376,49 @@ class SyntheticWorld:
         source = _intensity(self._lag(launched, p.tau_fast_h))
         wave = np.cos(2.0 * np.pi * (distance_km - speed_kmh * t_h) / p.tid_wavelength_km + phase)
         return p.tid_amplitude * taper * source * wave * (1.0 + 0.3 * geo.earth_fixed(lon_tid))
+
+    def _structures(
+        self, s: Structures, geo: _Geometry, t_h: np.ndarray, intensity_fast: np.ndarray
+    ) -> np.ndarray:
+        """Plume, plasma depletions and concentric disturbances, log10 Ne (before the ramp)."""
+        abs_mlat = np.degrees(np.arcsin(np.clip(np.abs(geo.sin_mlat), 0.0, 1.0)))
+        local = geo.hours_after_noon()
+        # The plume: its local time moves sunward from base (35 deg) to tip (65 deg).
+        centre = s.sed_local_hour - s.sed_turn_hours * _smoothstep((abs_mlat - 35.0) / 30.0)
+        offset = 2.0 * np.pi * (local + 12.0 - centre) / 24.0
+        plume = (
+            _smoothstep((abs_mlat - 28.0) / 7.0)
+            * _smoothstep((72.0 - abs_mlat) / 7.0)
+            * np.exp((np.cos(offset) - 1.0) / (2.0 * np.pi * s.sed_width_hours / 24.0) ** 2)
+            * (0.6 + 0.4 * np.cos(geo.lon - np.radians(s.sed_sector_lon)))
+        )
+        # Post-sunset depletions: local - 12 is 7-8 h at 19-20 LT, 13-15 h at 01-03 LT.
+        drift = s.bubble_drift_ms * _SECONDS_PER_HOUR / (EARTH_RADIUS_KM * 1000.0)
+        bubble_offset, sources = _seeded_structures(self.seed, s.ctid_sources)
+        bands = (0.5 + 0.5 * np.cos(s.bubble_count * (geo.lon - bubble_offset - drift * t_h))) ** 6
+        night = _smoothstep(local - 7.0) * _smoothstep((15.0 - local) / 2.0)
+        equatorial = _smoothstep((20.0 - abs_mlat) / 10.0)
+        ctid = sum((_rings(s, geo, t_h, *source) for source in sources), start=np.zeros(()))
+        return (
+            s.sed * intensity_fast * plume
+            - s.bubbles * equatorial * night * bands
+            + s.ctid_amplitude * ctid
+        )
+
+
+def _rings(
+    s: Structures, geo: _Geometry, t_h: np.ndarray, lat0: float, lon0: float, phase: float
+) -> np.ndarray:
+    """Rings of one concentric disturbance from (lat0, lon0) radians, unit amplitude."""
+    cos_d = np.sin(geo.lat) * np.sin(lat0) + geo.cos_lat * np.cos(lat0) * np.cos(geo.lon - lon0)
+    distance_km = EARTH_RADIUS_KM * np.arccos(np.clip(cos_d, -1.0, 1.0))
+    radius = s.ctid_radius_km
+    # Zero with zero slope at the source (where d has a cone) and beyond the radius.
+    taper = _smoothstep(distance_km / 300.0) * _smoothstep((radius - distance_km) / (0.5 * radius))
+    speed_kmh = s.ctid_speed_ms * _SECONDS_PER_HOUR / 1000.0
+    return taper * np.cos(
+        2.0 * np.pi * (distance_km - speed_kmh * t_h) / s.ctid_wavelength_km + phase
+    )
 
 
 class _Geometry:
@@ -325,6 +460,10 @@ class _Geometry:
         angle = self.solar_angle - 2.0 * np.pi * (local_hour - 12.0) / 24.0
         return np.exp(sharpness * (self.cos_lat * np.cos(angle) - 1.0))
 
+    def hours_after_noon(self) -> np.ndarray:
+        """Local solar time minus 12 h, in [0, 24): 0 at local noon, 12 at midnight."""
+        return np.mod(self.solar_angle * 24.0 / (2.0 * np.pi), 24.0)
+
     def earth_fixed(self, lon0: float) -> np.ndarray:
         """``cos(lat) * cos(lon - lon0)``, in [-1, 1], smooth on the sphere."""
         return self.cos_lat * np.cos(self.lon - lon0)
@@ -346,6 +485,19 @@ def _seeded_phases(seed: int) -> tuple[float, float, float]:
     rng = np.random.default_rng([seed, 0x5EED])
     dep_lon, tid_phase, tid_lon = rng.uniform(0.0, 2.0 * np.pi, 3)
     return float(dep_lon), float(tid_phase), float(tid_lon)
+
+
+def _seeded_structures(seed: int, n_sources: int) -> tuple[float, list[tuple[float, float, float]]]:
+    """Offset of the depletion bands and (lat, lon, phase) of each disturbance source.
+
+    Radians, drawn from ``seed`` on a stream of their own, so that structures leave
+    the perturbations' phases (:func:`_seeded_phases`) as they were.
+    """
+    rng = np.random.default_rng([seed, 0x57C])
+    offset = float(rng.uniform(0.0, 2.0 * np.pi))
+    lat = np.radians(rng.uniform(25.0, 55.0, n_sources) * rng.choice([-1.0, 1.0], n_sources))
+    lon, phase = rng.uniform(0.0, 2.0 * np.pi, (2, n_sources))
+    return offset, [(float(a), float(b), float(c)) for a, b, c in zip(lat, lon, phase, strict=True)]
 
 
 def _two_stage_lag(t: np.ndarray, nodes: np.ndarray, values: np.ndarray, tau: float) -> np.ndarray:
@@ -397,6 +549,139 @@ def _two_stage_lag(t: np.ndarray, nodes: np.ndarray, values: np.ndarray, tau: fl
     return advance(y1[k], y2[k], values[k], t - nodes[k])[1]
 
 
+@dataclass(frozen=True)
+class WorldRecipe:
+    """How a named world is built: its IRI base and the structures added to it.
+
+    Attributes
+    ----------
+    description
+        One line saying what the world is.
+    fof2_model
+        PyIRI's foF2 coefficients of the base (``"URSI"`` or ``"CCIR"``).
+    hmf2_model
+        PyIRI's hmF2 model of the base (``"SHU2015"``, ``"AMTB2013"`` or ``"BSE1979"``).
+    structures
+        Structures added to the truth; None for none.
+    """
+
+    description: str
+    fof2_model: str = FOF2_MODEL
+    hmf2_model: str = HMF2_MODEL
+    structures: Structures | None = None
+
+
+WORLDS: Mapping[str, WorldRecipe] = MappingProxyType(
+    {
+        "storm": WorldRecipe(
+            "IRI with the background's own coefficients (URSI foF2, SHU-2015 hmF2) and "
+            "the daily F10.7, bent by the Kp-driven storm perturbations"
+        ),
+        "other_iri": WorldRecipe(
+            "IRI with other coefficients (CCIR foF2, AMTB-2013 hmF2) and the daily "
+            "F10.7, bent by the same storm perturbations",
+            fof2_model="CCIR",
+            hmf2_model="AMTB2013",
+        ),
+        "structured": WorldRecipe(
+            "other_iri plus structures IRI lacks: a storm-enhanced density plume, "
+            "post-sunset equatorial plasma depletions and concentric travelling "
+            "disturbances",
+            fof2_model="CCIR",
+            hmf2_model="AMTB2013",
+            structures=Structures(),
+        ),
+    }
+)
+"""The named worlds of :func:`synthetic_world`. The model's background is always IRI
+with :data:`~ionofield.iri.FOF2_MODEL` / :data:`~ionofield.iri.HMF2_MODEL` and the
+81-day F10.7, so only ``"storm"`` shares its base's coefficients."""
+
+
+def synthetic_world(
+    name: str = "storm",
+    start: object = "2024-05-10",
+    days: int = 3,
+    *,
+    seed: int = 0,
+    lat_step: float = 5.0,
+    lon_step: float = 10.0,
+    alt_step: float = 10.0,
+    alt_range: tuple[float, float] = (60.0, 1000.0),
+    perturbations: Perturbations | None = None,
+    structures: Structures | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> SyntheticWorld:
+    """One of the named :data:`WORLDS`, driven by the real Kp and F10.7 of a period.
+
+    The base is IRI (PyIRI, :func:`~ionofield.iri.iri_cube`, cached on disk) with
+    the world's coefficients and the daily F10.7.
+
+    Parameters
+    ----------
+    name
+        A key of :data:`WORLDS`.
+    start
+        First day (00:00 UT); the default is the onset of the 10-11 May 2024 G5 storm.
+    days
+        Length in days; the world runs from ``start`` to ``start + days`` inclusive,
+        hourly (``24 * days + 1`` hours).
+    seed
+        Seed of the perturbation phases and structure places (see
+        :class:`SyntheticWorld`).
+    lat_step, lon_step, alt_step
+        Spacing of the IRI base grid in degrees and km; latitudes run from pole to
+        pole, longitudes from -180 round the globe.
+    alt_range
+        Lowest and highest altitude of the base, km.
+    perturbations
+        Amplitudes; default ``Perturbations()``.
+    structures
+        Structures in place of the world's own (its recipe's); default the recipe's.
+    cache_dir
+        Where the IRI cube is cached (see :func:`~ionofield.iri.iri_cube`).
+
+    Returns
+    -------
+    SyntheticWorld
+        With the real 3-hourly Kp from :data:`SPINUP_DAYS` days before ``start``.
+
+    Raises
+    ------
+    ConfigError
+        An unknown ``name`` or ``days`` < 1.
+
+    Examples
+    --------
+    >>> world = synthetic_world("structured", "2024-05-10", days=1, lat_step=10.0,
+    ...                         lon_step=20.0, alt_step=20.0)  # doctest: +SKIP
+    >>> world.ne(np.datetime64("2024-05-10T12:00"), 300.0, 0.0, 0.0)  # doctest: +SKIP
+    """
+    if name not in WORLDS:
+        raise ConfigError(f"synthetic_world: unknown world {name!r}; choose among {sorted(WORLDS)}")
+    if days < 1:
+        raise ConfigError(f"synthetic_world: days={days}; give at least 1")
+    recipe = WORLDS[name]
+    first = np.datetime64(pd.Timestamp(to_datetime64(np.asarray(start))[()]).floor("D"), "ns")
+    last = first + np.timedelta64(days, "D")
+    indices = open_indices(first - np.timedelta64(SPINUP_DAYS, "D"), last)
+    axes = (
+        first + HOUR * np.arange(24 * days + 1),
+        np.arange(alt_range[0], alt_range[1] + 1e-9, alt_step),
+        np.arange(-90.0, 90.0 + 1e-9, lat_step),
+        np.arange(-180.0, 180.0 - 1e-9, lon_step),
+    )
+    base = iri_cube(*axes, f107=indices["f107"], cache_dir=cache_dir,
+                    fof2_model=recipe.fof2_model, hmf2_model=recipe.hmf2_model)
+    return SyntheticWorld(
+        base,
+        indices,
+        seed=seed,
+        perturbations=perturbations or Perturbations(),
+        structures=structures or recipe.structures,
+    )
+
+
 def storm_world(
     start: object = "2024-05-10",
     days: int = 3,
@@ -409,31 +694,10 @@ def storm_world(
     perturbations: Perturbations | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> SyntheticWorld:
-    """A synthetic world driven by the real Kp and F10.7 of a period.
+    """The ``"storm"`` world of :func:`synthetic_world`, whose parameters these are.
 
-    Parameters
-    ----------
-    start
-        First day (00:00 UT); the default is the onset of the 10-11 May 2024 G5 storm.
-    days
-        Length in days; the world runs from ``start`` to ``start + days`` inclusive,
-        hourly (``24 * days + 1`` hours).
-    seed
-        Seed of the perturbation phases (see :class:`SyntheticWorld`).
-    lat_step, lon_step, alt_step
-        Spacing of the IRI background grid in degrees and km; latitudes run from
-        pole to pole, longitudes from -180 round the globe.
-    alt_range
-        Lowest and highest altitude of the background, km.
-    perturbations
-        Amplitudes; default ``Perturbations()``.
-    cache_dir
-        Where the IRI cube is cached (see :func:`~ionofield.iri.iri_cube`).
-
-    Returns
-    -------
-    SyntheticWorld
-        With the real 3-hourly Kp from :data:`SPINUP_DAYS` days before ``start``.
+    Its base is IRI with the background's own coefficients, bent by the Kp-driven
+    perturbations; no structures.
 
     Examples
     --------
@@ -441,29 +705,27 @@ def storm_world(
     ...                     alt_step=20.0)  # doctest: +SKIP
     >>> world.ne(np.datetime64("2024-05-10T12:00"), 300.0, 0.0, 0.0)  # doctest: +SKIP
     """
-    first = np.datetime64(pd.Timestamp(to_datetime64(np.asarray(start))[()]).floor("D"), "ns")
-    if days < 1:
-        raise ConfigError(f"storm_world: days={days}; give at least 1")
-    last = first + np.timedelta64(days, "D")
-    indices = open_indices(first - np.timedelta64(SPINUP_DAYS, "D"), last)
-    times = first + HOUR * np.arange(24 * days + 1)
-    background = iri_cube(
-        times,
-        np.arange(alt_range[0], alt_range[1] + 1e-9, alt_step),
-        np.arange(-90.0, 90.0 + 1e-9, lat_step),
-        np.arange(-180.0, 180.0 - 1e-9, lon_step),
-        f107=indices["f107"],
+    return synthetic_world(
+        "storm",
+        start,
+        days,
+        seed=seed,
+        lat_step=lat_step,
+        lon_step=lon_step,
+        alt_step=alt_step,
+        alt_range=alt_range,
+        perturbations=perturbations,
         cache_dir=cache_dir,
-    )
-    return SyntheticWorld(
-        background, indices, seed=seed, perturbations=perturbations or Perturbations()
     )
 
 
 def background_rmse(
     world: SyntheticWorld, *, alt_range: tuple[float, float] = (150.0, 600.0)
 ) -> float:
-    """RMSE of the background's log10 Ne against the truth on the background grid.
+    """RMSE of the world's base (its ``background``) against the truth, on the base's grid.
+
+    For the ``"storm"`` world the base is the model's IRI but for its F10.7 (daily
+    here, the 81-day mean in a fit); for the others it is IRI with other coefficients.
 
     Parameters
     ----------
