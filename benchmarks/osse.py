@@ -164,7 +164,10 @@ def fit_variant(work: Path, name: str, seed: int, options: dict) -> dict:
             "validations": int(len(table)), "best_step": int(model.info["best_step"]),
             "val_rmse": model.info["val_rmse"],
             "val_rmse_background": model.info["val_rmse_background"],
-            "sigma_factor": round(model.info["sigma_factor"], 3)}
+            "sigma_factor": round(model.info["sigma_factor"], 3),
+            # With --options '{"test_fraction": ...}': the scores of the untouched test block.
+            **{k: model.info[k] for k in ("n_test", "test_rmse", "test_rmse_background",
+                                          "test_inside_1sigma") if k in model.info}}
 
 
 def metrics(pred: np.ndarray, truth: np.ndarray) -> dict:

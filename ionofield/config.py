@@ -179,6 +179,14 @@ class FitConfig:
         Fraction of the observation period held out for validation, in whole
         blocks of ``val_block_hours`` (with every profile in them). Early stopping
         and the calibration of the predicted sigma use it.
+    test_fraction
+        Fraction of the observation period set aside as an independent test, in
+        whole blocks of ``val_block_hours`` drawn before the validation blocks (which
+        are then a ``val_fraction`` of the blocks left). Neither training, early
+        stopping nor the calibration of sigma sees it; after the fit, the calibrated
+        model is scored on it (``model.info["test_rmse"]``, ``"test_rmse_background"``,
+        ``"test_inside_1sigma"``, ``"n_test"``), so that score is not flattered by the
+        choices the validation steered. 0 (the default) sets nothing aside.
     val_block_hours
         Length (hours) of the held-out blocks.
     patience
@@ -226,6 +234,7 @@ class FitConfig:
     weight_decay: float = 0.0
     precision: Literal["float32", "bfloat16"] = "float32"
     val_fraction: float = 0.1
+    test_fraction: float = 0.0
     val_block_hours: float = 3.0
     patience: int = 1500
     checkpoint_every: int = 1000
@@ -275,6 +284,8 @@ class FitConfig:
             problems.append(f"collocation_fraction = {self.collocation_fraction} must be in (0, 1]")
         if not 0 <= self.val_fraction < 1:
             problems.append(f"val_fraction = {self.val_fraction} must be in [0, 1)")
+        if not 0 <= self.test_fraction < 1:
+            problems.append(f"test_fraction = {self.test_fraction} must be in [0, 1)")
         if self.physics_alt_range[0] > self.physics_alt_range[1]:
             problems.append(f"physics_alt_range = {self.physics_alt_range} must be (low, high)")
         start, stop, step = self.background_alt

@@ -256,12 +256,20 @@ def _fmt(value: object) -> str:
 
 
 def _validation_row(info: dict[str, Any]) -> dict[str, str]:
-    """The summary's line on what the validation scores were computed on."""
+    """The summary's lines on what the validation scores were computed on, and the test's."""
     if "held_out" not in info:  # not fitted, or fitted before this was recorded
         return {}
+    test = {}
+    if "test_rmse" in info:
+        test = {"test (untouched by the fit)": (
+            f"{info['n_test']} observations: RMSE {_fmt(info['test_rmse'])} (background "
+            f"{_fmt(info['test_rmse_background'])}), {info['test_inside_1sigma']:.3f} "
+            "within 1 sigma"
+        )}
     if info["held_out"]:
-        return {"validation": f"{info['n_val']} held-out observations"}
-    return {"validation": "NONE held out: scores are on the training data, sigma uncalibrated"}
+        return {"validation": f"{info['n_val']} held-out observations", **test}
+    return {"validation": "NONE held out: scores are on the training data, sigma uncalibrated",
+            **test}
 
 
 def _nonfinite(names: list[str], limit: int = 5) -> str:

@@ -608,9 +608,7 @@ def _fit(
     )
     data = ObservationStore.from_campaign(ds, bg_field)
     runs = data.runs
-    train_runs, val_runs = split_by_period(
-        runs.profile, runs.hour, config.val_fraction, config.val_block_hours, rng
-    )
+    test_runs, train_runs, val_runs = _split(runs, config, rng)
     n_train, n_val = (int(runs.length[chosen].sum()) for chosen in (train_runs, val_runs))
     held_out = _check_split(config, n_train, n_val)
     val_points = data.rows(_subsample(
@@ -656,6 +654,7 @@ def _fit(
     calibrating = time.perf_counter()
     sigma_factor = _calibrate(trainer, val_points if held_out else None)
     calibrate_seconds = time.perf_counter() - calibrating
+    test = _test(trainer, data, runs, test_runs, rng)
     data.close()
     bad = model.nonfinite_tensors()
     if bad:  # the losses were finite: only the calibration of sigma is left
@@ -686,10 +685,70 @@ def _fit(
         val_rmse=best.get("val_rmse"),
         val_rmse_background=best.get("val_rmse_background"),
         sigma_factor=sigma_factor,
+        **test,
         history=state.history,
         ionofield_version=__version__,
     )
     return model.eval()
+
+
+def _split(
+    runs: ProfileRuns, config: FitConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Test, training and validation runs: test blocks first, validation blocks of the rest.
+
+    Without ``test_fraction`` the generator draws exactly what it drew before the
+    test block existed, so such fits are unchanged.
+    """
+    everything = np.arange(len(runs.start))
+    test_runs = everything[:0]
+    if config.test_fraction > 0:
+        everything, test_runs = split_by_period(
+            runs.profile, runs.hour, config.test_fraction, config.val_block_hours, rng
+        )
+        if test_runs.size == 0:
+            warnings.warn(
+                f"fit: test_fraction = {config.test_fraction:g} sets nothing aside (the "
+                f"observations lie within one block of val_block_hours = "
+                f"{config.val_block_hours:g} h): no test scores; give a smaller "
+                "val_block_hours",
+                DataWarning,
+                stacklevel=4,
+            )
+    train, val = split_by_period(runs.profile[everything], runs.hour[everything],
+                                 config.val_fraction, config.val_block_hours, rng)
+    return test_runs, everything[train], everything[val]
+
+
+def _test(
+    trainer: _Trainer, data: ObservationStore, runs: ProfileRuns, test_runs: np.ndarray,
+    rng: np.random.Generator,
+) -> dict[str, float]:
+    """Scores of the calibrated model on the test blocks (empty without them).
+
+    The fraction inside one sigma takes sigma as a reconstruction gives it: the
+    network's calibrated sigma and, with TEC maps, the column misfit's variance. It is
+    counted against the observations, whose own noise sigma leaves out (as the
+    calibration, fitted on observations too, does not).
+    """
+    if test_runs.size == 0:
+        return {}
+    points = data.rows(_subsample(runs, test_runs, trainer.config.validation_points, rng))
+    scores: dict[str, float] = {}
+    if trainer.world.main:
+        pred, log_var = trainer.predictions(points)
+        variance = np.exp(log_var.astype(np.float64))
+        if trainer.drivers.tec is not None:
+            variance = variance + trainer.column_misfit_variance(points)[1]
+        error = (points["target"] - pred).astype(np.float64)
+        bg_error = (points["target"] - points["background"]).astype(np.float64)
+        scores = {
+            "n_test": int(runs.length[test_runs].sum()),
+            "test_rmse": float(np.sqrt(np.mean(error**2))),
+            "test_rmse_background": float(np.sqrt(np.mean(bg_error**2))),
+            "test_inside_1sigma": float(np.mean(error**2 <= variance)),
+        }
+    return trainer.world.object_from_main(scores)
 
 
 def _check_inputs(ds: xr.Dataset, drivers: HourlyDrivers) -> None:

@@ -219,6 +219,41 @@ def test_profile_sampler_of_runs_draws_what_the_sampler_of_their_points_draws():
     np.testing.assert_allclose(np.bincount(profile[drawn]) / drawn.size, 1 / 3, atol=0.02)
 
 
+def test_test_blocks_are_whole_periods_apart_from_training_and_validation():
+    from ionofield.observations import ProfileRuns
+    from ionofield.training import _split
+
+    rng = np.random.default_rng(3)
+    n = 600
+    hour = np.sort(rng.integers(0, 72, n)).astype(np.int32)
+    runs = ProfileRuns(np.arange(n, dtype=np.int64), np.ones(n, dtype=np.int64),
+                       np.arange(n, dtype=np.int32), hour)
+    config = iof.FitConfig(test_fraction=0.2, val_fraction=0.1, val_block_hours=3.0)
+    test, train, val = _split(runs, config, np.random.default_rng(0))
+    assert np.array_equal(np.sort(np.concatenate([test, train, val])), np.arange(n))
+    blocks = [set(hour[part] // 3) for part in (test, train, val)]
+    assert not (blocks[0] & blocks[1]) and not (blocks[0] & blocks[2])
+    assert not (blocks[1] & blocks[2])
+    assert len(blocks[0]) == round(0.2 * 24) and len(blocks[2]) == round(0.1 * 20)
+    # Without a test block the draws are those of the validation split alone.
+    plain = iof.FitConfig(val_fraction=0.1, val_block_hours=3.0)
+    none, train0, val0 = _split(runs, plain, np.random.default_rng(0))
+    expected = split_by_period(runs.profile, runs.hour, 0.1, 3.0, np.random.default_rng(0))
+    assert none.size == 0
+    assert np.array_equal(train0, expected[0]) and np.array_equal(val0, expected[1])
+
+
+def test_fit_scores_the_calibrated_model_on_the_test_block(tiny_campaign, chapman_background):
+    model = iof.fit(tiny_campaign, background=chapman_background, max_steps=16,
+                    test_fraction=0.3, val_block_hours=0.5, **TINY)
+    info = model.info
+    assert info["n_test"] > 0
+    assert info["n_test"] + info["n_train"] + info["n_val"] == info["n_obs"]
+    assert 0.0 <= info["test_inside_1sigma"] <= 1.0
+    assert np.isfinite(info["test_rmse"]) and info["test_rmse_background"] > 0
+    assert "test (untouched by the fit)" in repr(model)
+
+
 def test_learning_rate_holds_then_decays_to_the_final_fraction():
     config = iof.FitConfig(lr=2e-3)
     rates = [learning_rate(config, p) for p in np.linspace(0, 1, 101)]
