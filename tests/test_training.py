@@ -503,6 +503,25 @@ def test_tec_path_runs_once_per_collocation_hour(tiny_campaign, chapman_backgrou
     assert asked == [3] * 5
 
 
+def test_without_the_direction_loss_the_tec_path_never_runs(tiny_campaign, chapman_background,
+                                                            tmp_path, monkeypatch):
+    """``w_tec_direction=0`` removes the ConvLSTM's whole cost: fit, calibration, volume."""
+    from ionofield.nn.recurrent import ConvLSTM
+
+    calls = []
+    original = ConvLSTM.forward
+    monkeypatch.setattr(ConvLSTM, "forward",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    model = iof.fit(tiny_campaign, background=chapman_background, max_steps=8,
+                    w_tec_direction=0.0, **TINY)
+    target = iof.grid(tiny_campaign.obs_time.values[:1], [250.0, 300.0], [0.0, 10.0],
+                      [0.0, 10.0])
+    iof.reconstruct(tiny_campaign, target, model=model, background=chapman_background).load()
+    assert calls == []
+    iof.fit(tiny_campaign, background=chapman_background, max_steps=2, **TINY)
+    assert calls  # the spy sees the path when the loss is on
+
+
 def test_the_networks_sigma_stays_within_its_bounds_far_from_the_data():
     """An extreme raw log-variance (a storm day far from training) gives 3 dex at most."""
     from ionofield.nn.model import SIGMA_BOUNDS_DEX, bounded_log_var
