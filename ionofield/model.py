@@ -266,10 +266,11 @@ def _validation_row(info: dict[str, Any]) -> dict[str, str]:
             f"{_fmt(info['test_rmse_background'])}), {info['test_inside_1sigma']:.3f} "
             "within 1 sigma"
         )}
-    if info["held_out"]:
-        return {"validation": f"{info['n_val']} held-out observations", **test}
-    return {"validation": "NONE held out: scores are on the training data, sigma uncalibrated",
-            **test}
+    validation = (
+        f"{info['n_val']} held-out observations" if info["held_out"]
+        else "NONE held out: scores are on the training data, sigma uncalibrated"
+    )
+    return {"validation": validation, **test}
 
 
 def _nonfinite(names: list[str], limit: int = 5) -> str:

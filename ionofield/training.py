@@ -426,22 +426,29 @@ class _Trainer:
         pred, log_var = self.predictions(points)
         return sigma_scale(points["target"] - pred, log_var, extra_var)
 
-    def column_misfit_variance(self, points: np.ndarray) -> tuple[float, np.ndarray]:
+    def column_misfit_variance(
+        self, points: np.ndarray, offset: float | None = None
+    ) -> tuple[float, np.ndarray]:
         """The campaign's median column misfit, and the misfit's variance at ``points``.
 
         The misfit (:class:`~ionofield.prediction.ColumnMisfit`) is computed at the
-        hours around the ``points`` and at up to :data:`MISFIT_HOURS` hours spread
-        evenly over the campaign (every hour of a campaign up to four days); the median
-        over the latter is the offset taken off before it enters sigma. The cost then
-        stops growing with the campaign's length.
+        hours around the ``points``. Without an ``offset``, also at up to
+        :data:`MISFIT_HOURS` hours spread evenly over the campaign (every hour of a
+        campaign up to four days); the median over the latter is the offset taken off
+        before it enters sigma. The cost then stops growing with the campaign's
+        length. A calibrated model's ``column_misfit_offset`` given as ``offset`` is
+        taken as it is, and only the points' hours are computed.
         """
         drivers, times = self.drivers, points["time"]
         around = drivers.hour_cells(times)
-        spread = np.unique(np.linspace(0, drivers.n_hours - 1,
-                                       min(drivers.n_hours, MISFIT_HOURS)).round().astype(int))
-        hours = np.union1d(np.union1d(around.lower, around.upper), spread)
+        hours = np.union1d(around.lower, around.upper)
+        if offset is None:
+            spread = np.unique(np.linspace(0, drivers.n_hours - 1,
+                                           min(drivers.n_hours, MISFIT_HOURS)).round().astype(int))
+            hours = np.union1d(hours, spread)
         misfit = ColumnMisfit.compute(self.model, drivers, self.bg_field, hours)
-        offset = float(np.median(misfit.values[np.isin(misfit.hours, spread)]))
+        if offset is None:
+            offset = float(np.median(misfit.values[np.isin(misfit.hours, spread)]))
         return offset, misfit.variance(drivers, times, points["coords"][:, 0],
                                        points["coords"][:, 1], offset)
 
@@ -739,7 +746,8 @@ def _test(
         pred, log_var = trainer.predictions(points)
         variance = np.exp(log_var.astype(np.float64))
         if trainer.drivers.tec is not None:
-            variance = variance + trainer.column_misfit_variance(points)[1]
+            offset = float(trainer.model.column_misfit_offset)
+            variance = variance + trainer.column_misfit_variance(points, offset)[1]
         error = (points["target"] - pred).astype(np.float64)
         bg_error = (points["target"] - points["background"]).astype(np.float64)
         scores = {
@@ -819,13 +827,13 @@ def _new_model(config: FitConfig, times: np.ndarray) -> RSTMRF:
     Its season is pinned for a short campaign; with ``magnetic_inputs`` it reads the
     magnetic field of that day.
     """
-    model = RSTMRF(config)
     span = times.max() - times.min()
     middle = times.min() + span / 2
+    # The epoch goes in at construction, which reads its field (once: an IGRF table
+    # takes about half a second).
+    model = RSTMRF(config, info={"magnetic_epoch": middle} if config.magnetic_inputs else None)
     if span / np.timedelta64(1, "D") < config.season_min_days:
         model.pin_season(float(day_of_year(middle)))
-    if config.magnetic_inputs:
-        model.set_magnetic_epoch(middle)
     return model.train()
 
 
