@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import xarray as xr
 
 from ionofield.campaign import check_campaign, drivers_at
+from ionofield.config import Precision
 from ionofield.errors import ConfigError
 from ionofield.io.netcdf import to_netcdf
 from ionofield.model import RSTMRF
@@ -106,6 +107,7 @@ class RSTMRFAccessor:
         chunks: int | None = None,
         cache_dir: str | None = None,
         device: str | torch.device | None = "auto",
+        precision: Precision = "float32",
     ) -> xr.Dataset:
         """Reconstruct Ne on a grid; forwards to :func:`ionofield.reconstruct`.
 
@@ -116,9 +118,10 @@ class RSTMRFAccessor:
         model
             The fitted model or the path of a model file; by default the one
             :meth:`fit` left on this accessor.
-        background, chunks, cache_dir, device
+        background, chunks, cache_dir, device, precision
             As in :func:`ionofield.reconstruct` (``device="cuda"`` runs the network on
-            the first GPU; the default ``"auto"`` takes it when torch sees one).
+            the first GPU; the default ``"auto"`` takes it when torch sees one;
+            ``precision="bfloat16"`` runs its matrix products in bfloat16).
 
         Returns
         -------
@@ -128,7 +131,7 @@ class RSTMRFAccessor:
         check_campaign(self._obj)
         return reconstruct(
             self._obj, grid, model=self._fitted(model), background=background, chunks=chunks,
-            cache_dir=cache_dir, device=device,
+            cache_dir=cache_dir, device=device, precision=precision,
         )
 
     def to_netcdf(

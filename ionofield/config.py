@@ -51,6 +51,12 @@ RETIRED_FIELDS = {
 }
 
 
+#: Floating-point precisions of the network's matrix products: ``"bfloat16"`` runs
+#: them under :func:`torch.autocast` (the weights, the reductions and the output
+#: layer stay float32).
+Precision = Literal["float32", "bfloat16"]
+
+
 @dataclass(frozen=True)
 class FitConfig:
     """Options of :func:`ionofield.fit`.
@@ -135,8 +141,9 @@ class FitConfig:
         in bfloat16, reductions and the weights in float32). On a CPU with AVX-512
         BF16 it made a step 1.35x faster (0.066-0.071 against 0.089-0.096 s, all
         terms, one thread), and kept the skill on ``benchmarks/osse.py`` (0.458 against
-        0.455 in float32, mean of seeds 0-2). Validation, calibration and
-        reconstruction run in float32 whatever it is.
+        0.455 in float32, mean of seeds 0-2). Validation and calibration run in
+        float32 whatever it is; a reconstruction takes its own ``precision=``
+        (:func:`ionofield.reconstruct`).
     batch_size, lr, grad_clip, weight_decay
         Optimiser settings (Adam). The learning rate is ``lr`` for the first half of
         the budget, then decays along a half cosine to ``lr / 20`` at its end, so the
@@ -232,7 +239,7 @@ class FitConfig:
     lr: float = 3e-4
     grad_clip: float = 1.0
     weight_decay: float = 0.0
-    precision: Literal["float32", "bfloat16"] = "float32"
+    precision: Precision = "float32"
     val_fraction: float = 0.1
     test_fraction: float = 0.0
     val_block_hours: float = 3.0

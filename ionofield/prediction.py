@@ -18,6 +18,7 @@ import torch
 
 from ionofield._threads import torch_threads
 from ionofield.background import BackgroundField
+from ionofield.config import Precision
 from ionofield.diagnostics import TECU
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import CoverageError
@@ -46,6 +47,7 @@ def predict_residual(
     lon: np.ndarray,
     *,
     workers: int | None = None,
+    precision: Precision = "float32",
 ) -> tuple[np.ndarray, np.ndarray]:
     """The network's log10 residual and log-variance on a (time, alt, lat, lon) grid.
 
@@ -72,6 +74,9 @@ def predict_residual(
     workers
         Threads evaluating the network on the CPU (default: torch's intra-op thread
         count); unused on other devices.
+    precision
+        ``"bfloat16"`` runs the network's matrix products in bfloat16
+        (:func:`torch.autocast`); the results are float32 either way.
 
     Returns
     -------
@@ -94,7 +99,9 @@ def predict_residual(
     def evaluate(task: tuple[int, int]) -> None:
         k, start = task
         stop = min(start + POINTS_PER_CALL, len(space))
-        with torch.inference_mode():  # grad mode is per thread
+        # grad mode and autocast are per thread
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                    enabled=precision == "bfloat16"):
             coords = torch.empty((stop - start, 4), dtype=torch.float32, device=device)
             coords[:, :3] = space[start:stop]
             coords[:, 3] = float(ut[k])

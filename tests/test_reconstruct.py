@@ -3,6 +3,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import threading
 import warnings
 
 import dask
@@ -366,3 +367,58 @@ def test_volume_records_what_the_model_was_fitted_on(volume, model):
     assert volume.attrs["training_period"] == " to ".join(model.info["period"])
     assert volume.attrs["background"].startswith("user-supplied background")
     assert "iri_f107" not in volume.attrs
+
+
+def test_a_chunks_network_runs_while_its_iri_is_computed(tiny_campaign, model, pyiri_calls,
+                                                         tmp_path, monkeypatch):
+    """The network does not wait for the background: PyIRI (here a fake that waits for
+    the network to start) and the network of the same, single chunk run side by side."""
+    import ionofield.reconstruction as reconstruction
+
+    iri_model = copy.deepcopy(model)
+    iri_model.info["background"] = {"kind": "iri"}
+    started = threading.Event()
+    network = reconstruction.predict_residual
+
+    def signalling_network(*args, **kwargs):
+        started.set()
+        return network(*args, **kwargs)
+
+    field = reconstruction._IriHours.field
+
+    def waiting_field(self, times):
+        assert started.wait(timeout=30), "the chunk's network did not start before its IRI"
+        return field(self, times)
+
+    monkeypatch.setattr(reconstruction, "predict_residual", signalling_network)
+    monkeypatch.setattr(reconstruction._IriHours, "field", waiting_field)
+    volume = iof.reconstruct(tiny_campaign, small_grid(), model=iri_model, chunks=4,
+                             cache_dir=tmp_path).compute(scheduler="synchronous")
+    assert started.is_set() and len(pyiri_calls) == 6
+    assert np.isfinite(volume.ne.values).all()
+
+
+def test_bfloat16_precision_stays_within_a_hundredth_of_a_dex(volume, tiny_campaign, model,
+                                                              chapman_background):
+    """precision="bfloat16" runs the network's products in bfloat16; the volume stays
+    within 0.01 dex of float32's (sigma within 1 %) and says which precision it used."""
+    fast = iof.reconstruct(tiny_campaign, small_grid(), model=model,
+                           background=chapman_background, chunks=2, precision="bfloat16")
+    assert fast.attrs["precision"] == "bfloat16" and volume.attrs["precision"] == "float32"
+    log_ratio = np.log10(fast.ne.values / volume.ne.values)
+    assert 0 < np.abs(log_ratio).max() < 0.01  # it did change precision, and little
+    np.testing.assert_allclose(fast.ne_log10_sigma, volume.ne_log10_sigma, rtol=0.01)
+    xr.testing.assert_equal(fast.ne_background, volume.ne_background)
+    with pytest.raises(ConfigError, match="precision='float16'"):
+        iof.reconstruct(tiny_campaign, small_grid(), model=model,
+                        background=chapman_background, precision="float16")
+
+
+def test_the_output_layer_stays_float32_under_autocast(model):
+    coords = torch.tensor([[10.0, 20.0, 300.0, 12.0], [-40.0, 170.0, 500.0, 3.0]])
+    code = torch.zeros(1, model.basis_dim)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        residual, log_var = model(coords, code)
+        hidden = model.decoder[-1].weight.new_ones(1, model.decoder[-1].in_features)
+        assert model.decoder[-1](hidden).dtype == torch.bfloat16  # autocast is on
+    assert residual.dtype == torch.float32 and log_var.dtype == torch.float32
