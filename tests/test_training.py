@@ -361,13 +361,15 @@ def test_decoder_time_half_once_per_time_equals_the_concatenated_decoder():
 
 
 def test_sigma_is_calibrated_on_the_held_out_periods(fitted, tiny_campaign, chapman_background):
-    """After the fit, sigma with the TEC column misfit maximises the validation likelihood."""
+    """After the fit, sigma with the TEC column misfit and the observations' own errors
+    maximises the validation likelihood."""
     from ionofield.background import BackgroundField
     from ionofield.observations import ObservationStore
     from ionofield.prediction import ColumnMisfit
 
     bg_field = BackgroundField(chapman_background)
-    data = ObservationStore.from_campaign(tiny_campaign, bg_field)
+    data = ObservationStore.from_campaign(tiny_campaign, bg_field,
+                                          fitted.config.observation_errors)
     runs = data.runs
     rng = np.random.default_rng(fitted.info["seed"])
     _, held = split_by_period(runs.profile, runs.hour, fitted.config.val_fraction,
@@ -382,7 +384,10 @@ def test_sigma_is_calibrated_on_the_held_out_periods(fitted, tiny_campaign, chap
     offset = float(fitted.column_misfit_offset)
     assert offset == pytest.approx(float(np.median(misfit.values)))
     excess = misfit.at(drivers, val["time"], val["coords"][:, 0], val["coords"][:, 1]) - offset
-    network, total = np.exp(log_var.astype(np.float64)), np.exp(log_var) + excess**2
+    obs_var = val["obs_sigma"].astype(np.float64) ** 2
+    assert fitted.config.observation_errors == "auto" and np.all(obs_var > 0)
+    network = np.exp(log_var.astype(np.float64))
+    total = network + excess**2 + obs_var
     error2 = (val["target"] - pred).astype(np.float64) ** 2
     assert fitted.info["sigma_factor"] != 1.0 and np.all(excess != 0)
     # d/d(factor) of the mean NLL is 0: sum(network / total * (1 - error2 / total)) = 0
