@@ -15,8 +15,10 @@ values of the FORMOSAT-3/COSMIC error table that NCAR's DART distributes
 taken within 80 degrees of the equator, the pole rows holding fill values), with
 the table's altitudes taken relative to a nominal hmF2 of
 :data:`TABLE_HMF2_KM`, then rounded. On that table the model's median ratio to the
-table is 0.9 and three quarters of the cells lie within a factor of 3 of it: the
-table scatters from cell to cell by more than any smooth model can follow.
+table is 1.02, 53 % of the cells lie within a factor of 2 of it and 73 % within a
+factor of 3: the table scatters from cell to cell by more than any smooth model can
+follow. Its medians by altitude, 1.46, 0.42, 0.22, 0.08 and 0.05 at 100, 150, 200,
+250 and 300 km, the model gives as 1.51, 0.53, 0.20, 0.09 and 0.05.
 """
 
 from __future__ import annotations

@@ -413,6 +413,58 @@ def test_model_files_of_older_versions_load_uncalibrated_and_unpinned(fitted, tm
     assert torch.isnan(old.pinned_season).all() and torch.isfinite(fitted.pinned_season).all()
 
 
+def test_model_files_without_observation_errors_load_as_fitted_without_them(fitted, tmp_path):
+    """Files written before FitConfig.observation_errors were fitted with the network's
+    variance alone: they load with "none", not with the new default."""
+    from ionofield.checkpoint import payload_checksum
+
+    fitted.save(tmp_path / "m.pt")
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    del payload["config"]["observation_errors"]
+    payload["checksum"] = payload_checksum(payload)
+    torch.save(payload, tmp_path / "old.pt")
+    old = iof.load_model(tmp_path / "old.pt")
+    assert old.config.observation_errors == "none"
+    assert iof.FitConfig().observation_errors == "auto"
+    assert iof.load_model(tmp_path / "m.pt").config.observation_errors == "auto"
+    assert same_weights(old, fitted)
+
+
+@pytest.mark.parametrize("source", ["auto", "none"])
+def test_a_point_with_a_huge_observation_sigma_barely_moves_the_network(
+    tiny_campaign, chapman_background, source
+):
+    """The data term's gradient on the weights from points of sigma_obs 100 dex is
+    1e-4 of theirs at sigma_obs 0; with observation_errors="none" sigma_obs is ignored."""
+    from ionofield.background import BackgroundField
+    from ionofield.observations import ObservationStore
+
+    bg_field = BackgroundField(chapman_background)
+    data = ObservationStore.from_campaign(tiny_campaign, bg_field, source)
+    config = iof.FitConfig(basis_dim=16, siren_hidden=32, siren_layers=1, env_hidden=8,
+                           env_len=4, observation_errors=source)
+    torch.manual_seed(0)
+    trainer = _Trainer(iof.RSTMRF(config), data, HourlyDrivers.from_campaign(tiny_campaign),
+                       bg_field)
+    rows = data.rows(np.arange(0, len(data), 7))
+    data.close()
+
+    def gradient_norm(obs_sigma: float) -> float:
+        points = rows.copy()
+        points["obs_sigma"] = obs_sigma
+        pred, log_var = trainer.predict(points)
+        loss = trainer.data_loss(pred, log_var, points)
+        grads = torch.autograd.grad(loss, list(trainer.model.parameters()), allow_unused=True)
+        return float(torch.sqrt(sum((g**2).sum() for g in grads if g is not None)))
+
+    exact, noisy = gradient_norm(0.0), gradient_norm(100.0)
+    assert exact > 0
+    if source == "none":
+        assert noisy == exact
+    else:
+        assert noisy < 1e-4 * exact
+
+
 def test_a_pinned_season_makes_the_time_code_blind_to_the_date():
     """Pinned, times of one UT on different days get one code: the pinned day's own."""
     torch.manual_seed(0)
