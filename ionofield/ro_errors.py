@@ -28,6 +28,9 @@ import numpy as np
 from ionofield.background import BackgroundField
 from ionofield.diagnostics import _peak
 
+__all__ = ["background_hmf2", "log10_sigma_from_ne_err", "observation_log10_sigma",
+           "ro_relative_error"]
+
 #: Relative error of the F-region peak and topside (fraction), at mid latitudes.
 PEAK_RELATIVE_ERROR = 0.03
 #: Relative error added 100 km below hmF2 by day (12 LT) and by night (0 LT).
@@ -100,7 +103,7 @@ def ro_relative_error(
     return low_latitude * (PEAK_RELATIVE_ERROR + bottom * growth)
 
 
-def log10_sigma(relative: np.ndarray) -> np.ndarray:
+def _log10_sigma(relative: np.ndarray) -> np.ndarray:
     """Sigma of log10 Ne (dex) of a relative error: ``relative / ln 10``, capped.
 
     First order in the error (``d log10 Ne = dNe / (Ne ln 10)``), capped at
@@ -108,7 +111,7 @@ def log10_sigma(relative: np.ndarray) -> np.ndarray:
 
     Examples
     --------
-    >>> log10_sigma(np.array([np.log(10) * 0.1, 50.0, np.nan]))
+    >>> _log10_sigma(np.array([np.log(10) * 0.1, 50.0, np.nan]))
     array([0.1, 1. , nan])
     """
     return np.minimum(np.asarray(relative, dtype=np.float64) / np.log(10.0), MAX_LOG10_SIGMA)
@@ -140,7 +143,7 @@ def log10_sigma_from_ne_err(ne: np.ndarray, ne_err: np.ndarray) -> np.ndarray:
     ne_err = np.asarray(ne_err, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = np.where(ne > 0, ne_err / ne, np.where(np.isnan(ne_err), np.nan, np.inf))
-    return log10_sigma(relative)
+    return _log10_sigma(relative)
 
 
 def background_hmf2(
@@ -213,5 +216,5 @@ def observation_log10_sigma(
         t, la, lo = time[todo], lat[todo], lon[todo]
         local_time = (t - t.astype("datetime64[D]")) / np.timedelta64(1, "h") + lo / 15.0
         above = alt[todo] - background_hmf2(bg_field, t, la, lo)
-        sigma[todo] = log10_sigma(ro_relative_error(above, la, local_time))
+        sigma[todo] = _log10_sigma(ro_relative_error(above, la, local_time))
     return sigma.astype(np.float32)
