@@ -128,12 +128,13 @@ class ObservationStore:
             points["time"] = time
             points["background"] = bg_field.log10_at(time, alt, lat, lon)
             points["target"] = np.log10(block["ne"])
+            runs = run_starts(block["obs_profile"])
             points["obs_sigma"] = observation_log10_sigma(
-                bg_field, time, alt, lat, lon, block["ne"], block.get("ne_err"), observation_errors
+                bg_field, time, alt, lat, lon, block["ne"], block.get("ne_err"),
+                observation_errors, runs
             )
             if not heads:  # a campaign is sorted in time: its first hour is the first block's
                 first_hour = time.min().astype("datetime64[h]")
-            runs = run_starts(block["obs_profile"])
             heads.append(block["obs_profile"][runs])
             head_starts.append(runs + len(spool))
             head_hours.append((time[runs] - first_hour) // np.timedelta64(1, "h"))

@@ -187,8 +187,15 @@ def observation_log10_sigma(
     ne: np.ndarray,
     ne_err: np.ndarray | None,
     source: str,
+    runs: np.ndarray | None = None,
 ) -> np.ndarray:
     """The observation sigma of log10 Ne (dex) of each point, as a fit weighs it.
+
+    The error model is placed against the background's hmF2 found once per run of
+    points of one profile, at its middle point (the tangent point drifts by a few
+    degrees along a profile, over which the background's hmF2 changes by far less
+    than the model's :data:`BOTTOMSIDE_SCALE_KM`): a profile of hundreds of levels
+    costs one search for the peak, not hundreds.
 
     Parameters
     ----------
@@ -202,6 +209,10 @@ def observation_log10_sigma(
         ``"auto"``: :func:`log10_sigma_from_ne_err` where ``ne_err`` is known, the
         error model (:func:`ro_relative_error`) elsewhere; ``"model"``: the model
         everywhere; ``"none"``: zeros (the network's variance alone).
+    runs
+        int [R]: the first point of each run of points of one profile
+        (:func:`~ionofield.observations.run_starts`), ascending from 0; default
+        every point its own run.
 
     Returns
     -------
@@ -213,8 +224,15 @@ def observation_log10_sigma(
         sigma = log10_sigma_from_ne_err(ne, ne_err)
     todo = np.flatnonzero(np.isnan(sigma))
     if todo.size:
+        starts = np.arange(time.size) if runs is None else np.asarray(runs)
+        lengths = np.diff(np.append(starts, time.size))
+        run_of = np.repeat(np.arange(starts.size), lengths)[todo]
+        needed = np.unique(run_of)
+        middle = starts[needed] + lengths[needed] // 2
+        hmf2 = np.empty(starts.size)
+        hmf2[needed] = background_hmf2(bg_field, time[middle], lat[middle], lon[middle])
         t, la, lo = time[todo], lat[todo], lon[todo]
         local_time = (t - t.astype("datetime64[D]")) / np.timedelta64(1, "h") + lo / 15.0
-        above = alt[todo] - background_hmf2(bg_field, t, la, lo)
+        above = alt[todo] - hmf2[run_of]
         sigma[todo] = _log10_sigma(ro_relative_error(above, la, local_time))
     return sigma.astype(np.float32)

@@ -123,3 +123,28 @@ def test_error_model_follows_dart_cosmic_error_table():
     bottom_model = model.sel(altitude=slice(100, 200)).median() / model.sel(
         altitude=slice(300, 500)).median()
     assert 0.5 < float(bottom_model / bottom) < 2.0
+
+
+def test_the_model_takes_hmf2_once_per_run_at_its_middle_point(chapman_background):
+    """On a background whose peak rises with latitude, each run gets its middle's hmF2."""
+    from tests.conftest import chapman_log10
+
+    ne = chapman_background["ne_background"]
+    hm = 250.0 + ne["lat"] + 0.0 * ne["alt"]  # 160 km at 90 S .. 340 km at 90 N
+    tilted = ne.copy(data=np.broadcast_to(
+        10.0 ** chapman_log10(ne["alt"], 5e11, hm).transpose("alt", "lat").values[None, :, :, None],
+        ne.shape).astype(np.float32))
+    field = BackgroundField(tilted)
+    time = np.full(5, START + np.timedelta64(3, "h"))
+    lat, lon = np.array([-30.0, 0.0, 30.0, 10.0, 50.0]), np.zeros(5)
+    alt = np.full(5, 200.0)
+    by_run = observation_log10_sigma(field, time, alt, lat, lon, np.full(5, 1e11), None,
+                                     "model", np.array([0, 3]))
+    middle = background_hmf2(field, time[[1, 4]], lat[[1, 4]], lon[[1, 4]])
+    np.testing.assert_allclose(middle, [250.0, 300.0], atol=6.0)  # on a 20 km, 15 deg grid
+    local_time = 3.0 + lon / 15.0
+    expected = ro_relative_error(alt - np.repeat(middle, [3, 2]), lat, local_time) / np.log(10.0)
+    np.testing.assert_allclose(by_run, np.minimum(expected, MAX_LOG10_SIGMA), rtol=1e-6)
+    per_point = observation_log10_sigma(field, time, alt, lat, lon, np.full(5, 1e11), None,
+                                        "model")
+    assert per_point[0] < by_run[0]  # its own peak (220 km) is lower than its run's (250 km)
