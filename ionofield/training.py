@@ -71,7 +71,7 @@ from ionofield.checkpoint import (
     read_payload,
     write_payload,
 )
-from ionofield.config import FitConfig, check_option_names, check_retired
+from ionofield.config import ADDED_FIELDS, FitConfig, check_option_names, check_retired
 from ionofield.drivers import HourlyDrivers, TimeInputs
 from ionofield.errors import CampaignError, ConfigError, DataWarning, DivergenceError
 from ionofield.model import RSTMRF
@@ -1181,7 +1181,9 @@ def _read_training_checkpoint(
         what="an ionofield training checkpoint",
         fix="pass the file given as checkpoint= to an earlier fit",
     )
-    saved = {k: v for k, v in payload["config"].items() if k not in RESUMABLE_CHANGES}
+    # A checkpoint without an option added since was written with its ADDED_FIELDS value.
+    saved = {k: v for k, v in {**ADDED_FIELDS, **payload["config"]}.items()
+             if k not in RESUMABLE_CHANGES}
     now = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES}
     differing = sorted(k for k in saved if k in now and _norm(saved[k]) != _norm(now[k]))
     differences = fingerprint_differences(payload["campaign"], fingerprint)

@@ -92,6 +92,27 @@ def test_resume_refuses_other_options(tiny_campaign, chapman_background, tmp_pat
                 **TINY)
 
 
+def test_a_checkpoint_without_observation_errors_resumes_as_written(
+    tiny_campaign, chapman_background, tmp_path
+):
+    """A training checkpoint of an earlier version was fitted with "none": resuming it
+    with the new default is refused, naming the option; with "none" it resumes."""
+    from ionofield.checkpoint import payload_checksum
+
+    options = dict(background=chapman_background, max_steps=8, **TINY)
+    ckpt = tmp_path / "train.ckpt"
+    iof.fit(tiny_campaign, checkpoint=ckpt, observation_errors="none", **options)
+    payload = torch.load(ckpt, weights_only=False)
+    del payload["config"]["observation_errors"]
+    payload["checksum"] = payload_checksum(payload)
+    torch.save(payload, ckpt)
+    with pytest.raises(ConfigError, match="observation_errors = 'none' then, 'auto' now"):
+        iof.fit(tiny_campaign, resume=ckpt, **{**options, "max_steps": 16})
+    resumed = iof.fit(tiny_campaign, resume=ckpt, observation_errors="none",
+                      **{**options, "max_steps": 16})
+    assert resumed.info["steps"] == 16
+
+
 def test_save_load_round_trip_in_a_fresh_process(fitted, tmp_path):
     path = tmp_path / "model.pt"
     fitted.save(path)
