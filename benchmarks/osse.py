@@ -95,7 +95,7 @@ SUMMARY_KEYS = ("skill", "rmse_log10_fit", "rmse_log10_background", "hmf2_rmse_k
 
 def prepare(work: Path, *, profiles_per_day: int, levels: int, quick: bool,
             world_seed: int, world: str = "storm", mode: str = "forecast",
-            truth: SyntheticWorld | None = None) -> None:
+            truth: SyntheticWorld | None = None, retrieval_errors: bool = False) -> None:
     """Write a mode's campaign, truth on the grid and held-out profiles; cache the IRI cube.
 
     ``truth`` is the named ``world`` when already built (it takes a minute for
@@ -108,7 +108,7 @@ def prepare(work: Path, *, profiles_per_day: int, levels: int, quick: bool,
     days = DAYS - 1 if mode == "forecast" else DAYS
     obs = sample_ro_profiles(truth, profiles_per_day * days, start=start,
                              end=start + np.timedelta64(days, "D"), seed=world_seed + 1,
-                             levels=levels)
+                             levels=levels, retrieval_errors=retrieval_errors)
     obs = obs.where(obs.ne > 0, drop=True)  # as the readers do with real files
     hours = pd.date_range(start, periods=24 * DAYS + 1, freq="h").values
     tec = tec_maps(truth, hours)
@@ -290,6 +290,9 @@ def main() -> None:
                         help="seeds of the fits (each variant is fitted with each)")
     parser.add_argument("--world-seed", type=int, default=0,
                         help="seed of the worlds and their profiles (other draws, one storm)")
+    parser.add_argument("--retrieval-errors", action="store_true",
+                        help="Abel-inversion-like profile errors (sample_ro_profiles' "
+                        "retrieval_errors) instead of independent noise")
     parser.add_argument("--options", type=json.loads, default={},
                         help="FitConfig fields (JSON) set in every fit, ablations included")
     parser.add_argument("--stage-fit", nargs=4, metavar=("NAME", "SEED", "OPTIONS_JSON", "FULL"),
@@ -318,11 +321,13 @@ def main() -> None:
             folder.mkdir(parents=True, exist_ok=True)
             truth = truth or synthetic_world(world, START, days=DAYS, seed=args.world_seed)
             prepare(folder, profiles_per_day=profiles, levels=levels, quick=args.quick,
-                    world_seed=args.world_seed, world=world, mode=mode, truth=truth)
+                    world_seed=args.world_seed, world=world, mode=mode, truth=truth,
+                    retrieval_errors=args.retrieval_errors)
     report: dict = {
         "period": f"{START} + {DAYS} days, real Kp/F10.7",
         "worlds": {world: WORLDS[world].description for world in args.worlds},
         "world_seed": args.world_seed, "options": args.options,
+        "retrieval_errors": args.retrieval_errors,
         "modes": {"forecast": f"fit days 1-{DAYS - 1}, score the unseen day {DAYS} on the grid",
                   "reanalysis": f"fit {1 - HELD_OUT_FRACTION:.0%} of the profiles of days "
                                 f"1-{DAYS}; score the held-out profiles at their points "

@@ -42,6 +42,9 @@ NETWORK_FIELDS = (
 #: Fields of :class:`FitConfig` that shape the model (its network and the driver
 #: windows it reads), shown in its summary.
 ARCHITECTURE_FIELDS = (*NETWORK_FIELDS[:5], "env_len", "seq_len", *NETWORK_FIELDS[5:])
+#: Fields added since the first model files, and the value of each that files
+#: without it were written with.
+ADDED_FIELDS = {"observation_errors": "none"}
 #: Fields of earlier versions, and what replaced them (their values are refused with
 #: this advice; a model file that records them loads, as they did not shape it).
 RETIRED_FIELDS = {
@@ -91,6 +94,18 @@ class FitConfig:
         ConvLSTM layers.
     loss
         ``"nll"`` (heteroscedastic Gaussian on log10 Ne) or ``"mse"``.
+    observation_errors
+        The observations' own errors in the NLL (``loss = "nll"``): each point's
+        variance of log10 Ne is the network's plus the observation's ``sigma_obs**2``
+        (the user guide's "Observation errors"). ``"auto"`` takes ``sigma_obs`` from
+        the campaign's ``ne_err`` (``ne_err / (ne ln 10)``) where it is given, and from
+        the RO error model of :mod:`ionofield.ro_errors` (by altitude relative to the
+        background's hmF2, latitude and local time) elsewhere; ``"model"`` uses the
+        model everywhere; ``"none"`` leaves the network's variance alone (the
+        behaviour before the option existed, which model files and training
+        checkpoints without it are read with). The reconstructed
+        ``ne_log10_sigma`` stays the network's: the uncertainty of the field, not of
+        an observation of it.
     w_chapman
         Weight of the Chapman smoothness loss (second altitude derivative of the residual).
     chapman_scale_km
@@ -219,6 +234,7 @@ class FitConfig:
     tec_feat_dim: int = 16
     convlstm_layers: int = 1
     loss: Literal["nll", "mse"] = "nll"
+    observation_errors: Literal["auto", "model", "none"] = "auto"
     w_chapman: float = 0.1
     chapman_scale_km: float = 100.0
     w_tec_direction: float = 0.03

@@ -22,7 +22,7 @@ import torch
 
 from ionofield._device import resolve_device
 from ionofield.checkpoint import read_payload, write_payload
-from ionofield.config import NETWORK_FIELDS, RETIRED_FIELDS, FitConfig
+from ionofield.config import ADDED_FIELDS, NETWORK_FIELDS, RETIRED_FIELDS, FitConfig
 from ionofield.drivers import TimeInputs
 from ionofield.errors import CheckpointError, ConfigError, IonofieldError, IonofieldWarning
 from ionofield.features import temporal_features
@@ -330,7 +330,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device | None = "cpu
     try:
         # Budget options of earlier versions did not shape the network: dropped.
         kept = {k: v for k, v in payload["config"].items() if k not in RETIRED_FIELDS}
-        config = FitConfig.from_dict(kept)
+        config = FitConfig.from_dict({**ADDED_FIELDS, **kept})
         model = RSTMRF(config, info=payload["info"])
         state = dict(payload["state_dict"])
         state.setdefault("log_var_shift", torch.zeros(()))  # files of 0.1.0: uncalibrated

@@ -19,16 +19,19 @@ from ionofield._files import RecordSpool
 from ionofield.background import BackgroundField
 from ionofield.campaign import observation_blocks
 from ionofield.errors import CampaignError
+from ionofield.ro_errors import observation_log10_sigma
 from ionofield.timeutil import universal_time_hours
 
 #: Step (deg) of the central differences that give the background's horizontal gradient.
 _BG_GRADIENT_STEP_DEG = 0.25
 
 POINT = np.dtype([("coords", np.float32, (4,)), ("time", "datetime64[ns]"),
-                  ("target", np.float32), ("background", np.float32)])
-"""One observation as a fit reads it (32 bytes): the network's coordinates (latitude,
-longitude, altitude, UT hours; :func:`point_coords`), the time, the observed log10 Ne
-and the background's log10 Ne there."""
+                  ("target", np.float32), ("background", np.float32),
+                  ("obs_sigma", np.float32)])
+"""One observation as a fit reads it (36 bytes): the network's coordinates (latitude,
+longitude, altitude, UT hours; :func:`point_coords`), the time, the observed log10 Ne,
+the background's log10 Ne there and the observation's own sigma of log10 Ne (dex;
+:func:`~ionofield.ro_errors.observation_log10_sigma`)."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class ProfileRuns:
 class ObservationStore:
     """A campaign's observations with the background at each point, read by rows.
 
-    The points (:data:`POINT`, 32 bytes each) lie in an anonymous scratch file in the
+    The points (:data:`POINT`, 36 bytes each) lie in an anonymous scratch file in the
     campaign's order; the memory holds the profile index (:class:`ProfileRuns`) and a
     few numbers, so a fit of a month costs the memory of a fit of a day. Build it with
     :meth:`from_campaign`.
@@ -86,7 +89,9 @@ class ObservationStore:
         self.lat_range, self.alt_range, self.time_range = lat_range, alt_range, time_range
 
     @classmethod
-    def from_campaign(cls, ds: xr.Dataset, bg_field: BackgroundField) -> ObservationStore:
+    def from_campaign(
+        cls, ds: xr.Dataset, bg_field: BackgroundField, observation_errors: str = "none"
+    ) -> ObservationStore:
         """Gather the observations of a campaign and the background at them.
 
         The campaign is read a block of :data:`~ionofield.campaign.OBS_PER_BLOCK`
@@ -101,6 +106,10 @@ class ObservationStore:
             A campaign Dataset (:func:`ionofield.campaign`).
         bg_field
             A :class:`~ionofield.background.BackgroundField`.
+        observation_errors
+            Where each point's ``obs_sigma`` comes from
+            (:attr:`~ionofield.config.FitConfig.observation_errors`): ``"auto"``,
+            ``"model"`` or ``"none"`` (zeros).
 
         Returns
         -------
@@ -109,7 +118,8 @@ class ObservationStore:
         spool = RecordSpool(POINT)
         heads, head_starts, head_hours, ranges = [], [], [], []
         names = ["obs_time", "obs_lat", "obs_lon", "obs_alt", "obs_profile", "ne"]
-        for block in observation_blocks(ds, names):
+        with_err = observation_errors == "auto" and "ne_err" in ds.variables
+        for block in observation_blocks(ds, [*names, "ne_err"] if with_err else names):
             time = block["obs_time"]
             lat, lon, alt = (block[f"obs_{name}"].astype(np.float64)
                              for name in ("lat", "lon", "alt"))
@@ -118,9 +128,13 @@ class ObservationStore:
             points["time"] = time
             points["background"] = bg_field.log10_at(time, alt, lat, lon)
             points["target"] = np.log10(block["ne"])
+            runs = run_starts(block["obs_profile"])
+            points["obs_sigma"] = observation_log10_sigma(
+                bg_field, time, alt, lat, lon, block["ne"], block.get("ne_err"),
+                observation_errors, runs
+            )
             if not heads:  # a campaign is sorted in time: its first hour is the first block's
                 first_hour = time.min().astype("datetime64[h]")
-            runs = run_starts(block["obs_profile"])
             heads.append(block["obs_profile"][runs])
             head_starts.append(runs + len(spool))
             head_hours.append((time[runs] - first_hour) // np.timedelta64(1, "h"))

@@ -71,7 +71,7 @@ from ionofield.checkpoint import (
     read_payload,
     write_payload,
 )
-from ionofield.config import FitConfig, check_option_names, check_retired
+from ionofield.config import ADDED_FIELDS, FitConfig, check_option_names, check_retired
 from ionofield.drivers import HourlyDrivers, TimeInputs
 from ionofield.errors import CampaignError, ConfigError, DataWarning, DivergenceError
 from ionofield.model import RSTMRF
@@ -248,10 +248,18 @@ class _Trainer:
     def data_loss(
         self, pred: torch.Tensor, log_var: torch.Tensor, points: np.ndarray
     ) -> torch.Tensor:
+        """The data term at ``points``: the NLL or the MSE.
+
+        The NLL's variance of a point is the network's plus its observation's
+        (``config.observation_errors``).
+        """
         target = self.tensor(points["target"])
-        if self.config.loss == "nll":
-            return gaussian_nll(pred, log_var, target)
-        return mse(pred, target)
+        if self.config.loss == "mse":
+            return mse(pred, target)
+        obs_var = _obs_variance(self.config, points)
+        if obs_var is not None:
+            obs_var = self.tensor(obs_var.astype(np.float32))
+        return gaussian_nll(pred, log_var, target, obs_var=obs_var)
 
     def collocation_points(
         self, rng: np.random.Generator
@@ -411,7 +419,8 @@ class _Trainer:
         pred, log_var = self.predictions(points, model)
         target = points["target"]
         if self.config.loss == "nll":
-            log_var = log_var + np.float32(2.0 * np.log(sigma_scale(target - pred, log_var)))
+            factor = sigma_scale(target - pred, log_var, _obs_variance(self.config, points))
+            log_var = log_var + np.float32(2.0 * np.log(factor))
         with torch.no_grad():
             loss = self.data_loss(self.tensor(pred), self.tensor(log_var), points)
         bg_error = points["background"] - target
@@ -422,8 +431,11 @@ class _Trainer:
         }
 
     def sigma_factor(self, points: np.ndarray, extra_var: np.ndarray | None = None) -> float:
-        """:func:`sigma_scale` of the observed ``points``."""
+        """:func:`sigma_scale` of the observed ``points``, their own noise beside ``extra_var``."""
         pred, log_var = self.predictions(points)
+        obs_var = _obs_variance(self.config, points)
+        if obs_var is not None:
+            extra_var = obs_var if extra_var is None else extra_var + obs_var
         return sigma_scale(points["target"] - pred, log_var, extra_var)
 
     def column_misfit_variance(
@@ -613,7 +625,7 @@ def _fit(
     bg_field, background_info = campaign_background(
         drivers.hours, ds[IRI_F107], config=config, background=background, cache_dir=cache_dir
     )
-    data = ObservationStore.from_campaign(ds, bg_field)
+    data = ObservationStore.from_campaign(ds, bg_field, config.observation_errors)
     runs = data.runs
     test_runs, train_runs, val_runs = _split(runs, config, rng)
     n_train, n_val = (int(runs.length[chosen].sum()) for chosen in (train_runs, val_runs))
@@ -735,8 +747,8 @@ def _test(
 
     The fraction inside one sigma takes sigma as a reconstruction gives it: the
     network's calibrated sigma and, with TEC maps, the column misfit's variance. It is
-    counted against the observations, whose own noise sigma leaves out (as the
-    calibration, fitted on observations too, does not).
+    counted against the observations, so their own variance
+    (``config.observation_errors``) is added, as the calibration adds it.
     """
     if test_runs.size == 0:
         return {}
@@ -748,6 +760,9 @@ def _test(
         if trainer.drivers.tec is not None:
             offset = float(trainer.model.column_misfit_offset)
             variance = variance + trainer.column_misfit_variance(points, offset)[1]
+        obs_var = _obs_variance(trainer.config, points)
+        if obs_var is not None:
+            variance = variance + obs_var
         error = (points["target"] - pred).astype(np.float64)
         bg_error = (points["target"] - points["background"]).astype(np.float64)
         scores = {
@@ -757,6 +772,13 @@ def _test(
             "test_inside_1sigma": float(np.mean(error**2 <= variance)),
         }
     return trainer.world.object_from_main(scores)
+
+
+def _obs_variance(config: FitConfig, points: np.ndarray) -> np.ndarray | None:
+    """The observations' variance of log10 Ne at ``points`` (float64), None without it."""
+    if config.observation_errors == "none":
+        return None
+    return np.square(points["obs_sigma"].astype(np.float64))
 
 
 def _check_inputs(ds: xr.Dataset, drivers: HourlyDrivers) -> None:
@@ -1159,7 +1181,9 @@ def _read_training_checkpoint(
         what="an ionofield training checkpoint",
         fix="pass the file given as checkpoint= to an earlier fit",
     )
-    saved = {k: v for k, v in payload["config"].items() if k not in RESUMABLE_CHANGES}
+    # A checkpoint without an option added since was written with its ADDED_FIELDS value.
+    saved = {k: v for k, v in {**ADDED_FIELDS, **payload["config"]}.items()
+             if k not in RESUMABLE_CHANGES}
     now = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES}
     differing = sorted(k for k in saved if k in now and _norm(saved[k]) != _norm(now[k]))
     differences = fingerprint_differences(payload["campaign"], fingerprint)

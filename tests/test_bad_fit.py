@@ -187,6 +187,9 @@ FIT_CASES = [
          r"unknown option 'max_step' \(did you mean 'max_steps'\?\)"),
     Case("config-mapping-retired", lambda w: w.fit(config={"weight_average_epochs": 2}),
          "ConfigError", r"'weight_average_epochs' was retired.*use weight_average_steps"),
+    Case("observation-errors-unknown", lambda w: w.fit(observation_errors="ne_err"),
+         "ConfigError", r"observation_errors = 'ne_err' \(str\) must be one of 'auto', "
+         r"'model', 'none'"),
     Case("max-steps-text", lambda w: w.fit(max_steps="2"), "ConfigError",
          r"max_steps = '2' \(str\) must be an int, e.g. 4000"),
     Case("max-steps-fraction", lambda w: w.fit(max_steps=2.5), "ConfigError",

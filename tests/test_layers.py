@@ -22,7 +22,7 @@ LAYERS = {
     "io": ["io", "io.cf", "io.ionex", "io.ro", "io.indices", "io.netcdf",
            "io.zarr", "io.ionosonde"],
     "data model": ["align", "campaign", "config", "iri", "background", "features", "drivers",
-                   "observations", "magnetic"],
+                   "observations", "magnetic", "ro_errors"],
     "nn": ["nn", "nn.siren", "nn.losses", "nn.recurrent", "nn.model"],
     "model": ["_device", "_distributed", "_threads", "checkpoint", "model", "prediction",
               "tec_cache"],

@@ -49,6 +49,35 @@ def test_gaussian_nll_equals_the_analytic_formula() -> None:
     assert float(gaussian_nll(pred, log_var, target)) == pytest.approx(expected, rel=1e-12)
 
 
+def test_gaussian_nll_with_observation_variance_is_the_gaussian_of_the_summed_variance() -> None:
+    gen = torch.Generator().manual_seed(1)
+    pred, target = (torch.randn(40, generator=gen, dtype=torch.float64) for _ in range(2))
+    log_var = torch.empty(40, dtype=torch.float64).uniform_(-6.0, 1.0, generator=gen)
+    obs_var = torch.empty(40, dtype=torch.float64).uniform_(0.0, 0.5, generator=gen)
+    obs_var[:5] = 0.0  # points without an observation error
+    total = np.exp(_np(log_var)) + _np(obs_var)
+    r2 = _np(target - pred) ** 2
+    expected = -np.mean(-0.5 * np.log(2 * np.pi * total) - r2 / (2 * total))
+    got = gaussian_nll(pred, log_var, target, obs_var=obs_var)
+    assert float(got) == pytest.approx(expected, rel=1e-12)
+    zero = gaussian_nll(pred, log_var, target, obs_var=torch.zeros(40, dtype=torch.float64))
+    assert float(zero) == pytest.approx(float(gaussian_nll(pred, log_var, target)), rel=1e-12)
+
+
+def test_a_point_with_a_huge_observation_variance_barely_pulls() -> None:
+    """The gradient on pred and log_var of a point falls as 1 / (its total variance)."""
+    pred = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    log_var = torch.full((2,), math.log(0.01), dtype=torch.float64, requires_grad=True)
+    target = torch.full((2,), 0.3, dtype=torch.float64)
+    obs_var = torch.tensor([0.0, 1e4], dtype=torch.float64)
+    gaussian_nll(pred, log_var, target, obs_var=obs_var).backward()
+    assert torch.isfinite(pred.grad).all() and torch.isfinite(log_var.grad).all()
+    # d/dpred = -error / total / n: 0.3 / 0.01 / 2 for the first, ~1e6 times less for the second
+    assert float(pred.grad[0]) == pytest.approx(-0.3 / 0.01 / 2, rel=1e-12)
+    assert abs(float(pred.grad[1])) < 1e-6 * abs(float(pred.grad[0]))
+    assert abs(float(log_var.grad[1])) < 1e-6 * abs(float(log_var.grad[0]))
+
+
 @pytest.mark.parametrize("error", [1e-2, 0.3, 2.0], ids=["0.01dex", "0.3dex", "2dex"])
 def test_gaussian_nll_optimum_log_var_is_log_squared_error(error: float) -> None:
     pred, target = torch.zeros(1, dtype=torch.float64), torch.full((1,), error, dtype=torch.float64)

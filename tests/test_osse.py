@@ -294,6 +294,48 @@ def test_noise_is_ten_percent_at_high_density_and_floored_at_low(world):
     np.testing.assert_allclose(obs.ne_err.values, np.hypot(0.1 * truth, 5e9), rtol=1e-12)
 
 
+def test_retrieval_errors_are_correlated_along_profiles_and_largest_at_the_bottom(world):
+    from ionofield.osse.sampling import RETRIEVAL_CORRELATION_KM, _retrieval_noise
+
+    obs = sample_ro_profiles(world, 6, levels=20, seed=7, retrieval_errors=True)
+    default = sample_ro_profiles(world, 6, levels=20, seed=7)
+    for name in ("time", "lat", "lon", "alt", "profile"):  # the same profiles, other noise
+        np.testing.assert_array_equal(obs[name].values, default[name].values)
+    assert obs.attrs["retrieval_errors"] == 1 and default.attrs["retrieval_errors"] == 0
+    # The noise on profiles of a uniform 1e12 m-3 peaking at their top, 500 km, 10 km
+    # between levels, at 70 degrees (no low-latitude gain to speak of).
+    n, levels = 4000, 41
+    alt = np.broadcast_to(np.linspace(100.0, 500.0, levels), (n, levels))
+    ne_true = np.full((n, levels), 1e12)
+    ne_true[:, -1] = 1.01e12
+    ne, ne_err = _retrieval_noise(ne_true, alt, np.full((n, levels), 70.0), 0.1, 0.0,
+                                  np.random.default_rng(0))
+    r = 0.1 * (1 + 3 * np.clip((200.0 - alt[0]) / 100.0, 0, 1)) * (1 + 0.5 * np.exp(-3.5**2))
+    abel = 0.01 * 1.01e12 * np.clip((500.0 - alt[0]) / 100.0, 0, 1)
+    np.testing.assert_allclose(ne_err[0], np.hypot(r * ne_true[0], abel), rtol=1e-12)
+    # Above 400 km the log-normal part rules: the log error's correlation between
+    # levels 50 km apart is exp(-50 km / RETRIEVAL_CORRELATION_KM).
+    top = np.log(ne[:, alt[0] >= 400.0] / ne_true[:, alt[0] >= 400.0])
+    corr = np.corrcoef(top[:, :-5].ravel(), top[:, 5:].ravel())[0, 1]
+    assert corr == pytest.approx(np.exp(-50.0 / RETRIEVAL_CORRELATION_KM), abs=0.05)
+    # The relative error at 100 km is several times that above 200 km.
+    spread = np.std(ne / ne_true - 1.0, axis=0)
+    assert spread[0] > 3 * spread[alt[0] >= 200.0].max()
+
+
+def test_retrieval_errors_turn_the_bottom_of_some_profiles_negative(world):
+    obs = sample_ro_profiles(world, 200, levels=60, seed=5, retrieval_errors=True,
+                             noise_floor=0.0)
+    alt, ne = obs.alt.values.reshape(200, 60), obs.ne.values.reshape(200, 60)
+    truth = world.ne(obs.time.values, obs.alt.values, obs.lat.values, obs.lon.values)
+    negative = ne <= 0
+    assert 0 < negative.any(axis=1).mean() < 1  # some profiles, not all
+    assert alt[negative].max() < 400.0  # at the bottom only (no floor noise at the top)
+    # Below 200 km the relative errors are several times those of the F region.
+    relative = np.abs(obs.ne.values / truth - 1.0).reshape(200, 60)
+    assert np.median(relative[alt < 150]) > 3 * np.median(relative[(alt > 250) & (alt < 450)])
+
+
 def test_sampling_rejects_bad_requests(world, background):
     with pytest.raises(ConfigError, match="GRACE"):
         sample_ro_profiles(world, 3, missions=("GRACE",))

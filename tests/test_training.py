@@ -92,6 +92,27 @@ def test_resume_refuses_other_options(tiny_campaign, chapman_background, tmp_pat
                 **TINY)
 
 
+def test_a_checkpoint_without_observation_errors_resumes_as_written(
+    tiny_campaign, chapman_background, tmp_path
+):
+    """A training checkpoint of an earlier version was fitted with "none": resuming it
+    with the new default is refused, naming the option; with "none" it resumes."""
+    from ionofield.checkpoint import payload_checksum
+
+    options = dict(background=chapman_background, max_steps=8, **TINY)
+    ckpt = tmp_path / "train.ckpt"
+    iof.fit(tiny_campaign, checkpoint=ckpt, observation_errors="none", **options)
+    payload = torch.load(ckpt, weights_only=False)
+    del payload["config"]["observation_errors"]
+    payload["checksum"] = payload_checksum(payload)
+    torch.save(payload, ckpt)
+    with pytest.raises(ConfigError, match="observation_errors = 'none' then, 'auto' now"):
+        iof.fit(tiny_campaign, resume=ckpt, **{**options, "max_steps": 16})
+    resumed = iof.fit(tiny_campaign, resume=ckpt, observation_errors="none",
+                      **{**options, "max_steps": 16})
+    assert resumed.info["steps"] == 16
+
+
 def test_save_load_round_trip_in_a_fresh_process(fitted, tmp_path):
     path = tmp_path / "model.pt"
     fitted.save(path)
@@ -361,13 +382,15 @@ def test_decoder_time_half_once_per_time_equals_the_concatenated_decoder():
 
 
 def test_sigma_is_calibrated_on_the_held_out_periods(fitted, tiny_campaign, chapman_background):
-    """After the fit, sigma with the TEC column misfit maximises the validation likelihood."""
+    """After the fit, sigma with the TEC column misfit and the observations' own errors
+    maximises the validation likelihood."""
     from ionofield.background import BackgroundField
     from ionofield.observations import ObservationStore
     from ionofield.prediction import ColumnMisfit
 
     bg_field = BackgroundField(chapman_background)
-    data = ObservationStore.from_campaign(tiny_campaign, bg_field)
+    data = ObservationStore.from_campaign(tiny_campaign, bg_field,
+                                          fitted.config.observation_errors)
     runs = data.runs
     rng = np.random.default_rng(fitted.info["seed"])
     _, held = split_by_period(runs.profile, runs.hour, fitted.config.val_fraction,
@@ -382,7 +405,10 @@ def test_sigma_is_calibrated_on_the_held_out_periods(fitted, tiny_campaign, chap
     offset = float(fitted.column_misfit_offset)
     assert offset == pytest.approx(float(np.median(misfit.values)))
     excess = misfit.at(drivers, val["time"], val["coords"][:, 0], val["coords"][:, 1]) - offset
-    network, total = np.exp(log_var.astype(np.float64)), np.exp(log_var) + excess**2
+    obs_var = val["obs_sigma"].astype(np.float64) ** 2
+    assert fitted.config.observation_errors == "auto" and np.all(obs_var > 0)
+    network = np.exp(log_var.astype(np.float64))
+    total = network + excess**2 + obs_var
     error2 = (val["target"] - pred).astype(np.float64) ** 2
     assert fitted.info["sigma_factor"] != 1.0 and np.all(excess != 0)
     # d/d(factor) of the mean NLL is 0: sum(network / total * (1 - error2 / total)) = 0
@@ -406,6 +432,58 @@ def test_model_files_of_older_versions_load_uncalibrated_and_unpinned(fitted, tm
     assert float(old.log_var_shift) == 0.0
     assert float(fitted.log_var_shift) != 0.0
     assert torch.isnan(old.pinned_season).all() and torch.isfinite(fitted.pinned_season).all()
+
+
+def test_model_files_without_observation_errors_load_as_fitted_without_them(fitted, tmp_path):
+    """Files written before FitConfig.observation_errors were fitted with the network's
+    variance alone: they load with "none", not with the new default."""
+    from ionofield.checkpoint import payload_checksum
+
+    fitted.save(tmp_path / "m.pt")
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    del payload["config"]["observation_errors"]
+    payload["checksum"] = payload_checksum(payload)
+    torch.save(payload, tmp_path / "old.pt")
+    old = iof.load_model(tmp_path / "old.pt")
+    assert old.config.observation_errors == "none"
+    assert iof.FitConfig().observation_errors == "auto"
+    assert iof.load_model(tmp_path / "m.pt").config.observation_errors == "auto"
+    assert same_weights(old, fitted)
+
+
+@pytest.mark.parametrize("source", ["auto", "none"])
+def test_a_point_with_a_huge_observation_sigma_barely_moves_the_network(
+    tiny_campaign, chapman_background, source
+):
+    """The data term's gradient on the weights from points of sigma_obs 100 dex is
+    1e-4 of theirs at sigma_obs 0; with observation_errors="none" sigma_obs is ignored."""
+    from ionofield.background import BackgroundField
+    from ionofield.observations import ObservationStore
+
+    bg_field = BackgroundField(chapman_background)
+    data = ObservationStore.from_campaign(tiny_campaign, bg_field, source)
+    config = iof.FitConfig(basis_dim=16, siren_hidden=32, siren_layers=1, env_hidden=8,
+                           env_len=4, observation_errors=source)
+    torch.manual_seed(0)
+    trainer = _Trainer(iof.RSTMRF(config), data, HourlyDrivers.from_campaign(tiny_campaign),
+                       bg_field)
+    rows = data.rows(np.arange(0, len(data), 7))
+    data.close()
+
+    def gradient_norm(obs_sigma: float) -> float:
+        points = rows.copy()
+        points["obs_sigma"] = obs_sigma
+        pred, log_var = trainer.predict(points)
+        loss = trainer.data_loss(pred, log_var, points)
+        grads = torch.autograd.grad(loss, list(trainer.model.parameters()), allow_unused=True)
+        return float(torch.sqrt(sum((g**2).sum() for g in grads if g is not None)))
+
+    exact, noisy = gradient_norm(0.0), gradient_norm(100.0)
+    assert exact > 0
+    if source == "none":
+        assert noisy == exact
+    else:
+        assert noisy < 1e-4 * exact
 
 
 def test_a_pinned_season_makes_the_time_code_blind_to_the_date():

@@ -44,6 +44,7 @@ def gaussian_nll(
     target: torch.Tensor,
     *,
     log_var_range: tuple[float, float] = (-14.0, 6.0),
+    obs_var: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean heteroscedastic Gaussian negative log-likelihood in log10 space.
 
@@ -67,6 +68,11 @@ def gaussian_nll(
         (-14, 6) allows sigma from about 0.001 dex (0.2 %) to 20 dex; outside it the
         gradient with respect to ``log_var`` is zero, so a point fitted exactly cannot
         drive its variance (and the loss) to minus infinity.
+    obs_var
+        The observations' own variance of log10 Ne (dex squared, >= 0), same shape as
+        ``pred``: ``s`` is then ``log(exp(clamp(log_var)) + obs_var)``, the total
+        variance of an observation of the predicted field. A point with a large
+        ``obs_var`` pulls weakly on ``pred`` and ``log_var``.
 
     Returns
     -------
@@ -80,6 +86,8 @@ def gaussian_nll(
     1.4189
     """
     s = log_var.clamp(*log_var_range)
+    if obs_var is not None:
+        s = torch.logaddexp(s, torch.log(obs_var))
     nll = 0.5 * math.log(2.0 * math.pi) + 0.5 * s + 0.5 * (target - pred) ** 2 * torch.exp(-s)
     return nll.mean()
 

@@ -38,6 +38,18 @@ IONEX_LAT = np.linspace(-87.5, 87.5, 71)
 IONEX_LON = np.linspace(-180.0, 180.0, 73)
 """The 73 longitudes (degrees east) of an IONEX global map, both -180 and 180."""
 
+RETRIEVAL_CORRELATION_KM = 50.0
+"""Correlation length (km) along a profile of the retrieval errors."""
+
+RETRIEVAL_BOTTOM_GAIN = 3.0
+"""Relative error at 100 km over the F-region one, less 1 (it ramps up below 200 km)."""
+
+RETRIEVAL_LOW_LAT_GAIN = 0.5
+"""Relative error at the equator over that at high latitudes, less 1."""
+
+RETRIEVAL_ABEL_FRACTION = 0.01
+"""Bottomside Abel error (1 sigma) 100 km and more below hmF2, as a fraction of NmF2."""
+
 
 @dataclass(frozen=True)
 class _Mission:
@@ -67,6 +79,7 @@ def sample_ro_profiles(
     levels: int = 240,
     relative_noise: float = 0.1,
     noise_floor: float = 5.0e9,
+    retrieval_errors: bool = False,
 ) -> xr.Dataset:
     """Radio-occultation-like profiles of the truth, with realistic noise.
 
@@ -82,6 +95,12 @@ def sample_ro_profiles(
     additive floor (``noise_floor * z2``), z1 and z2 standard normal: at the bottom
     and the top of profiles, where the density is low, values near zero and below
     occur, as in real Abel inversions. They are kept (readers drop them).
+
+    With ``retrieval_errors``, the noise is that of an Abel inversion instead
+    (:func:`_retrieval_noise`): errors correlated along the profile over about
+    :data:`RETRIEVAL_CORRELATION_KM`, a relative error that grows below 200 km and
+    near the equatorial anomaly, and a bottomside error proportional to the profile's
+    NmF2 that turns whole stretches of the bottom of some profiles negative.
 
     Parameters
     ----------
@@ -101,6 +120,8 @@ def sample_ro_profiles(
         Standard deviation of the log of the multiplicative noise (~ relative).
     noise_floor
         Standard deviation of the additive noise, m-3.
+    retrieval_errors
+        Abel-inversion-like errors (see above) instead of independent noise.
 
     Returns
     -------
@@ -111,7 +132,9 @@ def sample_ro_profiles(
         ``sqrt((relative_noise * ne_true)**2 + noise_floor**2)``), float64;
         coordinates ``time``, ``lat``, ``lon``, ``alt`` (km), ``profile`` (CDAAC-like
         id such as ``C2E3.2024.131.05.17.G12``) and ``mission``; the attributes
-        ``relative_noise`` and ``noise_floor_m3`` record the noise.
+        ``relative_noise``, ``noise_floor_m3`` and ``retrieval_errors`` record the
+        noise. With ``retrieval_errors``, ``ne_err`` is the standard deviation of
+        the retrieval noise (:func:`_retrieval_noise`).
 
     Raises
     ------
@@ -162,9 +185,12 @@ def sample_ro_profiles(
         lat0[:, None], lon0[:, None], azimuth[:, None], drift[:, None] * (frac - 0.5)
     )
     ne_true = world.ne(time[:, None], alt, lat, lon)
-    z = rng.standard_normal((2, n_profiles, levels))
-    ne = ne_true * np.exp(relative_noise * z[0]) + noise_floor * z[1]
-    ne_err = np.hypot(relative_noise * ne_true, noise_floor)
+    if retrieval_errors:
+        ne, ne_err = _retrieval_noise(ne_true, alt, lat, relative_noise, noise_floor, rng)
+    else:
+        z = rng.standard_normal((2, n_profiles, levels))
+        ne = ne_true * np.exp(relative_noise * z[0]) + noise_floor * z[1]
+        ne_err = np.hypot(relative_noise * ne_true, noise_floor)
 
     profile = _profile_ids(time, satellite, prn)
     per_obs = {
@@ -191,8 +217,66 @@ def sample_ro_profiles(
             "source": f"ionofield.osse, world seed {world.seed}, sample seed {seed}",
             "relative_noise": relative_noise,
             "noise_floor_m3": noise_floor,
+            "retrieval_errors": int(retrieval_errors),
         },
     )
+
+
+def _retrieval_noise(
+    ne_true: np.ndarray,
+    alt: np.ndarray,
+    lat: np.ndarray,
+    relative_noise: float,
+    noise_floor: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Abel-inversion-like noisy profiles and the standard deviation of their noise.
+
+    ::
+
+        ne = ne_true * exp(r * z1) + b * NmF2 * w * z2 + noise_floor * z3
+        r = relative_noise * (1 + RETRIEVAL_BOTTOM_GAIN * clip((200 km - alt) / 100 km, 0, 1))
+                           * (1 + RETRIEVAL_LOW_LAT_GAIN * exp(-(lat / 20 deg)**2))
+        w = clip((hmF2 - alt) / 100 km, 0, 1)
+
+    ``z1`` and ``z2`` are AR(1) series along each profile with correlation
+    ``exp(-dz / RETRIEVAL_CORRELATION_KM)`` between levels ``dz`` apart (an
+    inversion's error at one level carries to the levels below it), ``z3`` is white;
+    ``b`` is :data:`RETRIEVAL_ABEL_FRACTION` and NmF2, hmF2 are the profile's true
+    peak. The second term, a few percent of NmF2 at the bottom, is larger than the
+    E-region density itself, so stretches of the bottom of some profiles go negative
+    as in real ionPrf files.
+
+    Parameters
+    ----------
+    ne_true, alt, lat
+        The truth (m-3), altitudes (km, increasing along the last axis) and latitudes
+        (degrees), shape [P, L].
+    relative_noise, noise_floor
+        As :func:`sample_ro_profiles` takes them.
+    rng
+        The sampler's generator.
+
+    Returns
+    -------
+    ne, ne_err : numpy.ndarray
+        Noisy densities and ``sqrt((r ne_true)**2 + (b NmF2 w)**2 + noise_floor**2)``, [P, L].
+    """
+    r = (relative_noise
+         * (1.0 + RETRIEVAL_BOTTOM_GAIN * np.clip((200.0 - alt) / 100.0, 0.0, 1.0))
+         * (1.0 + RETRIEVAL_LOW_LAT_GAIN * np.exp(-((lat / 20.0) ** 2))))
+    peak = np.argmax(ne_true, axis=1)
+    nmf2 = ne_true[np.arange(ne_true.shape[0]), peak][:, None]
+    hmf2 = alt[np.arange(alt.shape[0]), peak][:, None]
+    abel = RETRIEVAL_ABEL_FRACTION * nmf2 * np.clip((hmf2 - alt) / 100.0, 0.0, 1.0)
+    rho = np.exp(-np.diff(alt, axis=1) / RETRIEVAL_CORRELATION_KM)
+    z = rng.standard_normal((3, *ne_true.shape))
+    for k in range(1, ne_true.shape[1]):  # AR(1) along the profile, unit variance
+        step = rho[:, k - 1]
+        z[:2, :, k] = step * z[:2, :, k - 1] + np.sqrt(1.0 - step**2) * z[:2, :, k]
+    ne = ne_true * np.exp(r * z[0]) + abel * z[1] + noise_floor * z[2]
+    ne_err = np.sqrt((r * ne_true) ** 2 + abel**2 + noise_floor**2)
+    return ne, ne_err
 
 
 def _great_circle(
