@@ -95,7 +95,14 @@ class FitConfig:
     w_tec_direction
         Weight of the TEC gradient-direction consistency loss ``1 - cos``.
     w_tec_anchor
-        Weight that keeps the direction head near the finite-difference TEC gradient.
+        Weight that keeps the direction head near the finite-difference TEC gradient
+        of the map at its hour, at the hours with a native map.
+    w_tec_forecast
+        Weight of the TEC path's self-supervised job: the head's direction at the
+        next native map's time, from the maps strictly before it, against that map's
+        finite-difference direction (``1 - cos``). It trains how the direction evolves
+        after the latest map, which the direction loss uses at the hours without a
+        map (the odd hours of a 2-hourly product). Runs only with the direction loss.
     use_env
         Use the LSTM environment shift (``False`` is the ablation without it).
     magnetic_inputs
@@ -216,6 +223,7 @@ class FitConfig:
     chapman_scale_km: float = 100.0
     w_tec_direction: float = 0.03
     w_tec_anchor: float = 1.0
+    w_tec_forecast: float = 1.0
     use_env: bool = True
     magnetic_inputs: bool = False
     collocation_fraction: float = 0.1
@@ -270,7 +278,8 @@ class FitConfig:
                      "checkpoint_every"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} = {getattr(self, name)} must be >= 1")
-        for name in ("w_chapman", "w_tec_direction", "w_tec_anchor", "weight_decay", "patience",
+        for name in ("w_chapman", "w_tec_direction", "w_tec_anchor", "w_tec_forecast",
+                     "weight_decay", "patience",
                      "weight_average_steps", "season_min_days", "grad_clip"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} = {getattr(self, name)} must be >= 0")

@@ -167,11 +167,11 @@ class HourlyTECCache:
             self._grid = self._grid_axes()  # the model moved since the last call
         parts = []
         for start in range(0, len(hours), self.batch_hours):
-            seqs = self.drivers.tec_sequences(
-                hours[start : start + self.batch_hours], self.model.config.seq_len
-            )
+            chunk = hours[start : start + self.batch_hours]
+            seqs = self.drivers.tec_sequences(chunk, self.model.config.seq_len)
             tec = torch.as_tensor(seqs, dtype=param.dtype, device=param.device)
-            parts.append(self.model.direction_field(tec, *self._grid)[0])
+            lead = torch.as_tensor(self.drivers.latest_map(chunk)[1], device=param.device)
+            parts.append(self.model.direction_field(tec, *self._grid, lead)[0])
         return torch.cat(parts)
 
     def _current_weights_id(self) -> tuple[tuple[int, int], ...]:
@@ -363,7 +363,7 @@ def tec_direction(
         if source == "model":
             hourly = HourlyTECCache(model, drivers).fields(hours)
         else:
-            tec = torch.from_numpy(drivers.tec_sequences(hours, 1)[:, -1])
+            tec = torch.from_numpy(drivers.tec[hours])
             hourly = reference_direction(tec, drivers.tec_lat, drivers.tec_lon)
         tensors = Cells(*(torch.as_tensor(a, device=hourly.device) for a in cells[:2]),
                         torch.as_tensor(cells.weight, dtype=hourly.dtype, device=hourly.device))
