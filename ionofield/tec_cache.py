@@ -1,7 +1,9 @@
 """The TEC path's direction field at any time: an hourly LRU cache and a labelled view.
 
-The ConvLSTM + direction head of R-STMRF reads the last ``seq_len`` hourly TEC maps
-and gives one direction field per whole hour; at a time between two hours the field
+The ConvLSTM + direction head of R-STMRF reads the last ``seq_len`` native TEC maps
+at or before a whole hour and gives one direction field per whole hour (at an hour
+without a native map, the head's field at that lead after the latest map,
+:meth:`ionofield.drivers.HourlyDrivers.latest_map`); at a time between two hours the field
 is the cosine-squared blend of the two (DESIGN.md §3). Evaluating it at many minute
 times therefore needs the network only once per distinct hour:
 :class:`HourlyTECCache` keeps those hourly fields in a least-recently-used cache

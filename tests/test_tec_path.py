@@ -172,3 +172,19 @@ def test_a_fit_learns_a_better_forecast_than_persistence(two_hourly, chapman_bac
         value.backward()
         optimiser.step()
     assert float(loss()) < 0.5 * persistence
+
+
+def test_a_model_file_from_before_the_tendency_loads_as_persistence(tmp_path):
+    from ionofield.checkpoint import write_payload
+    from ionofield.model import MODEL_FORMAT
+
+    model = _random_head(iof.RSTMRF(iof.FitConfig(**CONFIG)))
+    state = {k: v for k, v in model.state_dict().items() if ".tendency." not in k}
+    config = {k: v for k, v in model.config.to_dict().items() if k != "w_tec_forecast"}
+    write_payload(tmp_path / "old.pt", MODEL_FORMAT,
+                  {"config": config, "info": model.info, "state_dict": state})
+    loaded = iof.load_model(tmp_path / "old.pt")
+    for part in ("weight", "bias"):
+        assert not getattr(loaded.direction_head.tendency, part).any()
+        assert torch.equal(getattr(loaded.direction_head.correction, part),
+                           getattr(model.direction_head.correction, part))
