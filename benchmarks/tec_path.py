@@ -11,7 +11,9 @@ scores the direction field of its TEC path on the scored day:
   against the unit gradient of the truth's own map at that hour, of the head's
   direction (the ConvLSTM's forecast from the maps before the hour), of persistence
   (the latest native map's gradient) and of the campaign's map interpolated in time
-  (which reads the next map too). Cosines are means over the cells within 60 degrees
+  (which reads the next map too), and of the cosine-squared blend in time of the
+  head's (normalised) direction and the next map's gradient direction. Cosines are
+  means over the cells within 60 degrees
   of the equator, weighted by the truth's gradient norm (where a direction means
   something).
 
@@ -79,8 +81,17 @@ def score_model(folder: Path, seed_file: Path) -> dict:
         truth_gradient = spherical_gradient(torch.from_numpy(truth), lat, lon)
         interpolated = reference_direction(torch.from_numpy(drivers.tec[hours[gap]]).double(),
                                            lat, lon)
+        maps = drivers.map_hours()
+        upcoming = maps[np.searchsorted(maps, base[gap], side="right")]
+        next_reference = reference_direction(torch.from_numpy(drivers.tec[upcoming]).double(),
+                                             lat, lon)
+        share = np.sin(0.5 * np.pi * (hours[gap] - base[gap]) / (upcoming - base[gap])) ** 2
+        later = torch.from_numpy(share)[:, None, None, None]
+        two_sided = (1.0 - later) * torch.nn.functional.normalize(direction[gap], dim=1)
         out["gap_hours"] = int(gap.sum())
         out["gap_cos_head"] = weighted_cosine(direction[gap], truth_gradient, rows)
+        out["gap_cos_head_and_next_map"] = weighted_cosine(two_sided + later * next_reference,
+                                                           truth_gradient, rows)
         out["gap_cos_persistence"] = weighted_cosine(reference[gap], truth_gradient, rows)
         out["gap_cos_interpolated_map"] = weighted_cosine(interpolated, truth_gradient, rows)
         out["gap_head_rel_departure"] = float(
