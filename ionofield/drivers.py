@@ -10,6 +10,7 @@ model turns them into tensors (:meth:`ionofield.RSTMRF.encode_time`).
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -200,6 +201,24 @@ class HourlyDrivers:
         times = np.asarray(times, dtype="datetime64[ns]")
         i0, i1, _, w1 = self.bracket(times.ravel())
         return Cells(*(a.reshape(times.shape) for a in (i0, i1, w1.astype(np.float64))))
+
+    def for_tec_path(self, native_cadence: bool) -> HourlyDrivers:
+        """These drivers as the TEC path reads them.
+
+        Parameters
+        ----------
+        native_cadence
+            True: the path reads the native maps only (:attr:`tec_observed`), and an
+            hour without one gets the head's field at its lead after the latest one
+            (``FitConfig.w_tec_forecast > 0``). False: every hour's aligned map counts
+            as the hour's own, interpolated ones included (lead 0 everywhere).
+
+        Returns
+        -------
+        HourlyDrivers
+            ``self``, or a copy with ``tec_observed = None`` (the arrays shared).
+        """
+        return self if native_cadence else dataclasses.replace(self, tec_observed=None)
 
     def map_hours(self) -> np.ndarray:
         """Indices of the hours whose maps the TEC path reads, increasing, shape [M].

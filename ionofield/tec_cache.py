@@ -120,7 +120,7 @@ class HourlyTECCache:
                 "must be at least 1"
             )
         self.model = model
-        self.drivers = drivers
+        self.drivers = drivers.for_tec_path(model.config.w_tec_forecast > 0)
         self.max_size = max_size
         self.batch_hours = batch_hours
         self._fields: OrderedDict[int, torch.Tensor] = OrderedDict()

@@ -212,7 +212,7 @@ class _Trainer:
         self.world = World() if world is None else world
         self.config = model.config
         self.data = data
-        self.drivers = drivers
+        self.drivers = drivers.for_tec_path(self.config.w_tec_forecast > 0)
         self.bg_field = bg_field
         self.device = model.device
         # Collocation points are drawn within the observed latitudes and altitudes.
@@ -224,11 +224,7 @@ class _Trainer:
             self.tec_lon = self.tensor(drivers.tec_lon)
         # The forecast loss serves the hours without a native map; there are none
         # when every hour has one.
-        self.forecast_tec = (
-            self.use_tec
-            and self.config.w_tec_forecast > 0
-            and len(drivers.map_hours()) < drivers.n_hours
-        )
+        self.forecast_tec = self.use_tec and len(self.drivers.map_hours()) < drivers.n_hours
 
     def tensor(self, values: np.ndarray) -> torch.Tensor:
         """``values`` as a tensor on the fit's device (shared with numpy on the CPU)."""

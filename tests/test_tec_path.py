@@ -17,6 +17,7 @@ from ionofield.training import _Trainer
 from tests.conftest import HOURS, START, TINY, indices_dataset, observations, tec_dataset
 
 CONFIG = {k: v for k, v in TINY.items() if k != "progress"}
+FORECAST = {**CONFIG, "w_tec_forecast": 1.0}
 HOUR = np.timedelta64(1, "h")
 
 
@@ -83,7 +84,7 @@ def test_hours_before_the_first_native_map_read_their_interpolated_maps():
 
 def test_the_field_at_an_odd_hour_does_not_read_the_next_map(two_hourly):
     """No leakage: changing the map after an odd hour leaves its direction unchanged."""
-    model = _random_head(iof.RSTMRF(iof.FitConfig(**CONFIG)))
+    model = _random_head(iof.RSTMRF(iof.FitConfig(**FORECAST)))
     drivers = HourlyDrivers.from_campaign(two_hourly)
     changed = HourlyDrivers(drivers.hours, drivers.features, drivers.tec.copy(),
                             drivers.tec_lat, drivers.tec_lon, drivers.tec_observed)
@@ -110,7 +111,7 @@ def test_the_head_moves_away_from_persistence_only_with_lead(two_hourly):
 def _trainer(campaign: xr.Dataset, chapman_background: xr.Dataset, **options) -> _Trainer:
     bg_field = BackgroundField(chapman_background)
     data = ObservationStore.from_campaign(campaign, bg_field)
-    config = iof.FitConfig(**{**CONFIG, **options})
+    config = iof.FitConfig(**{**FORECAST, **options})
     return _Trainer(iof.RSTMRF(config), data, HourlyDrivers.from_campaign(campaign), bg_field)
 
 
@@ -149,7 +150,13 @@ def test_losses_by_cadence(two_hourly, tiny_campaign, chapman_background):
         trainer.model.direction_head.correction.bias.fill_(0.1)
     anchored = trainer.batch_losses(np.arange(128), np.random.default_rng(1))
     assert float(anchored["tec_anchor"].detach()) == pytest.approx(0.01, rel=1e-5)
-    assert not _trainer(two_hourly, chapman_background, w_tec_forecast=0.0).forecast_tec
+    # Without the forecast (the default) every hour's aligned map is its own, as before.
+    default = _trainer(two_hourly, chapman_background, w_tec_forecast=0.0)
+    assert not default.forecast_tec
+    base, lead = default.drivers.latest_map(np.arange(HOURS))
+    np.testing.assert_array_equal(base, np.arange(HOURS))
+    assert not lead.any()
+    assert "tec_forecast" not in default.batch_losses(np.arange(128), rng)
 
 
 def test_a_fit_learns_a_better_forecast_than_persistence(two_hourly, chapman_background):
@@ -165,13 +172,13 @@ def test_a_fit_learns_a_better_forecast_than_persistence(two_hourly, chapman_bac
         features, reference = trainer.model.tec_features(seqs, trainer.tec_lat, trainer.tec_lon)
         return trainer.tec_forecast(features, reference, bases)
 
-    persistence = float(loss())
+    persistence = float(loss().detach())
     for _ in range(60):
         optimiser.zero_grad()
         value = loss()
         value.backward()
         optimiser.step()
-    assert float(loss()) < 0.5 * persistence
+    assert float(loss().detach()) < 0.5 * persistence
 
 
 def test_a_model_file_from_before_the_tendency_loads_as_persistence(tmp_path):
