@@ -9,7 +9,8 @@ scores the direction field of its TEC path on the scored day:
   reference it is anchored to (relative RMS difference and minimum cosine);
 - at the hours without one (the odd hours of ``--tec-cadence 2``): the mean cosine,
   against the unit gradient of the truth's own map at that hour, of the head's
-  direction (the ConvLSTM's forecast from the maps before the hour), of persistence
+  direction (with ``w_tec_forecast > 0`` the ConvLSTM's forecast from the maps before
+  the hour, else the head on the interpolated map), of persistence
   (the latest native map's gradient) and of the campaign's map interpolated in time
   (which reads the next map too), and of the cosine-squared blend in time of the
   head's (normalised) direction and the next map's gradient direction. Cosines are
@@ -56,15 +57,17 @@ def score_model(folder: Path, seed_file: Path) -> dict:
     truth_tec = xr.open_dataset(folder / "truth.nc")["tec"].load()
     model = iof.load_model(seed_file, device="cpu").double().eval()
     drivers = HourlyDrivers.from_campaign(campaign)
+    path = drivers.for_tec_path(model.config.w_tec_forecast > 0)  # what the model reads
     lat = torch.from_numpy(drivers.tec_lat)
     lon = torch.from_numpy(drivers.tec_lon)
     rows = torch.from_numpy((np.abs(drivers.tec_lat) <= MAX_LAT).astype(np.float64))
     hours = np.flatnonzero(np.isin(drivers.hours, truth_tec.time.values))
     base, lead = drivers.latest_map(hours)
     with torch.no_grad():
-        seqs = torch.from_numpy(drivers.tec_sequences(hours, model.config.seq_len)).double()
-        direction, reference = model.direction_field(seqs, lat, lon,
-                                                     torch.from_numpy(lead).double())
+        seqs = torch.from_numpy(path.tec_sequences(hours, model.config.seq_len)).double()
+        path_lead = torch.from_numpy(path.latest_map(hours)[1]).double()
+        direction, reference = model.direction_field(seqs, lat, lon, path_lead)
+    persistence = reference_direction(torch.from_numpy(drivers.tec[base]).double(), lat, lon)
     out: dict = {"model": seed_file.name}
     at_map = lead == 0
     if at_map.any():
@@ -92,11 +95,11 @@ def score_model(folder: Path, seed_file: Path) -> dict:
         out["gap_cos_head"] = weighted_cosine(direction[gap], truth_gradient, rows)
         out["gap_cos_head_and_next_map"] = weighted_cosine(two_sided + later * next_reference,
                                                            truth_gradient, rows)
-        out["gap_cos_persistence"] = weighted_cosine(reference[gap], truth_gradient, rows)
+        out["gap_cos_persistence"] = weighted_cosine(persistence[gap], truth_gradient, rows)
         out["gap_cos_interpolated_map"] = weighted_cosine(interpolated, truth_gradient, rows)
         out["gap_head_rel_departure"] = float(
-            torch.linalg.vector_norm(direction[gap] - reference[gap])
-            / torch.linalg.vector_norm(reference[gap]))
+            torch.linalg.vector_norm(direction[gap] - persistence[gap])
+            / torch.linalg.vector_norm(persistence[gap]))
     return out
 
 

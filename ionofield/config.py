@@ -96,7 +96,8 @@ class FitConfig:
         Weight of the TEC gradient-direction consistency loss ``1 - cos``.
     w_tec_anchor
         Weight that keeps the direction head near the finite-difference TEC gradient
-        of the map at its hour, at the hours with a native map.
+        of the map at its hour (every hour; with ``w_tec_forecast > 0``, the hours
+        with a native map).
     w_tec_forecast
         Weight of the TEC path's self-supervised forecast. 0 (the default): every
         hour's aligned TEC map is the hour's own (the odd hours of a 2-hourly product

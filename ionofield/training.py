@@ -13,12 +13,14 @@ The loop minimises, per batch of observed points,
   and the TEC path's direction field, both in the spherical metric, at the same
   points within ``physics_alt_range``;
 * ``anchor``: mean squared departure of the direction head from the unit
-  finite-difference TEC gradient it starts from, at the hours with a native map, so
-  that the direction loss cannot be satisfied by any direction;
-* ``forecast``: ``1 - cos`` between the head's direction at the next native map's
-  time, read from the maps strictly before it, and that map's unit gradient: the
-  self-supervised job of the ConvLSTM, whose direction the ``direction`` loss uses at
-  the hours without a native map (only in campaigns that have such hours).
+  finite-difference TEC gradient it starts from, at the hours whose own map it reads
+  (every hour; with ``w_tec_forecast > 0`` the hours with a native map), so that the
+  direction loss cannot be satisfied by any direction;
+* ``forecast`` (``w_tec_forecast > 0``): ``1 - cos`` between the head's direction at
+  the next native map's time, read from the maps strictly before it, and that map's
+  unit gradient: the self-supervised job of the ConvLSTM, whose direction the
+  ``direction`` loss then uses at the hours without a native map (only in campaigns
+  that have such hours).
 
 The budget is a number of optimiser steps (``max_steps``) and optionally a wall-clock
 time (``time_limit``), not epochs: each step draws ``batch_size`` points from a few
