@@ -22,7 +22,7 @@ worlds (and per world over seeds).
     python benchmarks/osse.py [--quick] [--no-ablations] [--seeds 0 1 2] [--work DIR]
                               [--worlds storm other_iri structured]
                               [--mode forecast|reanalysis|both]
-                              [--world-seed 0] [--options '{"max_steps": 2000}']
+                              [--world-seed 0] [--tec-cadence 2] [--options '{"max_steps": 2000}']
 
 Every variant (the default config and, in forecast mode, each ablation) is fitted
 once per seed: single fits scatter by several hundredths in skill with the seed
@@ -95,13 +95,15 @@ SUMMARY_KEYS = ("skill", "rmse_log10_fit", "rmse_log10_background", "hmf2_rmse_k
 
 def prepare(work: Path, *, profiles_per_day: int, levels: int, quick: bool,
             world_seed: int, world: str = "storm", mode: str = "forecast",
-            truth: SyntheticWorld | None = None, retrieval_errors: bool = False) -> None:
+            truth: SyntheticWorld | None = None, retrieval_errors: bool = False,
+            tec_cadence: int = 1) -> None:
     """Write a mode's campaign, truth on the grid and held-out profiles; cache the IRI cube.
 
     ``truth`` is the named ``world`` when already built (it takes a minute for
     worlds whose IRI base is not cached). ``world_seed`` draws the world's
     perturbation phases and structures, ``world_seed + 1`` the profiles' places and
-    times, and ``world_seed`` the held-out profiles of the reanalysis.
+    times, and ``world_seed`` the held-out profiles of the reanalysis. The campaign
+    holds a TEC map every ``tec_cadence`` hours (the truth file keeps the hourly ones).
     """
     truth = truth or synthetic_world(world, START, days=DAYS, seed=world_seed)
     start = np.datetime64(START, "ns")
@@ -112,7 +114,8 @@ def prepare(work: Path, *, profiles_per_day: int, levels: int, quick: bool,
     obs = obs.where(obs.ne > 0, drop=True)  # as the readers do with real files
     hours = pd.date_range(start, periods=24 * DAYS + 1, freq="h").values
     tec = tec_maps(truth, hours)
-    ds = iof.campaign(obs=obs, tec=tec, period=(hours[0], hours[-1]))
+    ds = iof.campaign(obs=obs, tec=tec.isel(time=slice(0, None, tec_cadence)),
+                      period=(hours[0], hours[-1]))
     if mode == "reanalysis":
         ds, held = hold_out_profiles(ds, truth, HELD_OUT_FRACTION, seed=world_seed,
                                      alt_range=EVAL_ALT)
@@ -293,6 +296,10 @@ def main() -> None:
     parser.add_argument("--retrieval-errors", action="store_true",
                         help="Abel-inversion-like profile errors (sample_ro_profiles' "
                         "retrieval_errors) instead of independent noise")
+    parser.add_argument("--tec-cadence", type=int, default=1, choices=(1, 2, 3),
+                        help="hours between the campaign's TEC maps (2: a 2-hourly product, "
+                        "whose odd hours the campaign interpolates); the last hour of the "
+                        "3 days must fall on a map")
     parser.add_argument("--options", type=json.loads, default={},
                         help="FitConfig fields (JSON) set in every fit, ablations included")
     parser.add_argument("--stage-fit", nargs=4, metavar=("NAME", "SEED", "OPTIONS_JSON", "FULL"),
@@ -322,12 +329,14 @@ def main() -> None:
             truth = truth or synthetic_world(world, START, days=DAYS, seed=args.world_seed)
             prepare(folder, profiles_per_day=profiles, levels=levels, quick=args.quick,
                     world_seed=args.world_seed, world=world, mode=mode, truth=truth,
-                    retrieval_errors=args.retrieval_errors)
+                    retrieval_errors=args.retrieval_errors,
+                    tec_cadence=args.tec_cadence)
     report: dict = {
         "period": f"{START} + {DAYS} days, real Kp/F10.7",
         "worlds": {world: WORLDS[world].description for world in args.worlds},
         "world_seed": args.world_seed, "options": args.options,
         "retrieval_errors": args.retrieval_errors,
+        "tec_cadence_h": args.tec_cadence,
         "modes": {"forecast": f"fit days 1-{DAYS - 1}, score the unseen day {DAYS} on the grid",
                   "reanalysis": f"fit {1 - HELD_OUT_FRACTION:.0%} of the profiles of days "
                                 f"1-{DAYS}; score the held-out profiles at their points "

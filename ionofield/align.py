@@ -295,8 +295,10 @@ def align_tec(tec: xr.Dataset, hours: object, *, max_gap: str | pd.Timedelta = "
     -------
     xarray.Dataset
         Every variable on ``time`` aligned to ``hours`` (floating dtypes kept), other
-        variables and coordinates unchanged; ``attrs["time_alignment"]`` says how many
-        hours were interpolated.
+        variables and coordinates unchanged; ``tec_observed(time)`` (int8) is 1 at the
+        hours with a native map and 0 at the interpolated ones, so that the TEC path
+        tells measured maps from interpolated ones (a 2-hourly product's odd hours);
+        ``attrs["time_alignment"]`` says how many hours were interpolated.
 
     Raises
     ------
@@ -315,8 +317,9 @@ def align_tec(tec: xr.Dataset, hours: object, *, max_gap: str | pd.Timedelta = "
     >>> t = np.array(["2024-05-11T00", "2024-05-11T02"], "datetime64[ns]")
     >>> tec = xr.Dataset({"tec": (("time", "lat", "lon"), np.array([10.0, 20.0]).reshape(2, 1, 1))},
     ...                  coords={"time": t, "lat": [0.0], "lon": [0.0]})
-    >>> align_tec(tec, hourly_axis(t[0], t[1])).tec.values.ravel().tolist()
-    [10.0, 15.0, 20.0]
+    >>> out = align_tec(tec, hourly_axis(t[0], t[1]))
+    >>> out.tec.values.ravel().tolist(), out.tec_observed.values.tolist()
+    ([10.0, 15.0, 20.0], [1, 0, 1])
     """
     native = tec_times(tec)
     order = np.argsort(native, kind="stable")
@@ -357,6 +360,16 @@ def align_tec(tec: xr.Dataset, hours: object, *, max_gap: str | pd.Timedelta = "
         if np.issubdtype(var.dtype, np.floating):
             value = value.astype(var.dtype)
         out[name] = value.transpose(*var.dims).assign_attrs(var.attrs)
+    out["tec_observed"] = xr.DataArray(
+        exact.astype(np.int8),
+        dims="time",
+        coords={"time": target},
+        attrs={
+            "long_name": "a native TEC map lies at this hour",
+            "flag_values": np.array([0, 1], dtype=np.int8),
+            "flag_meanings": "interpolated_in_time native_map",
+        },
+    )
     n_interp = int((~exact).sum())
     out.attrs = {
         **tec.attrs,

@@ -10,6 +10,7 @@ model turns them into tensors (:meth:`ionofield.RSTMRF.encode_time`).
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -40,6 +41,11 @@ class HourlyDrivers:
         None when the campaign has no TEC.
     tec_lat, tec_lon
         The maps' ascending latitudes and longitudes (deg), shapes [H] and [W].
+    tec_observed
+        Whether a native map lies at each hour, bool, shape [T] (the campaign's
+        ``tec_observed``, :func:`ionofield.align.align_tec`): the other hours' maps
+        were interpolated in time (the odd hours of a 2-hourly product). None: every
+        hour has its map.
     """
 
     hours: np.ndarray
@@ -47,6 +53,7 @@ class HourlyDrivers:
     tec: np.ndarray | None
     tec_lat: np.ndarray
     tec_lon: np.ndarray
+    tec_observed: np.ndarray | None = None
 
     @classmethod
     def from_campaign(cls, ds: xr.Dataset) -> HourlyDrivers:
@@ -83,7 +90,8 @@ class HourlyDrivers:
         tec_lat = tec["lat"].values.astype(np.float64)
         tec_lon = tec["lon"].values.astype(np.float64)
         maps = _fill_map_gaps(tec.values.astype(np.float64), tec_lat, tec_lon, hours)
-        return cls(hours, features, maps.astype(np.float32), tec_lat, tec_lon)
+        observed = ds["tec_observed"].values.astype(bool) if "tec_observed" in ds else None
+        return cls(hours, features, maps.astype(np.float32), tec_lat, tec_lon, observed)
 
     @property
     def n_hours(self) -> int:
@@ -194,11 +202,78 @@ class HourlyDrivers:
         i0, i1, _, w1 = self.bracket(times.ravel())
         return Cells(*(a.reshape(times.shape) for a in (i0, i1, w1.astype(np.float64))))
 
+    def for_tec_path(self, native_cadence: bool) -> HourlyDrivers:
+        """These drivers as the TEC path reads them.
+
+        Parameters
+        ----------
+        native_cadence
+            True: the path reads the native maps only (:attr:`tec_observed`), and an
+            hour without one gets the head's field at its lead after the latest one
+            (``FitConfig.w_tec_forecast > 0``). False: every hour's aligned map counts
+            as the hour's own, interpolated ones included (lead 0 everywhere).
+
+        Returns
+        -------
+        HourlyDrivers
+            ``self``, or a copy with ``tec_observed = None`` (the arrays shared).
+        """
+        return self if native_cadence else dataclasses.replace(self, tec_observed=None)
+
+    def map_hours(self) -> np.ndarray:
+        """Indices of the hours whose maps the TEC path reads, increasing, shape [M].
+
+        The hours with a native map (:attr:`tec_observed`), and the hours before the
+        first of them (their interpolated maps are all there is); every hour when
+        :attr:`tec_observed` is None.
+        """
+        if self.tec_observed is None:
+            return np.arange(self.n_hours)
+        observed = np.asarray(self.tec_observed, dtype=bool)
+        return np.flatnonzero(observed | (np.cumsum(observed) == 0))
+
+    def latest_map(self, hour_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The latest map hour (:meth:`map_hours`) at or before each hour, and the lead.
+
+        Parameters
+        ----------
+        hour_index
+            Indices of :attr:`hours`, shape [U].
+
+        Returns
+        -------
+        base, lead_hours
+            Hour indices, int64, and the hours from each base map to its hour, float32
+            (0 at a map hour), each shape [U].
+
+        Examples
+        --------
+        >>> hours = np.datetime64("2024-05-11T00", "ns") + np.arange(5) * np.timedelta64(1, "h")
+        >>> drivers = HourlyDrivers(hours, np.zeros((5, 4)), np.zeros((5, 1, 2)), np.zeros(1),
+        ...                         np.zeros(2), np.array([1, 0, 1, 0, 0], bool))
+        >>> base, lead = drivers.latest_map(np.arange(5))
+        >>> base.tolist(), lead.tolist()
+        ([0, 0, 2, 2, 2], [0.0, 1.0, 0.0, 1.0, 2.0])
+        """
+        hour_index = np.asarray(hour_index, dtype=np.int64)
+        maps = self.map_hours()
+        base = maps[np.searchsorted(maps, hour_index, side="right") - 1]
+        lead = (self.hours[hour_index] - self.hours[base]) / HOUR
+        return base, lead.astype(np.float32)
+
     def tec_sequences(self, hour_index: np.ndarray, seq_len: int) -> np.ndarray:
-        """TEC map sequences ending at each hour, float32, shape [U, seq_len, H, W]."""
+        """Map sequences of the TEC path, float32, shape [U, seq_len, H, W].
+
+        Each sequence holds the ``seq_len`` latest map hours (:meth:`map_hours`) at or
+        before its hour, oldest first, padded by the first one (:meth:`windows`): at
+        a map's native cadence, never an interpolated map after the first native one.
+        With hourly maps these are the maps of the ``seq_len`` hours ending at the hour.
+        """
         if self.tec is None:
             raise CoverageError("the campaign has no TEC maps; pass tec= to ionofield.campaign")
-        return self.tec[self.windows(hour_index, seq_len)]
+        maps = self.map_hours()
+        position = np.searchsorted(maps, np.asarray(hour_index, dtype=np.int64), side="right") - 1
+        return self.tec[maps[self.windows(position, seq_len)]]
 
 
 def _fill_map_gaps(

@@ -336,6 +336,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device | None = "cpu
         state.setdefault("log_var_shift", torch.zeros(()))  # files of 0.1.0: uncalibrated
         state.setdefault("column_misfit_offset", torch.tensor(float("nan")))
         state.setdefault("pinned_season", torch.full((2,), float("nan")))
+        for part in ("weight", "bias"):  # files before the head's tendency: persistence
+            correction = state[f"direction_head.correction.{part}"]
+            state.setdefault(f"direction_head.tendency.{part}", torch.zeros_like(correction))
         model.load_state_dict(state)
     except (KeyError, RuntimeError, IonofieldError) as exc:
         raise CheckpointError(

@@ -80,7 +80,7 @@ _ARROWS_ACROSS = 24
 _GROUPING_TITLES = {"lat_band": "by latitude band (deg N)", "local_time": "by local time (h)",
                     "kp_class": "by Kp class"}
 #: Loss terms of a fit, in the order of the history plot.
-_LOSS_TERMS = ("data", "chapman", "tec_direction", "tec_anchor")
+_LOSS_TERMS = ("data", "chapman", "tec_direction", "tec_anchor", "tec_forecast")
 
 
 # -- campaign plots -------------------------------------------------------------------

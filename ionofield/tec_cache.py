@@ -1,7 +1,9 @@
 """The TEC path's direction field at any time: an hourly LRU cache and a labelled view.
 
-The ConvLSTM + direction head of R-STMRF reads the last ``seq_len`` hourly TEC maps
-and gives one direction field per whole hour; at a time between two hours the field
+The ConvLSTM + direction head of R-STMRF reads the last ``seq_len`` native TEC maps
+at or before a whole hour and gives one direction field per whole hour (at an hour
+without a native map, the head's field at that lead after the latest map,
+:meth:`ionofield.drivers.HourlyDrivers.latest_map`); at a time between two hours the field
 is the cosine-squared blend of the two (DESIGN.md §3). Evaluating it at many minute
 times therefore needs the network only once per distinct hour:
 :class:`HourlyTECCache` keeps those hourly fields in a least-recently-used cache
@@ -118,7 +120,7 @@ class HourlyTECCache:
                 "must be at least 1"
             )
         self.model = model
-        self.drivers = drivers
+        self.drivers = drivers.for_tec_path(model.config.w_tec_forecast > 0)
         self.max_size = max_size
         self.batch_hours = batch_hours
         self._fields: OrderedDict[int, torch.Tensor] = OrderedDict()
@@ -167,11 +169,11 @@ class HourlyTECCache:
             self._grid = self._grid_axes()  # the model moved since the last call
         parts = []
         for start in range(0, len(hours), self.batch_hours):
-            seqs = self.drivers.tec_sequences(
-                hours[start : start + self.batch_hours], self.model.config.seq_len
-            )
+            chunk = hours[start : start + self.batch_hours]
+            seqs = self.drivers.tec_sequences(chunk, self.model.config.seq_len)
             tec = torch.as_tensor(seqs, dtype=param.dtype, device=param.device)
-            parts.append(self.model.direction_field(tec, *self._grid)[0])
+            lead = torch.as_tensor(self.drivers.latest_map(chunk)[1], device=param.device)
+            parts.append(self.model.direction_field(tec, *self._grid, lead)[0])
         return torch.cat(parts)
 
     def _current_weights_id(self) -> tuple[tuple[int, int], ...]:
@@ -363,7 +365,7 @@ def tec_direction(
         if source == "model":
             hourly = HourlyTECCache(model, drivers).fields(hours)
         else:
-            tec = torch.from_numpy(drivers.tec_sequences(hours, 1)[:, -1])
+            tec = torch.from_numpy(drivers.tec[hours])
             hourly = reference_direction(tec, drivers.tec_lat, drivers.tec_lon)
         tensors = Cells(*(torch.as_tensor(a, device=hourly.device) for a in cells[:2]),
                         torch.as_tensor(cells.weight, dtype=hourly.dtype, device=hourly.device))

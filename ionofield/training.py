@@ -2,7 +2,8 @@
 
 The loop minimises, per batch of observed points,
 
-``loss = data + w_chapman * chapman + w_tec_direction * direction + w_tec_anchor * anchor``
+``loss = data + w_chapman * chapman + w_tec_direction * direction + w_tec_anchor * anchor
++ w_tec_forecast * forecast``
 
 * ``data``: heteroscedastic Gaussian NLL (or MSE) of log10 Ne;
 * ``chapman``: squared second altitude derivative of the residual (double autograd),
@@ -12,8 +13,14 @@ The loop minimises, per batch of observed points,
   and the TEC path's direction field, both in the spherical metric, at the same
   points within ``physics_alt_range``;
 * ``anchor``: mean squared departure of the direction head from the unit
-  finite-difference TEC gradient it starts from, so that the direction loss cannot be
-  satisfied by any direction.
+  finite-difference TEC gradient it starts from, at the hours whose own map it reads
+  (every hour; with ``w_tec_forecast > 0`` the hours with a native map), so that the
+  direction loss cannot be satisfied by any direction;
+* ``forecast`` (``w_tec_forecast > 0``): ``1 - cos`` between the head's direction at
+  the next native map's time, read from the maps strictly before it, and that map's
+  unit gradient: the self-supervised job of the ConvLSTM, whose direction the
+  ``direction`` loss then uses at the hours without a native map (only in campaigns
+  that have such hours).
 
 The budget is a number of optimiser steps (``max_steps``) and optionally a wall-clock
 time (``time_limit``), not epochs: each step draws ``batch_size`` points from a few
@@ -82,7 +89,7 @@ from ionofield.nn.losses import (
     horizontal_gradient_metric,
     mse,
 )
-from ionofield.nn.recurrent import sample_direction
+from ionofield.nn.recurrent import reference_direction, sample_direction
 from ionofield.observations import (
     ObservationStore,
     ProfileRuns,
@@ -92,7 +99,7 @@ from ionofield.observations import (
 from ionofield.prediction import ColumnMisfit
 from ionofield.sampling import ProfileSampler, run_points, split_by_period
 from ionofield.sphere import Cells
-from ionofield.timeutil import day_of_year
+from ionofield.timeutil import HOUR, day_of_year
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +214,7 @@ class _Trainer:
         self.world = World() if world is None else world
         self.config = model.config
         self.data = data
-        self.drivers = drivers
+        self.drivers = drivers.for_tec_path(self.config.w_tec_forecast > 0)
         self.bg_field = bg_field
         self.device = model.device
         # Collocation points are drawn within the observed latitudes and altitudes.
@@ -217,6 +224,9 @@ class _Trainer:
         if self.use_tec:
             self.tec_lat = self.tensor(drivers.tec_lat)
             self.tec_lon = self.tensor(drivers.tec_lon)
+        # The forecast loss serves the hours without a native map; there are none
+        # when every hour has one.
+        self.forecast_tec = self.use_tec and len(self.drivers.map_hours()) < drivers.n_hours
 
     def tensor(self, values: np.ndarray) -> torch.Tensor:
         """``values`` as a tensor on the fit's device (shared with numpy on the CPU)."""
@@ -342,16 +352,21 @@ class _Trainer:
         hours: np.ndarray,
         n_inside: int,
     ) -> dict[str, torch.Tensor]:
-        """Direction consistency and the head's anchor: this rank's part of each.
+        """Direction consistency, the head's anchor and its forecast: this rank's part of each.
 
         ``coords`` are the rank's ``points`` (numpy, where the direction field is
         sampled) as the tensor the residual was computed from. The TEC path runs for
-        the step's ``hours`` (:meth:`tec_hours` of all its points), whose maps the
-        anchor averages: rank 0 carries the anchor. The consistency is the rank's mean
-        over its points within ``physics_alt_range``, weighted by their fraction of the
-        step's ``n_inside`` such points.
+        the step's ``hours`` (:meth:`tec_hours` of all its points): the ConvLSTM once
+        per distinct latest map at or before them
+        (:meth:`~ionofield.drivers.HourlyDrivers.latest_map`), the head at each hour's
+        lead from it. The anchor averages the hours with a native map, the forecast
+        (the head at the next native map's time, from the maps strictly before it,
+        against that map's unit gradient) the step's latest maps that have a next
+        one; rank 0 carries both. The consistency is the rank's mean over its points
+        within ``physics_alt_range``, weighted by their fraction of the step's
+        ``n_inside`` such points.
         """
-        config = self.config
+        config, drivers = self.config, self.drivers
         (grad,) = torch.autograd.grad(residual.sum(), coords, create_graph=True)
         lat, alt = coords[:, 0].detach(), coords[:, 2].detach()
         total = grad[:, :2] + self.tensor(bg_gradient)
@@ -360,8 +375,13 @@ class _Trainer:
         bracket, used = _bracket_hours(inputs, time_index)
         slot = np.zeros(len(bracket), dtype=np.int64)
         slot[used] = np.searchsorted(hours, bracket[used])
-        seqs = self.tensor(self.drivers.tec_sequences(hours, config.seq_len))
-        direction, reference = self.model.direction_field(seqs, self.tec_lat, self.tec_lon)
+        base, lead = drivers.latest_map(hours)
+        bases, which = np.unique(base, return_inverse=True)
+        seqs = self.tensor(drivers.tec_sequences(bases, config.seq_len))
+        features, reference = self.model.tec_features(seqs, self.tec_lat, self.tec_lon)
+        direction = self.model.direction_head(
+            features[which], reference[which], self.tensor(lead)
+        )
         n = len(time_index)
         w1 = inputs.weights[3][time_index]
         sampled = sample_direction(
@@ -369,8 +389,8 @@ class _Trainer:
             Cells(slot[:n], slot[n:], w1.astype(np.float64)),
             points[:, 0],
             points[:, 1],
-            self.drivers.tec_lat,
-            self.drivers.tec_lon,
+            drivers.tec_lat,
+            drivers.tec_lon,
         )
         lo, hi = config.physics_alt_range
         inside = (alt >= lo) & (alt <= hi)
@@ -379,10 +399,42 @@ class _Trainer:
             if bool(inside.any())
             else metric.sum() * 0.0
         )
-        return {
+        main = 1.0 if self.world.main else 0.0
+        at_map = self.tensor(lead == 0)
+        anchor = (direction - reference[which])[at_map] ** 2
+        losses = {
             "tec_direction": consistency * _part(int(inside.sum()), n_inside),
-            "tec_anchor": ((direction - reference) ** 2).mean() * (1.0 if self.world.main else 0.0),
+            "tec_anchor": (anchor.mean() if anchor.numel() else anchor.sum()) * main,
         }
+        if self.forecast_tec:
+            losses["tec_forecast"] = self.tec_forecast(features, reference, bases) * main
+        return losses
+
+    def tec_forecast(
+        self, features: torch.Tensor, reference: torch.Tensor, bases: np.ndarray
+    ) -> torch.Tensor:
+        """Mean ``1 - cos`` of the head at the next native map against that map's gradient.
+
+        ``features`` and ``reference`` are the TEC path's at the map hours ``bases``
+        (from the maps at or before each, so strictly before the next one); bases
+        without a next map are left out (0 when none has one).
+        """
+        drivers = self.drivers
+        maps = drivers.map_hours()
+        after = np.searchsorted(maps, bases, side="right")
+        has_next = after < len(maps)
+        if not has_next.any():
+            return features.sum() * 0.0
+        upcoming = maps[after[has_next]]
+        keep = self.tensor(np.flatnonzero(has_next))
+        lead = (drivers.hours[upcoming] - drivers.hours[bases[has_next]]) / HOUR
+        predicted = self.model.direction_head(
+            features[keep], reference[keep], self.tensor(lead.astype(np.float32))
+        )
+        target = reference_direction(
+            self.tensor(drivers.tec[upcoming]), self.tec_lat, self.tec_lon
+        )
+        return direction_consistency(_cells(target), _cells(predicted))
 
     def total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
         config = self.config
@@ -391,6 +443,7 @@ class _Trainer:
             "chapman": config.w_chapman,
             "tec_direction": config.w_tec_direction,
             "tec_anchor": config.w_tec_anchor,
+            "tec_forecast": config.w_tec_forecast,
         }
         return sum(weights[name] * value for name, value in losses.items())
 
@@ -868,6 +921,11 @@ def _average_decay(config: FitConfig) -> float:
 def _part(mine: int, total: int) -> float:
     """Weight of a term's mean over ``mine`` of its ``total`` points (0 when it has none)."""
     return mine / total if total else 0.0
+
+
+def _cells(field: torch.Tensor) -> torch.Tensor:
+    """Vector maps [N, C, H, W] as one row per cell, [N * H * W, C]."""
+    return field.permute(0, 2, 3, 1).reshape(-1, field.shape[1])
 
 
 def _bracket_hours(inputs: TimeInputs, time_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

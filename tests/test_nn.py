@@ -124,12 +124,12 @@ MODULE_CASES: dict[str, ModuleCase] = {
     ),
     "direction-head-k3": (
         lambda: DirectionHead(4),
-        lambda: (torch.randn(2, 4, H, W), torch.randn(2, 2, H, W)),
+        lambda: (torch.randn(2, 4, H, W), torch.randn(2, 2, H, W), torch.tensor([0.0, 2.0])),
         (2, 2, H, W),
     ),
     "direction-head-k1": (
         lambda: DirectionHead(4, kernel_size=1),
-        lambda: (torch.randn(2, 4, H, W), torch.randn(2, 2, H, W)),
+        lambda: (torch.randn(2, 4, H, W), torch.randn(2, 2, H, W), torch.tensor([0.0, 2.0])),
         (2, 2, H, W),
     ),
 }
@@ -272,7 +272,7 @@ def test_direction_head_starts_exactly_at_the_reference(kernel_size: int) -> Non
     np.testing.assert_allclose(norms.numpy(), 1.0, rtol=1e-6)
     head = DirectionHead(4, kernel_size=kernel_size)
     features = ConvLSTM(1, 4)(tec[:, None, None] / 50.0)
-    assert torch.equal(head(features, reference), reference)
+    assert torch.equal(head(features, reference, torch.tensor([0.0, 3.0])), reference)
 
 
 def test_reference_direction_points_up_the_tec_gradient() -> None:

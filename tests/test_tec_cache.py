@@ -56,9 +56,9 @@ def test_hits_and_misses_one_convlstm_call_per_batch_of_misses(model, drivers, m
     calls = []
     original = model.direction_field
 
-    def counting(seqs, lat, lon):
+    def counting(seqs, lat, lon, lead):
         calls.append(seqs.shape[0])
-        return original(seqs, lat, lon)
+        return original(seqs, lat, lon, lead)
 
     monkeypatch.setattr(model, "direction_field", counting)
     cache = HourlyTECCache(model, drivers)

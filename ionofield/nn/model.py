@@ -411,18 +411,48 @@ class RSTMRFNetwork(nn.Module):
             self.column_misfit_offset.fill_(column_misfit_offset)
 
     # -- TEC path (loss only) --------------------------------------------------------
-    def direction_field(
+    def tec_features(
         self, tec_seq: torch.Tensor, lat_deg: torch.Tensor, lon_deg: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """ConvLSTM features of map sequences and the latest map's unit gradient.
+
+        Parameters
+        ----------
+        tec_seq
+            TEC maps in TECU, oldest first, shape [U, seq_len, H, W], on a grid of W
+            distinct meridians (without the duplicated 180 deg column).
+        lat_deg, lon_deg
+            The maps' latitudes (ascending) and longitudes, shapes [H] and [W].
+
+        Returns
+        -------
+        features, reference
+            Shapes [U, tec_feat_dim, H, W] and [U, 2, H, W]: what the direction head
+            reads, and the unit finite-difference gradient (north, east) of the latest
+            map, in the spherical metric.
+        """
+        reference = reference_direction(tec_seq[:, -1], lat_deg, lon_deg)
+        return self.convlstm((tec_seq / TEC_SCALE).unsqueeze(2)), reference
+
+    def direction_field(
+        self,
+        tec_seq: torch.Tensor,
+        lat_deg: torch.Tensor,
+        lon_deg: torch.Tensor,
+        lead_hours: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Horizontal direction field of the TEC path, one per map sequence.
 
         Parameters
         ----------
         tec_seq
-            Hourly TEC maps in TECU, oldest first, shape [U, seq_len, H, W], on a grid of
-            W distinct meridians (without the duplicated 180 deg column).
+            TEC maps in TECU, oldest first, shape [U, seq_len, H, W] (see
+            :meth:`tec_features`).
         lat_deg, lon_deg
             The maps' latitudes (ascending) and longitudes, shapes [H] and [W].
+        lead_hours
+            Hours from each sequence's latest map to the field's time, shape [U];
+            None: 0, the field at the latest map.
 
         Returns
         -------
@@ -431,6 +461,7 @@ class RSTMRFNetwork(nn.Module):
             metric: the head's field and the unit finite-difference gradient of the
             latest map it is anchored to.
         """
-        reference = reference_direction(tec_seq[:, -1], lat_deg, lon_deg)
-        features = self.convlstm((tec_seq / TEC_SCALE).unsqueeze(2))
-        return self.direction_head(features, reference), reference
+        features, reference = self.tec_features(tec_seq, lat_deg, lon_deg)
+        if lead_hours is None:
+            lead_hours = tec_seq.new_zeros(tec_seq.shape[0])
+        return self.direction_head(features, reference, lead_hours), reference

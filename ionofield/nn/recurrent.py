@@ -34,6 +34,7 @@ __all__ = [
     "ConvLSTMCell",
     "DirectionHead",
     "EnvironmentEncoder",
+    "LEAD_SCALE_H",
     "pad_sphere",
     "reference_direction",
     "sample_direction",
@@ -295,27 +296,37 @@ def reference_direction(
     return unit(spherical_gradient(tec, lat_deg, lon_deg), dim=-3, eps=eps)
 
 
+LEAD_SCALE_H = 2.0
+"""Hours of lead that the direction head's tendency is scaled by (a 2-hourly product's gap)."""
+
+
 class DirectionHead(nn.Module):
     """Horizontal direction field from ConvLSTM features, anchored to the TEC gradient.
 
-    ``direction = reference + correction(features)``, where ``reference`` is the
-    unit TEC-gradient direction of the latest map (:func:`reference_direction`) and
-    ``correction`` a convolution (spherical padding) whose weight and bias start at
-    zero: the head starts exactly at the data gradient and learns departures from
-    it. The output is not normalised (the direction loss normalises).
+    ``direction = reference + offset(features) + lead / LEAD_SCALE_H * tendency(features)``,
+    where ``reference`` is the unit TEC-gradient direction of the latest map
+    (:func:`reference_direction`), ``lead`` the hours from that map to the time the
+    field is wanted (0 at the map itself), and ``offset`` and ``tendency`` two
+    convolutions (spherical padding) whose weights and biases start at zero: the head
+    starts exactly at the data gradient (persistence at any lead) and learns departures
+    from it. The tendency is the ConvLSTM's job: how the gradient direction evolves
+    after the latest map, learnt from the maps' own sequence (the direction of a later
+    map: the fit's ``tec_forecast`` loss, :class:`ionofield.FitConfig` ``w_tec_forecast``).
+    The output is not
+    normalised (the direction loss normalises).
 
     Parameters
     ----------
     hidden_ch
         Feature channels (the ConvLSTM's ``hidden_ch``).
     kernel_size
-        Odd size of the correction convolution (1 or 3 typically).
+        Odd size of the two convolutions (1 or 3 typically).
 
     Examples
     --------
     >>> head = DirectionHead(4)
     >>> ref = torch.randn(2, 2, 5, 8)
-    >>> bool(torch.equal(head(torch.randn(2, 4, 5, 8), ref), ref))
+    >>> bool(torch.equal(head(torch.randn(2, 4, 5, 8), ref, torch.tensor([0.0, 3.0])), ref))
     True
     """
 
@@ -324,10 +335,14 @@ class DirectionHead(nn.Module):
         _check_odd(kernel_size)
         self.pad = kernel_size // 2
         self.correction = nn.Conv2d(hidden_ch, 2, kernel_size, padding=0)
-        nn.init.zeros_(self.correction.weight)
-        nn.init.zeros_(self.correction.bias)
+        self.tendency = nn.Conv2d(hidden_ch, 2, kernel_size, padding=0)
+        for conv in (self.correction, self.tendency):
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
 
-    def forward(self, features: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, features: torch.Tensor, reference: torch.Tensor, lead_hours: torch.Tensor
+    ) -> torch.Tensor:
         """Direction field.
 
         Parameters
@@ -335,15 +350,19 @@ class DirectionHead(nn.Module):
         features
             ConvLSTM features, shape ``(N, hidden_ch, H, W)``.
         reference
-            Unit TEC-gradient direction, shape ``(N, 2, H, W)`` (or broadcastable),
-            components (north, east).
+            Unit TEC-gradient direction of the latest map, shape ``(N, 2, H, W)`` (or
+            broadcastable), components (north, east).
+        lead_hours
+            Hours from the latest map to the field's time, shape ``(N,)``, >= 0.
 
         Returns
         -------
         torch.Tensor
             Shape ``(N, 2, H, W)``, components (north, east) in the spherical metric.
         """
-        return reference + self.correction(pad_sphere(features, self.pad))
+        padded = pad_sphere(features, self.pad)
+        lead = (lead_hours / LEAD_SCALE_H).to(features.dtype)[:, None, None, None]
+        return reference + self.correction(padded) + lead * self.tendency(padded)
 
 
 def sample_direction(
