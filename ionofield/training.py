@@ -63,7 +63,7 @@ from ionofield._threads import torch_threads
 from ionofield._version import __version__
 from ionofield.align import DRIVERS
 from ionofield.background import IRI_F107, campaign_background
-from ionofield.calibration import sigma_scale
+from ionofield.calibration import coverage_factor, fit_variance, sigma_scale
 from ionofield.campaign import check_campaign
 from ionofield.checkpoint import (
     campaign_fingerprint,
@@ -92,13 +92,14 @@ from ionofield.observations import (
 from ionofield.prediction import ColumnMisfit
 from ionofield.sampling import ProfileSampler, run_points, split_by_period
 from ionofield.sphere import Cells
-from ionofield.timeutil import day_of_year
+from ionofield.timeutil import day_of_year, hours_from_data
 
 logger = logging.getLogger(__name__)
 
 #: Tag identifying a training checkpoint (model, optimiser, history, random state; 4:
-#: with a checksum, the seed and the campaign's fingerprint; 5: a budget of steps).
-TRAINING_CHECKPOINT_FORMAT = "ionofield-rstmrf-training/5"
+#: with a checksum, the seed and the campaign's fingerprint; 5: a budget of steps; 6: the
+#: model's gap_variance_rate buffer).
+TRAINING_CHECKPOINT_FORMAT = "ionofield-rstmrf-training/6"
 #: Options a resumed fit may change: the budget and the early stopping.
 RESUMABLE_CHANGES = ("max_steps", "time_limit", "patience")
 #: The learning rate at the end of the budget, as a fraction of ``lr``.
@@ -421,10 +422,22 @@ class _Trainer:
             "val_rmse_background": float(np.sqrt(np.mean(bg_error.astype(np.float64) ** 2))),
         }
 
-    def sigma_factor(self, points: np.ndarray, extra_var: np.ndarray | None = None) -> float:
-        """:func:`sigma_scale` of the observed ``points``."""
+    def held_out_terms(
+        self, points: np.ndarray, offset: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+        """Errors at observed ``points`` and the terms of their variance, in float64.
+
+        Returns the observed minus predicted log10 Ne, the network's variance, the
+        column misfit's offset and its variance term (NaN and 0 without TEC maps;
+        :meth:`column_misfit_variance` with ``offset``).
+        """
         pred, log_var = self.predictions(points)
-        return sigma_scale(points["target"] - pred, log_var, extra_var)
+        misfit = np.zeros(len(points))
+        if self.drivers.tec is not None:
+            offset, misfit = self.column_misfit_variance(points, offset)
+        return ((points["target"] - pred).astype(np.float64),
+                np.exp(log_var.astype(np.float64)),
+                float("nan") if offset is None else offset, misfit)
 
     def column_misfit_variance(
         self, points: np.ndarray, offset: float | None = None
@@ -616,12 +629,18 @@ def _fit(
     data = ObservationStore.from_campaign(ds, bg_field)
     runs = data.runs
     test_runs, train_runs, val_runs = _split(runs, config, rng)
+    train_runs, anchor_runs = _anchor_split(runs, train_runs, config, rng)
     n_train, n_val = (int(runs.length[chosen].sum()) for chosen in (train_runs, val_runs))
     held_out = _check_split(config, n_train, n_val)
-    val_points = data.rows(_subsample(
-        runs, val_runs if held_out else train_runs, config.validation_points, rng
-    ))
+    val_index = _subsample(runs, val_runs if held_out else train_runs, config.validation_points,
+                           rng)
+    val_points = data.rows(val_index)
+    # The calibration reads the validation points and the anchor profiles (if any).
+    calibration_index = np.concatenate(
+        [val_index, _subsample(runs, anchor_runs, config.validation_points, rng)]
+    )
     model = _new_model(config, np.array(data.time_range)).to(device)
+    model.set_data_hours(np.datetime64(data.time_range[0], "h") + runs.hour[train_runs])
     trainer = _Trainer(model, data, drivers, bg_field, world)
     sampler = ProfileSampler(runs.start[train_runs], runs.length[train_runs],
                              runs.profile[train_runs], runs.hour[train_runs])
@@ -659,15 +678,15 @@ def _fit(
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
     calibrating = time.perf_counter()
-    sigma_factor = _calibrate(trainer, val_points if held_out else None)
+    calibration = _calibrate(trainer, ds, calibration_index if held_out else None)
     calibrate_seconds = time.perf_counter() - calibrating
-    test = _test(trainer, data, runs, test_runs, rng)
+    test = _test(trainer, ds, data, runs, test_runs, rng)
     data.close()
     bad = model.nonfinite_tensors()
     if bad:  # the losses were finite: only the calibration of sigma is left
         raise DivergenceError(
             f"fit: the fitted model's {bad[:5]} are not finite after the calibration of "
-            f"sigma (factor {sigma_factor}): the held-out predictions' variances under- or "
+            f"sigma ({calibration}): the held-out predictions' variances under- or "
             "overflow; fit again with a lower lr or more steps"
         )
     best = min(state.history, key=lambda r: r["val_loss"]) if state.history else {}
@@ -676,6 +695,7 @@ def _fit(
         n_obs=len(data),
         n_train=n_train,
         n_val=n_val,
+        n_anchor=int(runs.length[anchor_runs].sum()),
         n_profiles_train=sampler.n_profiles,
         held_out=held_out,
         obs_alt_range=[float(v) for v in trainer.alt_range],
@@ -691,7 +711,7 @@ def _fit(
         best_step=state.best_step,
         val_rmse=best.get("val_rmse"),
         val_rmse_background=best.get("val_rmse_background"),
-        sigma_factor=sigma_factor,
+        **calibration,
         **test,
         history=state.history,
         ionofield_version=__version__,
@@ -727,28 +747,45 @@ def _split(
     return test_runs, everything[train], everything[val]
 
 
+def _anchor_split(
+    runs: ProfileRuns, train_runs: np.ndarray, config: FitConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training runs, and the anchor runs: ``calibration_fraction`` of their profiles.
+
+    The anchor profiles are drawn at random among the training profiles, so they
+    share their hours with the profiles trained on (0 hours from the data): the
+    calibration sees there the error of hours with data, which the validation blocks
+    (hours without any) cannot show. Nothing is drawn when the fraction is 0.
+    """
+    if config.calibration_fraction == 0 or train_runs.size == 0:
+        return train_runs, train_runs[:0]
+    # each profile its own one-hour "block": whole profiles drawn at random
+    profile = runs.profile[train_runs]
+    kept, anchor = split_by_period(profile, profile, config.calibration_fraction, 1.0, rng)
+    return train_runs[kept], train_runs[anchor]
+
+
 def _test(
-    trainer: _Trainer, data: ObservationStore, runs: ProfileRuns, test_runs: np.ndarray,
-    rng: np.random.Generator,
+    trainer: _Trainer, ds: xr.Dataset, data: ObservationStore, runs: ProfileRuns,
+    test_runs: np.ndarray, rng: np.random.Generator,
 ) -> dict[str, float]:
     """Scores of the calibrated model on the test blocks (empty without them).
 
-    The fraction inside one sigma takes sigma as a reconstruction gives it: the
-    network's calibrated sigma and, with TEC maps, the column misfit's variance. It is
-    counted against the observations, whose own noise sigma leaves out (as the
-    calibration, fitted on observations too, does not).
+    The fraction inside one sigma takes sigma as a reconstruction gives it (the
+    network's calibrated sigma, the growth with the hours from the training data
+    and, with TEC maps, the column misfit's variance), with each observation's own
+    noise added, as the calibration does: it is counted against the observations.
     """
     if test_runs.size == 0:
         return {}
-    points = data.rows(_subsample(runs, test_runs, trainer.config.validation_points, rng))
+    index = _subsample(runs, test_runs, trainer.config.validation_points, rng)
+    points = data.rows(index)
     scores: dict[str, float] = {}
     if trainer.world.main:
-        pred, log_var = trainer.predictions(points)
-        variance = np.exp(log_var.astype(np.float64))
-        if trainer.drivers.tec is not None:
-            offset = float(trainer.model.column_misfit_offset)
-            variance = variance + trainer.column_misfit_variance(points, offset)[1]
-        error = (points["target"] - pred).astype(np.float64)
+        error, network, _, misfit = trainer.held_out_terms(
+            points, float(trainer.model.column_misfit_offset))
+        variance = (network + trainer.model.gap_variance(points["time"]) + misfit
+                    + _noise_variance(ds, index))
         bg_error = (points["target"] - points["background"]).astype(np.float64)
         scores = {
             "n_test": int(runs.length[test_runs].sum()),
@@ -991,21 +1028,48 @@ def _check_validation(row: dict[str, float], config: FitConfig) -> None:
         )
 
 
-def _calibrate(trainer: _Trainer, val_idx: np.ndarray | None) -> float:
-    """Calibrate the fitted model's sigma on the held-out points; the factor applied.
+def _calibrate(trainer: _Trainer, ds: xr.Dataset, index: np.ndarray | None) -> dict[str, Any]:
+    """Calibrate the fitted model's sigma on the held-out points ``index``; its terms.
 
-    With TEC maps, sigma takes the maps' column misfit beside the network's own
-    variance; without held-out points, sigma stays as trained (factor 1). Rank 0
-    computes the calibration and every rank applies it.
+    The variance of a held-out error is modelled as ``factor**2 * network variance +
+    gap_variance_rate * hours from the training data + column misfit term + noise``
+    (the last two, the TEC maps' misfit about the campaign's median and the
+    observation's own noise, with weight 1). The two weights maximise the Gaussian
+    likelihood of the errors (:func:`~ionofield.calibration.fit_variance`); then
+    both are scaled by the square of the factor that puts 68.3 % of the errors within
+    one sigma (:func:`~ionofield.calibration.coverage_factor`). Without held-out
+    points, sigma stays as trained. Rank 0 computes the calibration and every rank
+    applies it.
     """
-    factor, offset, extra_var = 1.0, float("nan"), None
-    if val_idx is not None and trainer.world.main:
-        if trainer.drivers.tec is not None:
-            offset, extra_var = trainer.column_misfit_variance(val_idx)
-        factor = trainer.sigma_factor(val_idx, extra_var)
-    factor, offset = trainer.world.object_from_main((factor, offset))
-    trainer.model.calibrate_sigma(factor, offset)
-    return factor
+    terms: dict[str, Any] = {"sigma_factor": 1.0, "sigma_gap_variance_rate": 0.0}
+    offset = float("nan")
+    if index is not None and trainer.world.main:
+        points = trainer.data.rows(index)
+        error, network, offset, misfit = trainer.held_out_terms(points)
+        gap = hours_from_data(points["time"], trainer.model.data_hours)
+        fixed, variances = misfit + _noise_variance(ds, index), np.stack([network, gap])
+        weights = fit_variance(error, variances, fixed)
+        coverage = coverage_factor(error, weights @ variances, fixed)
+        terms = {"sigma_factor": coverage * math.sqrt(weights[0]),
+                 "sigma_gap_variance_rate": coverage**2 * float(weights[1]),
+                 "sigma_coverage_factor": coverage, "n_calibration": len(index)}
+    terms, offset = trainer.world.object_from_main((terms, offset))
+    trainer.model.calibrate_sigma(terms["sigma_factor"], offset, terms["sigma_gap_variance_rate"])
+    return terms
+
+
+def _noise_variance(ds: xr.Dataset, index: np.ndarray) -> np.ndarray:
+    """Variance (dex**2) of the noise of the campaign's observations ``index``.
+
+    From ``ne_err`` as a log-normal error of the same relative spread:
+    ``ln(1 + (ne_err / ne)**2) / ln(10)**2``; 0 where ``ne_err`` is unknown (NaN, or
+    no ``ne_err`` in the campaign).
+    """
+    if "ne_err" not in ds:
+        return np.zeros(len(index))
+    chosen = ds[["ne", "ne_err"]].isel(obs=index)
+    relative = chosen.ne_err.values.astype(np.float64) / chosen.ne.values
+    return np.nan_to_num(np.log1p(relative**2) / np.log(10.0) ** 2)
 
 
 def _validate(

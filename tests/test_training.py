@@ -248,7 +248,8 @@ def test_fit_scores_the_calibrated_model_on_the_test_block(tiny_campaign, chapma
                     test_fraction=0.3, val_block_hours=0.5, **TINY)
     info = model.info
     assert info["n_test"] > 0
-    assert info["n_test"] + info["n_train"] + info["n_val"] == info["n_obs"]
+    assert info["n_anchor"] > 0
+    assert info["n_test"] + info["n_train"] + info["n_val"] + info["n_anchor"] == info["n_obs"]
     assert 0.0 <= info["test_inside_1sigma"] <= 1.0
     assert np.isfinite(info["test_rmse"]) and info["test_rmse_background"] > 0
     assert "test (untouched by the fit)" in repr(model)
@@ -360,34 +361,45 @@ def test_decoder_time_half_once_per_time_equals_the_concatenated_decoder():
     torch.testing.assert_close(shared[0][[0, 2]], expected[[0, 2], 0], rtol=1e-12, atol=1e-12)
 
 
-def test_sigma_is_calibrated_on_the_held_out_periods(fitted, tiny_campaign, chapman_background):
-    """After the fit, sigma with the TEC column misfit maximises the validation likelihood."""
+def test_sigma_is_calibrated_on_the_held_out_points(fitted, tiny_campaign, chapman_background):
+    """68.3 % of the calibration's errors lie within the sigma a reconstruction gives.
+
+    The calibration points are the validation blocks' and the anchor profiles'
+    (drawn as the fit draws them); sigma takes the network's calibrated variance, the
+    growth with the hours from the training data and the TEC column misfit.
+    """
     from ionofield.background import BackgroundField
+    from ionofield.calibration import ONE_SIGMA
     from ionofield.observations import ObservationStore
     from ionofield.prediction import ColumnMisfit
+    from ionofield.training import _anchor_split, _split, _subsample
 
     bg_field = BackgroundField(chapman_background)
     data = ObservationStore.from_campaign(tiny_campaign, bg_field)
-    runs = data.runs
+    runs, config = data.runs, fitted.config
     rng = np.random.default_rng(fitted.info["seed"])
-    _, held = split_by_period(runs.profile, runs.hour, fitted.config.val_fraction,
-                              fitted.config.val_block_hours, rng)
-    val = data.rows(np.concatenate([np.arange(a, a + n) for a, n in
-                                    zip(runs.start[held], runs.length[held], strict=True)]))
-    assert len(val) == fitted.info["n_val"]
+    _, train, val = _split(runs, config, rng)
+    train, anchor = _anchor_split(runs, train, config, rng)
+    index = np.concatenate([_subsample(runs, val, config.validation_points, rng),
+                            _subsample(runs, anchor, config.validation_points, rng)])
+    assert len(index) == fitted.info["n_calibration"]
+    assert fitted.info["n_anchor"] == runs.length[anchor].sum() > 0
+    points = data.rows(index)
     drivers = HourlyDrivers.from_campaign(tiny_campaign)
     trainer = _Trainer(fitted, data, drivers, bg_field)
-    pred, log_var = trainer.predictions(val)
+    pred, log_var = trainer.predictions(points)
     misfit = ColumnMisfit.compute(fitted, drivers, bg_field, np.arange(drivers.n_hours))
     offset = float(fitted.column_misfit_offset)
     assert offset == pytest.approx(float(np.median(misfit.values)))
-    excess = misfit.at(drivers, val["time"], val["coords"][:, 0], val["coords"][:, 1]) - offset
-    network, total = np.exp(log_var.astype(np.float64)), np.exp(log_var) + excess**2
-    error2 = (val["target"] - pred).astype(np.float64) ** 2
-    assert fitted.info["sigma_factor"] != 1.0 and np.all(excess != 0)
-    # d/d(factor) of the mean NLL is 0: sum(network / total * (1 - error2 / total)) = 0
-    gradient = np.mean(network / total * (1 - error2 / total))
-    assert abs(gradient) < 1e-3 * np.mean(network / total)
+    excess = misfit.at(drivers, points["time"], points["coords"][:, 0],
+                       points["coords"][:, 1]) - offset
+    variance = np.exp(log_var.astype(np.float64)) + excess**2 + fitted.gap_variance(points["time"])
+    error2 = (points["target"] - pred).astype(np.float64) ** 2
+    assert abs(np.mean(error2 <= variance) - ONE_SIGMA) <= 2.0 / len(index)
+    # The anchor profiles are 0 hours from the data, the validation blocks' further.
+    hours = fitted.data_hours
+    assert hours.size > 0 and np.isin(points["time"][-1].astype("datetime64[h]"), hours)
+    assert not np.isin(points["time"][0].astype("datetime64[h]"), hours)
 
 
 def test_model_files_of_older_versions_load_uncalibrated_and_unpinned(fitted, tmp_path):
