@@ -90,7 +90,8 @@ SUMMARY_KEYS = ("skill", "rmse_log10_fit", "rmse_log10_background", "hmf2_rmse_k
                 "hmf2_rmse_km_background", "nmf2_rel_rmse_fit", "nmf2_rel_rmse_background",
                 "sigma_calibration_inside_1sigma", "heldout_skill", "heldout_rmse_log10_fit",
                 "heldout_rmse_log10_background", "heldout_hmf2_rmse_km_fit",
-                "heldout_hmf2_rmse_km_background", "fit_wall_s", "peak_rss_mb")
+                "heldout_hmf2_rmse_km_background", "test_inside_1sigma", "test_rmse",
+                "test_rmse_background", "fit_wall_s", "peak_rss_mb")
 
 
 def prepare(work: Path, *, profiles_per_day: int, levels: int, quick: bool,

@@ -29,7 +29,8 @@ from tests.conftest import COARSE_IRI, TINY
 
 @pytest.fixture(scope="module")
 def fitted(tiny_campaign, chapman_background):
-    return iof.fit(tiny_campaign, background=chapman_background, max_steps=160, **TINY)
+    return iof.fit(tiny_campaign, background=chapman_background, max_steps=160,
+                   calibration_fraction=0.1, **TINY)
 
 
 def same_weights(a, b):
@@ -248,7 +249,7 @@ def test_fit_scores_the_calibrated_model_on_the_test_block(tiny_campaign, chapma
                     test_fraction=0.3, val_block_hours=0.5, **TINY)
     info = model.info
     assert info["n_test"] > 0
-    assert info["n_anchor"] > 0
+    assert info["n_anchor"] == 0  # calibration_fraction 0: the validation blocks alone
     assert info["n_test"] + info["n_train"] + info["n_val"] + info["n_anchor"] == info["n_obs"]
     assert 0.0 <= info["test_inside_1sigma"] <= 1.0
     assert np.isfinite(info["test_rmse"]) and info["test_rmse_background"] > 0
