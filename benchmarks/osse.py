@@ -167,7 +167,6 @@ def fit_variant(work: Path, name: str, seed: int, options: dict) -> dict:
             "val_rmse_background": model.info["val_rmse_background"],
             "sigma_factor": round(model.info["sigma_factor"], 3),
             "sigma_gap_variance_rate": model.info.get("sigma_gap_variance_rate"),
-            "sigma_coverage_factor": model.info.get("sigma_coverage_factor"),
             # With --options '{"test_fraction": ...}': the scores of the untouched test block.
             **{k: model.info[k] for k in ("n_test", "test_rmse", "test_rmse_background",
                                           "test_inside_1sigma") if k in model.info}}

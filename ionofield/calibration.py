@@ -4,13 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Fraction of a normal distribution within one standard deviation of its mean.
-ONE_SIGMA = 0.6826894921370859
-
-#: Smallest coverage factor :func:`coverage_factor` returns (the observations' noise
-#: alone would otherwise put enough errors inside to take sigma to 0).
-MIN_COVERAGE_FACTOR = 1e-2
-
 
 def sigma_scale(
     error: np.ndarray, log_var: np.ndarray, extra_var: np.ndarray | None = None
@@ -109,41 +102,3 @@ def fit_variance(error: np.ndarray, terms: np.ndarray, fixed_var: np.ndarray) ->
                                    method="L-BFGS-B", bounds=[(-50.0, 10.0)] * len(terms))
     return np.exp(best.x)
 
-
-def coverage_factor(
-    error: np.ndarray, var: np.ndarray, fixed_var: np.ndarray, target: float = ONE_SIGMA
-) -> float:
-    """The factor ``k`` that puts a fraction ``target`` of the errors within one sigma.
-
-    Sigma of error ``i`` is ``sqrt(k**2 * var[i] + fixed_var[i])``. Heavy-tailed errors
-    have a standard deviation larger than the spread of their bulk: the factor that
-    makes ``var`` their variance (the likelihood's) puts more than 68.3 % within one
-    sigma. Error ``i`` is within one sigma for every ``k >= sqrt((error[i]**2 -
-    fixed_var[i]) / var[i])`` (every ``k`` when its noise alone covers it), so ``k`` is
-    the ``target`` quantile of these thresholds, at least :data:`MIN_COVERAGE_FACTOR`.
-
-    Parameters
-    ----------
-    error
-        Errors, shape [N].
-    var
-        The variance scaled by ``k**2``, shape [N], positive.
-    fixed_var
-        Variance added unscaled (the observations' noise), shape [N].
-    target
-        Fraction of the errors within one sigma (default: a normal distribution's).
-
-    Returns
-    -------
-    float
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> error = rng.laplace(0.0, 0.1, 100_000)  # standard deviation 0.1 * sqrt(2)
-    >>> round(coverage_factor(error, np.full(error.size, 0.01), np.zeros(error.size)), 2)
-    1.15
-    """
-    excess = np.asarray(error, dtype=np.float64) ** 2 - fixed_var
-    threshold = np.sqrt(np.maximum(excess, 0.0) / var)
-    return max(float(np.quantile(threshold, target)), MIN_COVERAGE_FACTOR)

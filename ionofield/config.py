@@ -192,8 +192,8 @@ class FitConfig:
         of the training for the calibration of sigma alone. They lie in hours the fit
         has data in, where the validation blocks have none: with both, the
         calibration sees errors at 0 hours from the data and further, and fits how
-        sigma grows with that distance (user guide, "Uncertainty"). 0 (the default)
-        calibrates on the validation blocks alone, and trains on what it did before.
+        sigma grows with that distance (user guide, "Uncertainty"). 0 calibrates on
+        the validation blocks alone.
     val_block_hours
         Length (hours) of the held-out blocks.
     patience
@@ -242,7 +242,7 @@ class FitConfig:
     precision: Literal["float32", "bfloat16"] = "float32"
     val_fraction: float = 0.1
     test_fraction: float = 0.0
-    calibration_fraction: float = 0.0
+    calibration_fraction: float = 0.05
     val_block_hours: float = 3.0
     patience: int = 1500
     checkpoint_every: int = 1000

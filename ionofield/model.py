@@ -182,10 +182,10 @@ class RSTMRF(RSTMRFNetwork):
     def gap_variance(self, times: np.ndarray) -> np.ndarray:
         """The term of ``ne_log10_sigma**2`` of times away from the training data.
 
-        ``gap_variance_rate * hours_from_data(times)`` (dex**2): 0 within the hours
-        that held training data, growing linearly with the hours to the nearest of
-        them (:func:`~ionofield.timeutil.hours_from_data`), after the last one (a
-        forecast) as between two of them. 0 everywhere for a model without the
+        ``gap_variance_rate * sqrt(hours_from_data(times))`` (dex**2): 0 within the
+        hours that held training data, growing as the square root of the hours to the
+        nearest of them (:func:`~ionofield.timeutil.hours_from_data`), after the last
+        one (a forecast) as between two of them. 0 everywhere for a model without the
         rate or the hours (files of earlier versions).
 
         Parameters
@@ -202,7 +202,7 @@ class RSTMRF(RSTMRFNetwork):
         hours = self.data_hours
         if rate == 0.0 or hours.size == 0:
             return np.zeros(np.shape(times))
-        return rate * hours_from_data(times, hours)
+        return rate * np.sqrt(hours_from_data(times, hours))
 
     @property
     def history(self) -> pd.DataFrame:

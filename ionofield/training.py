@@ -63,7 +63,7 @@ from ionofield._threads import torch_threads
 from ionofield._version import __version__
 from ionofield.align import DRIVERS
 from ionofield.background import IRI_F107, campaign_background
-from ionofield.calibration import coverage_factor, fit_variance, sigma_scale
+from ionofield.calibration import fit_variance, sigma_scale
 from ionofield.campaign import check_campaign
 from ionofield.checkpoint import (
     campaign_fingerprint,
@@ -1032,27 +1032,23 @@ def _calibrate(trainer: _Trainer, ds: xr.Dataset, index: np.ndarray | None) -> d
     """Calibrate the fitted model's sigma on the held-out points ``index``; its terms.
 
     The variance of a held-out error is modelled as ``factor**2 * network variance +
-    gap_variance_rate * hours from the training data + column misfit term + noise``
-    (the last two, the TEC maps' misfit about the campaign's median and the
-    observation's own noise, with weight 1). The two weights maximise the Gaussian
-    likelihood of the errors (:func:`~ionofield.calibration.fit_variance`); then
-    both are scaled by the square of the factor that puts 68.3 % of the errors within
-    one sigma (:func:`~ionofield.calibration.coverage_factor`). Without held-out
-    points, sigma stays as trained. Rank 0 computes the calibration and every rank
-    applies it.
+    gap_variance_rate * sqrt(hours from the training data) + column misfit term +
+    noise`` (the last two, the TEC maps' misfit about the campaign's median and the
+    observation's own noise, with weight 1); ``factor**2`` and the rate maximise the
+    Gaussian likelihood of the errors (:func:`~ionofield.calibration.fit_variance`).
+    Without held-out points, sigma stays as trained. Rank 0 computes the calibration
+    and every rank applies it.
     """
     terms: dict[str, Any] = {"sigma_factor": 1.0, "sigma_gap_variance_rate": 0.0}
     offset = float("nan")
     if index is not None and trainer.world.main:
         points = trainer.data.rows(index)
         error, network, offset, misfit = trainer.held_out_terms(points)
-        gap = hours_from_data(points["time"], trainer.model.data_hours)
-        fixed, variances = misfit + _noise_variance(ds, index), np.stack([network, gap])
-        weights = fit_variance(error, variances, fixed)
-        coverage = coverage_factor(error, weights @ variances, fixed)
-        terms = {"sigma_factor": coverage * math.sqrt(weights[0]),
-                 "sigma_gap_variance_rate": coverage**2 * float(weights[1]),
-                 "sigma_coverage_factor": coverage, "n_calibration": len(index)}
+        gap = np.sqrt(hours_from_data(points["time"], trainer.model.data_hours))
+        weights = fit_variance(error, np.stack([network, gap]),
+                               misfit + _noise_variance(ds, index))
+        terms = {"sigma_factor": math.sqrt(weights[0]),
+                 "sigma_gap_variance_rate": float(weights[1]), "n_calibration": len(index)}
     terms, offset = trainer.world.object_from_main((terms, offset))
     trainer.model.calibrate_sigma(terms["sigma_factor"], offset, terms["sigma_gap_variance_rate"])
     return terms

@@ -272,8 +272,8 @@ class RSTMRFNetwork(nn.Module):
         # Campaign median of the TEC maps' column misfit, subtracted before it enters
         # sigma (ionofield.prediction.ColumnMisfit); NaN: sigma does not take it.
         self.register_buffer("column_misfit_offset", torch.tensor(float("nan")))
-        # Variance (dex^2) sigma gains per hour of distance from the hours with training
-        # data (ionofield.RSTMRF.gap_variance), set by calibrate_sigma; 0: none.
+        # Variance (dex^2) sigma gains per square-root hour of distance from the hours
+        # with training data (ionofield.RSTMRF.gap_variance), set by calibrate_sigma.
         self.register_buffer("gap_variance_rate", torch.zeros(()))
         # sin/cos of the day-of-year angle that every time takes in the temporal code,
         # set by pin_season for campaigns too short to show a seasonal change; NaN:
@@ -393,9 +393,8 @@ class RSTMRFNetwork(nn.Module):
     ) -> None:
         """Multiply the network's sigma by ``factor`` from now on, and set the other terms.
 
-        :func:`ionofield.fit` calls it with the terms that describe the held-out
-        errors (:func:`~ionofield.calibration.fit_variance`,
-        :func:`~ionofield.calibration.coverage_factor`).
+        :func:`ionofield.fit` calls it with the terms that best describe the held-out
+        errors (:func:`~ionofield.calibration.fit_variance`).
 
         Parameters
         ----------
@@ -406,8 +405,9 @@ class RSTMRFNetwork(nn.Module):
             ``(misfit - offset)**2`` (:class:`~ionofield.prediction.ColumnMisfit`).
             NaN leaves the misfit out.
         gap_variance_rate
-            Variance (dex**2) ``ne_log10_sigma**2`` gains per hour of distance from the
-            hours with training data (:meth:`ionofield.RSTMRF.gap_variance`), >= 0.
+            Variance (dex**2) ``ne_log10_sigma**2`` gains per square-root hour of
+            distance from the hours with training data
+            (:meth:`ionofield.RSTMRF.gap_variance`), >= 0.
         """
         with torch.no_grad():
             self.log_var_shift.add_(2.0 * math.log(factor))
