@@ -629,7 +629,7 @@ def _fit(
     data = ObservationStore.from_campaign(ds, bg_field)
     runs = data.runs
     test_runs, train_runs, val_runs = _split(runs, config, rng)
-    train_runs, anchor_runs = _anchor_split(runs, train_runs, config, rng)
+    train_runs, anchor_runs = _anchor_split(runs, train_runs, val_runs, config, rng)
     n_train, n_val = (int(runs.length[chosen].sum()) for chosen in (train_runs, val_runs))
     held_out = _check_split(config, n_train, n_val)
     val_index = _subsample(runs, val_runs if held_out else train_runs, config.validation_points,
@@ -748,16 +748,18 @@ def _split(
 
 
 def _anchor_split(
-    runs: ProfileRuns, train_runs: np.ndarray, config: FitConfig, rng: np.random.Generator
+    runs: ProfileRuns, train_runs: np.ndarray, val_runs: np.ndarray, config: FitConfig,
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Training runs, and the anchor runs: ``calibration_fraction`` of their profiles.
 
     The anchor profiles are drawn at random among the training profiles, so they
     share their hours with the profiles trained on (0 hours from the data): the
     calibration sees there the error of hours with data, which the validation blocks
-    (hours without any) cannot show. Nothing is drawn when the fraction is 0.
+    (hours without any) cannot show. Nothing is drawn when the fraction is 0, or
+    when there are no validation blocks (sigma is then not calibrated at all).
     """
-    if config.calibration_fraction == 0 or train_runs.size == 0:
+    if config.calibration_fraction == 0 or val_runs.size == 0:
         return train_runs, train_runs[:0]
     # each profile its own one-hour "block": whole profiles drawn at random
     profile = runs.profile[train_runs]

@@ -381,7 +381,7 @@ def test_sigma_is_calibrated_on_the_held_out_points(fitted, tiny_campaign, chapm
     runs, config = data.runs, fitted.config
     rng = np.random.default_rng(fitted.info["seed"])
     _, train, val = _split(runs, config, rng)
-    train, anchor = _anchor_split(runs, train, config, rng)
+    train, anchor = _anchor_split(runs, train, val, config, rng)
     index = np.concatenate([_subsample(runs, val, config.validation_points, rng),
                             _subsample(runs, anchor, config.validation_points, rng)])
     assert len(index) == fitted.info["n_calibration"]
