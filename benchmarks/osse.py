@@ -90,7 +90,8 @@ SUMMARY_KEYS = ("skill", "rmse_log10_fit", "rmse_log10_background", "hmf2_rmse_k
                 "hmf2_rmse_km_background", "nmf2_rel_rmse_fit", "nmf2_rel_rmse_background",
                 "sigma_calibration_inside_1sigma", "heldout_skill", "heldout_rmse_log10_fit",
                 "heldout_rmse_log10_background", "heldout_hmf2_rmse_km_fit",
-                "heldout_hmf2_rmse_km_background", "fit_wall_s", "peak_rss_mb")
+                "heldout_hmf2_rmse_km_background", "test_inside_1sigma", "test_rmse",
+                "test_rmse_background", "fit_wall_s", "peak_rss_mb")
 
 
 def prepare(work: Path, *, profiles_per_day: int, levels: int, quick: bool,
@@ -168,6 +169,7 @@ def fit_variant(work: Path, name: str, seed: int, options: dict) -> dict:
             "val_rmse": model.info["val_rmse"],
             "val_rmse_background": model.info["val_rmse_background"],
             "sigma_factor": round(model.info["sigma_factor"], 3),
+            "sigma_gap_variance_rate": model.info.get("sigma_gap_variance_rate"),
             # With --options '{"test_fraction": ...}': the scores of the untouched test block.
             **{k: model.info[k] for k in ("n_test", "test_rmse", "test_rmse_background",
                                           "test_inside_1sigma") if k in model.info}}
@@ -243,7 +245,12 @@ def score_grid(work: Path, name: str, *, full: bool) -> dict:
         out[f"tec_rmse_tecu_{k}"] = round(float(np.sqrt(((column - truth_ds.tec) ** 2).mean())),
                                           3)
     sigma = vol.ne_log10_sigma.sel(band)
-    out["sigma_calibration_inside_1sigma"] = round(float((np.abs(fit - truth) <= sigma).mean()), 4)
+    inside = np.abs(fit - truth) <= sigma
+    out["sigma_calibration_inside_1sigma"] = round(float(inside.mean()), 4)
+    # by quarter of the scored period: a forecast's sigma must grow with the lead time
+    quarters = np.array_split(np.arange(truth.sizes["time"]), 4)
+    out["sigma_calibration_by_quarter"] = [round(float(inside.isel(time=q).mean()), 4)
+                                           for q in quarters]
     out["sigma_median"] = round(float(sigma.median()), 4)
     out["by_class"] = classes(ds, truth, fit, background)
     return out

@@ -225,6 +225,13 @@ class FitConfig:
         model is scored on it (``model.info["test_rmse"]``, ``"test_rmse_background"``,
         ``"test_inside_1sigma"``, ``"n_test"``), so that score is not flattered by the
         choices the validation steered. 0 (the default) sets nothing aside.
+    calibration_fraction
+        Fraction of the training profiles, drawn at random (whole profiles), kept out
+        of the training for the calibration of sigma alone. They lie in hours the fit
+        has data in, where the validation blocks have none: with both, the
+        calibration sees errors at 0 hours from the data and further, and fits how
+        sigma grows with that distance (user guide, "Uncertainty"). 0 calibrates on
+        the validation blocks alone.
     val_block_hours
         Length (hours) of the held-out blocks.
     patience
@@ -275,6 +282,7 @@ class FitConfig:
     precision: Precision = "float32"
     val_fraction: float = 0.1
     test_fraction: float = 0.0
+    calibration_fraction: float = 0.05
     val_block_hours: float = 3.0
     patience: int = 1500
     checkpoint_every: int = 1000
@@ -327,6 +335,9 @@ class FitConfig:
             problems.append(f"val_fraction = {self.val_fraction} must be in [0, 1)")
         if not 0 <= self.test_fraction < 1:
             problems.append(f"test_fraction = {self.test_fraction} must be in [0, 1)")
+        if not 0 <= self.calibration_fraction < 1:
+            problems.append(
+                f"calibration_fraction = {self.calibration_fraction} must be in [0, 1)")
         if self.physics_alt_range[0] > self.physics_alt_range[1]:
             problems.append(f"physics_alt_range = {self.physics_alt_range} must be (low, high)")
         start, stop, step = self.background_alt

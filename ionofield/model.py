@@ -28,7 +28,7 @@ from ionofield.errors import CheckpointError, ConfigError, IonofieldError, Ionof
 from ionofield.features import temporal_features
 from ionofield.magnetic import DEFAULT_MAGNETIC_EPOCH, dipole_axis, modip_table
 from ionofield.nn.model import RSTMRFNetwork
-from ionofield.timeutil import to_datetime64
+from ionofield.timeutil import hours_from_data, to_datetime64
 
 #: Tag identifying a model file written by :meth:`RSTMRF.save` (2: with a checksum).
 MODEL_FORMAT = "ionofield-rstmrf-model/2"
@@ -148,6 +148,61 @@ class RSTMRF(RSTMRFNetwork):
         day = to_datetime64(epoch, name="magnetic epoch")[()].astype("datetime64[D]")
         self.set_magnetic_field(torch.tensor(modip_table(day)), torch.tensor(dipole_axis(day)))
         self.info["magnetic_epoch"] = str(day)
+
+    def set_data_hours(self, hours: np.ndarray) -> None:
+        """Record the whole hours that held training data (``info["data_hours"]``).
+
+        They are kept as runs of consecutive hours, ``[first, last]`` ISO hours each
+        (``[["2024-05-10T00", "2024-05-11T23"]]``), so a month costs a few entries.
+
+        Parameters
+        ----------
+        hours
+            datetime64 hours, any order, repeats allowed.
+        """
+        hours = np.unique(np.asarray(hours).astype("datetime64[h]"))
+        breaks = np.flatnonzero(np.diff(hours) != np.timedelta64(1, "h")) + 1
+        self.info["data_hours"] = [[str(run[0]), str(run[-1])]
+                                   for run in np.split(hours, breaks) if run.size]
+
+    @property
+    def data_hours(self) -> np.ndarray:
+        """The whole hours that held training data, ``datetime64[h]``, sorted.
+
+        Empty for a model fitted before they were recorded, or not fitted.
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        runs = [np.arange(np.datetime64(first, "h"), np.datetime64(last, "h") + 1)
+                for first, last in self.info.get("data_hours", [])]
+        return np.concatenate(runs) if runs else np.array([], dtype="datetime64[h]")
+
+    def gap_variance(self, times: np.ndarray) -> np.ndarray:
+        """The term of ``ne_log10_sigma**2`` of times away from the training data.
+
+        ``gap_variance_rate * sqrt(hours_from_data(times))`` (dex**2): 0 within the
+        hours that held training data, growing as the square root of the hours to the
+        nearest of them (:func:`~ionofield.timeutil.hours_from_data`), after the last
+        one (a forecast) as between two of them. 0 everywhere for a model without the
+        rate or the hours (files of earlier versions).
+
+        Parameters
+        ----------
+        times
+            datetime64 times, any shape.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, the shape of ``times``.
+        """
+        rate = float(self.gap_variance_rate)
+        hours = self.data_hours
+        if rate == 0.0 or hours.size == 0:
+            return np.zeros(np.shape(times))
+        return rate * np.sqrt(hours_from_data(times, hours))
 
     @property
     def history(self) -> pd.DataFrame:
@@ -335,6 +390,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device | None = "cpu
         state = dict(payload["state_dict"])
         state.setdefault("log_var_shift", torch.zeros(()))  # files of 0.1.0: uncalibrated
         state.setdefault("column_misfit_offset", torch.tensor(float("nan")))
+        state.setdefault("gap_variance_rate", torch.zeros(()))  # earlier files: no growth
         state.setdefault("pinned_season", torch.full((2,), float("nan")))
         for part in ("weight", "bias"):  # files before the head's tendency: persistence
             correction = state[f"direction_head.correction.{part}"]

@@ -233,7 +233,9 @@ def reconstruct(
         ``(time, alt, lat, lon)``, float32, dask-backed; nothing is computed until
         ``.compute()`` or a write. ``ne_log10_sigma`` includes the column misfit of
         the campaign's TEC maps (:class:`~ionofield.prediction.ColumnMisfit`) when the
-        model was calibrated with it and ``ds`` has them. The attributes say which
+        model was calibrated with it and ``ds`` has them, and the growth of the
+        variance with the hours from the training data
+        (:meth:`~ionofield.RSTMRF.gap_variance`). The attributes say which
         background was used (``source``, ``background``, and for IRI the F10.7 it
         was given, ``iri_f107``), how far the grid is from what the model was
         fitted on (``training_period``, ``training_alt_range``, ``extrapolation``),
@@ -500,6 +502,7 @@ def _block_values(
             out[1, k, slab] = field.log10_at(time, alt[slab, None, None], lat[:, None], lon)
     np.add(out[1], residual, out=out[0])
     np.exp(log_var, out=out[2])  # log_var is ln(sigma^2), sigma in dex
+    out[2] += model.gap_variance(times)[:, None, None, None]
     if misfit is not None:
         out[2] += misfit.variance(drivers, times[:, None, None], lat[:, None], lon,
                                   float(model.column_misfit_offset))[:, None]

@@ -226,3 +226,41 @@ def describe_times(times: object, step: np.timedelta64, *, max_runs: int = 8) ->
     if len(runs) > max_runs:
         parts.append(f"and {len(runs) - max_runs} more period(s)")
     return ", ".join(parts)
+
+
+def hours_from_data(times: np.ndarray, data_hours: np.ndarray) -> np.ndarray:
+    """Hours from each time to the nearest whole hour that holds data.
+
+    An hour with data is the interval ``[h, h + 1)`` of a whole UTC hour ``h`` in
+    ``data_hours``. A time inside one is 0 hours from the data; a time in an hour
+    without data is as far as the nearest edge of one: the distance grows by one hour
+    per hour after the last data hour (a forecast) and before the first (a hindcast).
+
+    Parameters
+    ----------
+    times
+        datetime64 times, any shape.
+    data_hours
+        The hours with data, ``datetime64[h]``, shape [H], sorted and distinct, H >= 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 hours, the shape of ``times``.
+
+    Examples
+    --------
+    >>> hours = np.array(["2024-05-10T00", "2024-05-10T01", "2024-05-10T05"], "datetime64[h]")
+    >>> times = np.array(["2024-05-10T01:30", "2024-05-10T03:15", "2024-05-10T09:00"],
+    ...                  "datetime64[m]")
+    >>> hours_from_data(times, hours).tolist()
+    [0.0, 1.25, 3.0]
+    """
+    start = np.asarray(data_hours).astype("datetime64[ns]")
+    t = np.asarray(times).astype("datetime64[ns]")
+    after = np.searchsorted(start, t, side="right")  # the first data hour starting after t
+    past_last = (t - start[np.maximum(after - 1, 0)] - HOUR) / HOUR
+    to_next = (start[np.minimum(after, start.size - 1)] - t) / HOUR
+    distance = np.minimum(np.where(after > 0, past_last, np.inf),
+                          np.where(after < start.size, to_next, np.inf))
+    return np.maximum(distance, 0.0)

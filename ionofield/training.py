@@ -70,7 +70,7 @@ from ionofield._threads import torch_threads
 from ionofield._version import __version__
 from ionofield.align import DRIVERS
 from ionofield.background import IRI_F107, campaign_background
-from ionofield.calibration import sigma_scale
+from ionofield.calibration import fit_variance, sigma_scale
 from ionofield.campaign import check_campaign
 from ionofield.checkpoint import (
     campaign_fingerprint,
@@ -99,13 +99,14 @@ from ionofield.observations import (
 from ionofield.prediction import ColumnMisfit
 from ionofield.sampling import ProfileSampler, run_points, split_by_period
 from ionofield.sphere import Cells
-from ionofield.timeutil import HOUR, day_of_year
+from ionofield.timeutil import HOUR, day_of_year, hours_from_data
 
 logger = logging.getLogger(__name__)
 
 #: Tag identifying a training checkpoint (model, optimiser, history, random state; 4:
-#: with a checksum, the seed and the campaign's fingerprint; 5: a budget of steps).
-TRAINING_CHECKPOINT_FORMAT = "ionofield-rstmrf-training/5"
+#: with a checksum, the seed and the campaign's fingerprint; 5: a budget of steps; 6: the
+#: model's gap_variance_rate buffer).
+TRAINING_CHECKPOINT_FORMAT = "ionofield-rstmrf-training/6"
 #: Options a resumed fit may change: the budget and the early stopping.
 RESUMABLE_CHANGES = ("max_steps", "time_limit", "patience")
 #: The learning rate at the end of the budget, as a fraction of ``lr``.
@@ -266,9 +267,9 @@ class _Trainer:
         target = self.tensor(points["target"])
         if self.config.loss == "mse":
             return mse(pred, target)
-        obs_var = _obs_variance(self.config, points)
-        if obs_var is not None:
-            obs_var = self.tensor(obs_var.astype(np.float32))
+        obs_var = None
+        if self.config.observation_errors != "none":
+            obs_var = self.tensor(_observation_variance(self.config, points).astype(np.float32))
         return gaussian_nll(pred, log_var, target, obs_var=obs_var)
 
     def collocation_points(
@@ -472,7 +473,8 @@ class _Trainer:
         pred, log_var = self.predictions(points, model)
         target = points["target"]
         if self.config.loss == "nll":
-            factor = sigma_scale(target - pred, log_var, _obs_variance(self.config, points))
+            factor = sigma_scale(target - pred, log_var,
+                                 _observation_variance(self.config, points))
             log_var = log_var + np.float32(2.0 * np.log(factor))
         with torch.no_grad():
             loss = self.data_loss(self.tensor(pred), self.tensor(log_var), points)
@@ -483,13 +485,22 @@ class _Trainer:
             "val_rmse_background": float(np.sqrt(np.mean(bg_error.astype(np.float64) ** 2))),
         }
 
-    def sigma_factor(self, points: np.ndarray, extra_var: np.ndarray | None = None) -> float:
-        """:func:`sigma_scale` of the observed ``points``, their own noise beside ``extra_var``."""
+    def held_out_terms(
+        self, points: np.ndarray, offset: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+        """Errors at observed ``points`` and the terms of their variance, in float64.
+
+        Returns the observed minus predicted log10 Ne, the network's variance, the
+        column misfit's offset and its variance term (NaN and 0 without TEC maps;
+        :meth:`column_misfit_variance` with ``offset``).
+        """
         pred, log_var = self.predictions(points)
-        obs_var = _obs_variance(self.config, points)
-        if obs_var is not None:
-            extra_var = obs_var if extra_var is None else extra_var + obs_var
-        return sigma_scale(points["target"] - pred, log_var, extra_var)
+        misfit = np.zeros(len(points))
+        if self.drivers.tec is not None:
+            offset, misfit = self.column_misfit_variance(points, offset)
+        return ((points["target"] - pred).astype(np.float64),
+                np.exp(log_var.astype(np.float64)),
+                float("nan") if offset is None else offset, misfit)
 
     def column_misfit_variance(
         self, points: np.ndarray, offset: float | None = None
@@ -681,12 +692,18 @@ def _fit(
     data = ObservationStore.from_campaign(ds, bg_field, config.observation_errors)
     runs = data.runs
     test_runs, train_runs, val_runs = _split(runs, config, rng)
+    train_runs, anchor_runs = _anchor_split(runs, train_runs, val_runs, config, rng)
     n_train, n_val = (int(runs.length[chosen].sum()) for chosen in (train_runs, val_runs))
     held_out = _check_split(config, n_train, n_val)
-    val_points = data.rows(_subsample(
-        runs, val_runs if held_out else train_runs, config.validation_points, rng
-    ))
+    val_index = _subsample(runs, val_runs if held_out else train_runs, config.validation_points,
+                           rng)
+    val_points = data.rows(val_index)
+    # The calibration reads the validation points and the anchor profiles (if any).
+    calibration_index = np.concatenate(
+        [val_index, _subsample(runs, anchor_runs, config.validation_points, rng)]
+    )
     model = _new_model(config, np.array(data.time_range)).to(device)
+    model.set_data_hours(np.datetime64(data.time_range[0], "h") + runs.hour[train_runs])
     trainer = _Trainer(model, data, drivers, bg_field, world)
     sampler = ProfileSampler(runs.start[train_runs], runs.length[train_runs],
                              runs.profile[train_runs], runs.hour[train_runs])
@@ -724,7 +741,7 @@ def _fit(
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
     calibrating = time.perf_counter()
-    sigma_factor = _calibrate(trainer, val_points if held_out else None)
+    calibration = _calibrate(trainer, calibration_index if held_out else None)
     calibrate_seconds = time.perf_counter() - calibrating
     test = _test(trainer, data, runs, test_runs, rng)
     data.close()
@@ -732,7 +749,7 @@ def _fit(
     if bad:  # the losses were finite: only the calibration of sigma is left
         raise DivergenceError(
             f"fit: the fitted model's {bad[:5]} are not finite after the calibration of "
-            f"sigma (factor {sigma_factor}): the held-out predictions' variances under- or "
+            f"sigma ({calibration}): the held-out predictions' variances under- or "
             "overflow; fit again with a lower lr or more steps"
         )
     best = min(state.history, key=lambda r: r["val_loss"]) if state.history else {}
@@ -741,6 +758,7 @@ def _fit(
         n_obs=len(data),
         n_train=n_train,
         n_val=n_val,
+        n_anchor=int(runs.length[anchor_runs].sum()),
         n_profiles_train=sampler.n_profiles,
         held_out=held_out,
         obs_alt_range=[float(v) for v in trainer.alt_range],
@@ -756,7 +774,7 @@ def _fit(
         best_step=state.best_step,
         val_rmse=best.get("val_rmse"),
         val_rmse_background=best.get("val_rmse_background"),
-        sigma_factor=sigma_factor,
+        **calibration,
         **test,
         history=state.history,
         ionofield_version=__version__,
@@ -792,31 +810,47 @@ def _split(
     return test_runs, everything[train], everything[val]
 
 
-def _test(
-    trainer: _Trainer, data: ObservationStore, runs: ProfileRuns, test_runs: np.ndarray,
+def _anchor_split(
+    runs: ProfileRuns, train_runs: np.ndarray, val_runs: np.ndarray, config: FitConfig,
     rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training runs, and the anchor runs: ``calibration_fraction`` of their profiles.
+
+    The anchor profiles are drawn at random among the training profiles, so they
+    share their hours with the profiles trained on (0 hours from the data): the
+    calibration sees there the error of hours with data, which the validation blocks
+    (hours without any) cannot show. Nothing is drawn when the fraction is 0, or
+    when there are no validation blocks (sigma is then not calibrated at all).
+    """
+    if config.calibration_fraction == 0 or val_runs.size == 0:
+        return train_runs, train_runs[:0]
+    # each profile its own one-hour "block": whole profiles drawn at random
+    profile = runs.profile[train_runs]
+    kept, anchor = split_by_period(profile, profile, config.calibration_fraction, 1.0, rng)
+    return train_runs[kept], train_runs[anchor]
+
+
+def _test(
+    trainer: _Trainer, data: ObservationStore, runs: ProfileRuns,
+    test_runs: np.ndarray, rng: np.random.Generator,
 ) -> dict[str, float]:
     """Scores of the calibrated model on the test blocks (empty without them).
 
-    The fraction inside one sigma takes sigma as a reconstruction gives it: the
-    network's calibrated sigma and, with TEC maps, the column misfit's variance. It is
-    counted against the observations, so their own variance
-    (``config.observation_errors``) is added, as the calibration adds it.
+    The fraction inside one sigma takes sigma as a reconstruction gives it (the
+    network's calibrated sigma, the growth with the hours from the training data
+    and, with TEC maps, the column misfit's variance), with each observation's own
+    noise added, as the calibration does: it is counted against the observations.
     """
     if test_runs.size == 0:
         return {}
-    points = data.rows(_subsample(runs, test_runs, trainer.config.validation_points, rng))
+    index = _subsample(runs, test_runs, trainer.config.validation_points, rng)
+    points = data.rows(index)
     scores: dict[str, float] = {}
     if trainer.world.main:
-        pred, log_var = trainer.predictions(points)
-        variance = np.exp(log_var.astype(np.float64))
-        if trainer.drivers.tec is not None:
-            offset = float(trainer.model.column_misfit_offset)
-            variance = variance + trainer.column_misfit_variance(points, offset)[1]
-        obs_var = _obs_variance(trainer.config, points)
-        if obs_var is not None:
-            variance = variance + obs_var
-        error = (points["target"] - pred).astype(np.float64)
+        error, network, _, misfit = trainer.held_out_terms(
+            points, float(trainer.model.column_misfit_offset))
+        variance = (network + trainer.model.gap_variance(points["time"]) + misfit
+                    + _observation_variance(trainer.config, points))
         bg_error = (points["target"] - points["background"]).astype(np.float64)
         scores = {
             "n_test": int(runs.length[test_runs].sum()),
@@ -827,10 +861,14 @@ def _test(
     return trainer.world.object_from_main(scores)
 
 
-def _obs_variance(config: FitConfig, points: np.ndarray) -> np.ndarray | None:
-    """The observations' variance of log10 Ne at ``points`` (float64), None without it."""
+def _observation_variance(config: FitConfig, points: np.ndarray) -> np.ndarray:
+    """The observations' own variance of log10 Ne at ``points`` (float64, dex**2).
+
+    ``obs_sigma**2`` (:data:`~ionofield.observations.POINT`), or 0 when
+    ``config.observation_errors`` is ``"none"``.
+    """
     if config.observation_errors == "none":
-        return None
+        return np.zeros(len(points))
     return np.square(points["obs_sigma"].astype(np.float64))
 
 
@@ -1071,21 +1109,30 @@ def _check_validation(row: dict[str, float], config: FitConfig) -> None:
         )
 
 
-def _calibrate(trainer: _Trainer, val_idx: np.ndarray | None) -> float:
-    """Calibrate the fitted model's sigma on the held-out points; the factor applied.
+def _calibrate(trainer: _Trainer, index: np.ndarray | None) -> dict[str, Any]:
+    """Calibrate the fitted model's sigma on the held-out points ``index``; its terms.
 
-    With TEC maps, sigma takes the maps' column misfit beside the network's own
-    variance; without held-out points, sigma stays as trained (factor 1). Rank 0
-    computes the calibration and every rank applies it.
+    The variance of a held-out error is modelled as ``factor**2 * network variance +
+    gap_variance_rate * sqrt(hours from the training data) + column misfit term +
+    noise`` (the last two, the TEC maps' misfit about the campaign's median and the
+    observation's own noise, with weight 1); ``factor**2`` and the rate maximise the
+    Gaussian likelihood of the errors (:func:`~ionofield.calibration.fit_variance`).
+    Without held-out points, sigma stays as trained. Rank 0 computes the calibration
+    and every rank applies it.
     """
-    factor, offset, extra_var = 1.0, float("nan"), None
-    if val_idx is not None and trainer.world.main:
-        if trainer.drivers.tec is not None:
-            offset, extra_var = trainer.column_misfit_variance(val_idx)
-        factor = trainer.sigma_factor(val_idx, extra_var)
-    factor, offset = trainer.world.object_from_main((factor, offset))
-    trainer.model.calibrate_sigma(factor, offset)
-    return factor
+    terms: dict[str, Any] = {"sigma_factor": 1.0, "sigma_gap_variance_rate": 0.0}
+    offset = float("nan")
+    if index is not None and trainer.world.main:
+        points = trainer.data.rows(index)
+        error, network, offset, misfit = trainer.held_out_terms(points)
+        gap = np.sqrt(hours_from_data(points["time"], trainer.model.data_hours))
+        weights = fit_variance(error, np.stack([network, gap]),
+                               misfit + _observation_variance(trainer.config, points))
+        terms = {"sigma_factor": math.sqrt(weights[0]),
+                 "sigma_gap_variance_rate": float(weights[1]), "n_calibration": len(index)}
+    terms, offset = trainer.world.object_from_main((terms, offset))
+    trainer.model.calibrate_sigma(terms["sigma_factor"], offset, terms["sigma_gap_variance_rate"])
+    return terms
 
 
 def _validate(

@@ -17,7 +17,7 @@ from ionofield.nn.model import spatial_features
 from ionofield.nn.recurrent import sample_direction
 from ionofield.sampling import ProfileSampler
 from ionofield.sphere import Cells
-from ionofield.timeutil import day_of_year
+from ionofield.timeutil import day_of_year, hours_from_data
 from ionofield.training import (
     WeightAverage,
     _Trainer,
@@ -29,7 +29,8 @@ from tests.conftest import COARSE_IRI, TINY
 
 @pytest.fixture(scope="module")
 def fitted(tiny_campaign, chapman_background):
-    return iof.fit(tiny_campaign, background=chapman_background, max_steps=160, **TINY)
+    return iof.fit(tiny_campaign, background=chapman_background, max_steps=200,
+                   calibration_fraction=0.1, **TINY)
 
 
 def same_weights(a, b):
@@ -269,7 +270,8 @@ def test_fit_scores_the_calibrated_model_on_the_test_block(tiny_campaign, chapma
                     test_fraction=0.3, val_block_hours=0.5, **TINY)
     info = model.info
     assert info["n_test"] > 0
-    assert info["n_test"] + info["n_train"] + info["n_val"] == info["n_obs"]
+    assert info["n_anchor"] > 0
+    assert info["n_test"] + info["n_train"] + info["n_val"] + info["n_anchor"] == info["n_obs"]
     assert 0.0 <= info["test_inside_1sigma"] <= 1.0
     assert np.isfinite(info["test_rmse"]) and info["test_rmse_background"] > 0
     assert "test (untouched by the fit)" in repr(model)
@@ -286,8 +288,9 @@ def test_learning_rate_holds_then_decays_to_the_final_fraction():
 
 def test_budget_in_steps_and_validation_rows(fitted):
     history = fitted.history
-    assert history.index.name == "step" and list(history.index) == list(range(8, 161, 8))
-    assert fitted.info["steps"] == 160 and fitted.info["device"] == "cpu"
+    steps = fitted.config.max_steps
+    assert history.index.name == "step" and list(history.index) == list(range(8, steps + 1, 8))
+    assert fitted.info["steps"] == steps and fitted.info["device"] == "cpu"
     assert history["elapsed_s"].is_monotonic_increasing
     assert history["lr"].iloc[0] == TINY["lr"] and history["lr"].iloc[-1] < TINY["lr"] / 10
 
@@ -381,39 +384,60 @@ def test_decoder_time_half_once_per_time_equals_the_concatenated_decoder():
     torch.testing.assert_close(shared[0][[0, 2]], expected[[0, 2], 0], rtol=1e-12, atol=1e-12)
 
 
-def test_sigma_is_calibrated_on_the_held_out_periods(fitted, tiny_campaign, chapman_background):
-    """After the fit, sigma with the TEC column misfit and the observations' own errors
-    maximises the validation likelihood."""
+def test_sigma_is_calibrated_on_the_held_out_points(fitted, tiny_campaign, chapman_background):
+    """The calibrated sigma maximises the likelihood of the calibration's errors.
+
+    The calibration points are the validation blocks' and the anchor profiles'
+    (drawn as the fit draws them); sigma takes the network's calibrated variance, the
+    growth with the hours from the training data, the TEC column misfit and the
+    observations' own variance. The mean
+    NLL is stationary in the log of both weights (the network's factor squared and
+    the growth rate), or the rate sits at 0 with the NLL rising from there.
+    """
     from ionofield.background import BackgroundField
     from ionofield.observations import ObservationStore
     from ionofield.prediction import ColumnMisfit
+    from ionofield.training import _anchor_split, _split, _subsample
 
     bg_field = BackgroundField(chapman_background)
     data = ObservationStore.from_campaign(tiny_campaign, bg_field,
                                           fitted.config.observation_errors)
-    runs = data.runs
+    runs, config = data.runs, fitted.config
     rng = np.random.default_rng(fitted.info["seed"])
-    _, held = split_by_period(runs.profile, runs.hour, fitted.config.val_fraction,
-                              fitted.config.val_block_hours, rng)
-    val = data.rows(np.concatenate([np.arange(a, a + n) for a, n in
-                                    zip(runs.start[held], runs.length[held], strict=True)]))
-    assert len(val) == fitted.info["n_val"]
+    _, train, val = _split(runs, config, rng)
+    train, anchor = _anchor_split(runs, train, val, config, rng)
+    index = np.concatenate([_subsample(runs, val, config.validation_points, rng),
+                            _subsample(runs, anchor, config.validation_points, rng)])
+    assert len(index) == fitted.info["n_calibration"]
+    assert fitted.info["n_anchor"] == runs.length[anchor].sum() > 0
+    points = data.rows(index)
     drivers = HourlyDrivers.from_campaign(tiny_campaign)
     trainer = _Trainer(fitted, data, drivers, bg_field)
-    pred, log_var = trainer.predictions(val)
+    pred, log_var = trainer.predictions(points)
     misfit = ColumnMisfit.compute(fitted, drivers, bg_field, np.arange(drivers.n_hours))
     offset = float(fitted.column_misfit_offset)
     assert offset == pytest.approx(float(np.median(misfit.values)))
-    excess = misfit.at(drivers, val["time"], val["coords"][:, 0], val["coords"][:, 1]) - offset
-    obs_var = val["obs_sigma"].astype(np.float64) ** 2
-    assert fitted.config.observation_errors == "auto" and np.all(obs_var > 0)
-    network = np.exp(log_var.astype(np.float64))
-    total = network + excess**2 + obs_var
-    error2 = (val["target"] - pred).astype(np.float64) ** 2
+    excess = misfit.at(drivers, points["time"], points["coords"][:, 0],
+                       points["coords"][:, 1]) - offset
+    obs_var = points["obs_sigma"].astype(np.float64) ** 2
+    assert config.observation_errors == "auto" and np.all(obs_var > 0)
+    network, gap = np.exp(log_var.astype(np.float64)), fitted.gap_variance(points["time"])
+    total = network + excess**2 + gap + obs_var
+    error2 = (points["target"] - pred).astype(np.float64) ** 2
     assert fitted.info["sigma_factor"] != 1.0 and np.all(excess != 0)
-    # d/d(factor) of the mean NLL is 0: sum(network / total * (1 - error2 / total)) = 0
-    gradient = np.mean(network / total * (1 - error2 / total))
-    assert abs(gradient) < 1e-3 * np.mean(network / total)
+    hours = fitted.data_hours
+    # d(mean NLL) / d(log weight) = mean(term / total * (1 - error2 / total))
+    slope = 1 - error2 / total
+    assert abs(np.mean(network / total * slope)) < 1e-3 * np.mean(network / total)
+    # in the rate: 0 at an inner optimum; >= 0 at a rate of (nearly) 0, the bound
+    term = np.sqrt(hours_from_data(points["time"], hours))
+    rate_slope, scale = np.mean(term / total * slope), np.mean(term / total)
+    assert rate_slope >= -1e-3 * scale
+    if np.mean(gap) > 1e-3 * np.mean(total):
+        assert abs(rate_slope) < 1e-3 * scale
+    # The anchor profiles are 0 hours from the data, the validation blocks' further.
+    assert hours.size > 0 and np.isin(points["time"][-1].astype("datetime64[h]"), hours)
+    assert not np.isin(points["time"][0].astype("datetime64[h]"), hours)
 
 
 def test_model_files_of_older_versions_load_uncalibrated_and_unpinned(fitted, tmp_path):

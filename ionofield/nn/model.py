@@ -272,6 +272,9 @@ class RSTMRFNetwork(nn.Module):
         # Campaign median of the TEC maps' column misfit, subtracted before it enters
         # sigma (ionofield.prediction.ColumnMisfit); NaN: sigma does not take it.
         self.register_buffer("column_misfit_offset", torch.tensor(float("nan")))
+        # Variance (dex^2) sigma gains per square-root hour of distance from the hours
+        # with training data (ionofield.RSTMRF.gap_variance), set by calibrate_sigma.
+        self.register_buffer("gap_variance_rate", torch.zeros(()))
         # sin/cos of the day-of-year angle that every time takes in the temporal code,
         # set by pin_season for campaigns too short to show a seasonal change; NaN:
         # each time its own.
@@ -390,25 +393,31 @@ class RSTMRFNetwork(nn.Module):
             self.modip_table.copy_(modip_table)
             self.dipole_axis.copy_(dipole_axis)
 
-    def calibrate_sigma(self, factor: float, column_misfit_offset: float = math.nan) -> None:
-        """Multiply the network's sigma by ``factor`` from now on.
+    def calibrate_sigma(
+        self, factor: float, column_misfit_offset: float = math.nan, gap_variance_rate: float = 0.0
+    ) -> None:
+        """Multiply the network's sigma by ``factor`` from now on, and set the other terms.
 
-        :func:`ionofield.fit` calls it with the factor that, together with the TEC
-        maps' column misfit, best describes the held-out periods' errors
-        (:func:`~ionofield.calibration.sigma_scale`).
+        :func:`ionofield.fit` calls it with the terms that best describe the held-out
+        errors (:func:`~ionofield.calibration.fit_variance`).
 
         Parameters
         ----------
         factor
             Positive factor.
         column_misfit_offset
-            The campaign's median column misfit: ``ne_log10_sigma**2`` is then the
-            network's variance plus ``(misfit - offset)**2``
-            (:class:`~ionofield.prediction.ColumnMisfit`). NaN leaves the misfit out.
+            The campaign's median column misfit: ``ne_log10_sigma**2`` then takes
+            ``(misfit - offset)**2`` (:class:`~ionofield.prediction.ColumnMisfit`).
+            NaN leaves the misfit out.
+        gap_variance_rate
+            Variance (dex**2) ``ne_log10_sigma**2`` gains per square-root hour of
+            distance from the hours with training data
+            (:meth:`ionofield.RSTMRF.gap_variance`), >= 0.
         """
         with torch.no_grad():
             self.log_var_shift.add_(2.0 * math.log(factor))
             self.column_misfit_offset.fill_(column_misfit_offset)
+            self.gap_variance_rate.fill_(gap_variance_rate)
 
     # -- TEC path (loss only) --------------------------------------------------------
     def tec_features(

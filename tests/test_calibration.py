@@ -1,0 +1,125 @@
+"""The calibration of sigma: its analytic cases, and sigma's growth away from the data."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import ionofield as iof
+from ionofield.calibration import fit_variance
+from ionofield.observations import POINT
+from ionofield.timeutil import hours_from_data
+from ionofield.training import _observation_variance
+from tests.conftest import START
+
+HOURS = np.array(["2024-05-10T03", "2024-05-10T04", "2024-05-10T05", "2024-05-10T09"],
+                 dtype="datetime64[h]")
+
+
+def at(*minutes: float) -> np.ndarray:
+    """Times ``minutes`` after 2024-05-10T00:00."""
+    return np.datetime64("2024-05-10T00:00", "ns") + (np.array(minutes) * 60e9).astype(
+        "timedelta64[ns]")
+
+
+def test_hours_from_data_are_0_inside_and_grow_one_per_hour_outside():
+    # inside the hours with data (3:00-6:00 and 9:00-10:00), whatever the minute
+    assert np.all(hours_from_data(at(180, 239.9, 300, 359, 540, 599), HOURS) == 0.0)
+    # in a gap: the distance to its nearer edge (6:00 or 9:00)
+    np.testing.assert_allclose(hours_from_data(at(390, 450, 480, 510), HOURS),
+                               [0.5, 1.5, 1.0, 0.5])
+    # after the last data hour (a forecast) and before the first (a hindcast): 1 per hour
+    after = at(*(600 + 60 * np.arange(25.0)))
+    np.testing.assert_allclose(hours_from_data(after, HOURS), np.arange(25.0))
+    np.testing.assert_allclose(hours_from_data(at(0, 90), HOURS), [3.0, 1.5])
+    assert hours_from_data(at(0, 90).reshape(2, 1), HOURS).shape == (2, 1)
+
+
+@pytest.mark.parametrize(("scale2", "rate"), [(1.0, 0.02), (4.0, 0.0), (0.25, 0.05)],
+                         ids=["both", "no-growth", "steep"])
+def test_fit_variance_recovers_the_terms_of_known_errors(scale2, rate):
+    """Errors of variance ``scale2 * v + rate * g + noise``: both weights come back."""
+    rng = np.random.default_rng(1)
+    n = 100_000
+    network = rng.uniform(0.002, 0.02, n)  # the network's varying variance
+    hours = np.where(rng.random(n) < 0.5, 0.0, rng.uniform(0.0, 6.0, n))
+    noise = np.full(n, 0.0019)  # 10 % relative noise
+    error = rng.normal(0.0, np.sqrt(scale2 * network + rate * hours + noise))
+    weights = fit_variance(error, np.stack([network, hours]), noise)
+    assert weights[0] == pytest.approx(scale2, rel=0.05)
+    assert weights[1] == pytest.approx(rate, rel=0.1, abs=2e-4)
+
+
+def test_calibration_takes_the_observations_own_variance_unless_told_not_to():
+    points = np.zeros(3, dtype=POINT)
+    points["obs_sigma"] = [0.05, 0.1, 1.0]
+    for option in ("auto", "model"):
+        config = iof.FitConfig(observation_errors=option)
+        np.testing.assert_allclose(_observation_variance(config, points), [0.0025, 0.01, 1.0],
+                                   rtol=1e-6)
+    none = iof.FitConfig(observation_errors="none")
+    assert np.all(_observation_variance(none, points) == 0.0)
+
+
+def sigma2(campaign, model, background, times) -> np.ndarray:
+    grid = iof.grid(time=times, alt=np.arange(200.0, 501.0, 100.0),
+                    lat=np.arange(-60.0, 61.0, 60.0), lon=np.arange(-180.0, 180.0, 90.0))
+    vol = iof.reconstruct(campaign, grid, model=model, background=background).compute()
+    return vol.ne_log10_sigma.values.astype(np.float64) ** 2
+
+
+def test_reconstruction_sigma_grows_with_the_hours_from_the_data(
+    tiny_campaign, model, chapman_background
+):
+    """sigma**2 gains rate * sqrt(hours from the data): 0 inside the data hours."""
+    data_hours = np.arange(START, START + np.timedelta64(5, "h"), np.timedelta64(1, "h"))
+    times = pd.date_range(START, periods=7, freq="2h").values  # 0:00 ... 12:00
+    rate = 0.004
+    grown, flat = copy.deepcopy(model), copy.deepcopy(model)
+    for m, r in ((grown, rate), (flat, 0.0)):
+        m.set_data_hours(data_hours)
+        m.gap_variance_rate.fill_(r)
+    extra = (sigma2(tiny_campaign, grown, chapman_background, times)
+             - sigma2(tiny_campaign, flat, chapman_background, times))
+    hours = np.maximum((times - (START + np.timedelta64(5, "h"))) / np.timedelta64(1, "h"), 0)
+    assert hours.tolist() == [0, 0, 0, 1, 3, 5, 7]
+    expected = np.broadcast_to((rate * np.sqrt(hours))[:, None, None, None], extra.shape)
+    np.testing.assert_allclose(extra, expected, atol=1e-6)
+
+
+def test_data_hours_and_growth_survive_save_and_load(model, tmp_path):
+    kept = copy.deepcopy(model)
+    hours = np.array(["2024-05-10T01", "2024-05-10T00", "2024-05-10T02", "2024-05-10T07",
+                      "2024-05-10T01"], dtype="datetime64[h]")
+    kept.set_data_hours(hours)
+    assert kept.info["data_hours"] == [["2024-05-10T00", "2024-05-10T02"],
+                                       ["2024-05-10T07", "2024-05-10T07"]]
+    kept.gap_variance_rate.fill_(0.003)
+    kept.save(tmp_path / "m.pt")
+    loaded = iof.load_model(tmp_path / "m.pt")
+    assert np.array_equal(loaded.data_hours, np.unique(hours))
+    times = at(30, 200, 720)  # inside, 0.33 h and 4 h after the hours with data
+    np.testing.assert_allclose(loaded.gap_variance(times),
+                               0.003 * np.sqrt([0, 20 / 60, 4]), rtol=1e-6)
+    np.testing.assert_array_equal(loaded.gap_variance(times), kept.gap_variance(times))
+
+
+def test_model_files_without_the_growth_load_with_none(model, tmp_path):
+    """Files written before the growth existed: no rate, no data hours; sigma as before."""
+    kept = copy.deepcopy(model)
+    kept.set_data_hours(np.array(["2024-05-10T00"], dtype="datetime64[h]"))
+    kept.gap_variance_rate.fill_(0.01)
+    kept.save(tmp_path / "m.pt")
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    del payload["state_dict"]["gap_variance_rate"], payload["info"]["data_hours"]
+    payload.pop("checksum")
+    payload["format"] = "ionofield-rstmrf-model/1"
+    torch.save(payload, tmp_path / "old.pt")
+    with pytest.warns(iof.errors.IonofieldWarning, match="no checksum"):
+        old = iof.load_model(tmp_path / "old.pt")
+    assert float(old.gap_variance_rate) == 0.0 and old.data_hours.size == 0
+    assert np.all(old.gap_variance(at(0, 600, 6000)) == 0.0)
