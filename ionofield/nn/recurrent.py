@@ -312,8 +312,7 @@ class DirectionHead(nn.Module):
     from it. The tendency is the ConvLSTM's job: how the gradient direction evolves
     after the latest map, learnt from the maps' own sequence (the direction of a later
     map: the fit's ``tec_forecast`` loss, :class:`ionofield.FitConfig` ``w_tec_forecast``).
-    The output is not
-    normalised (the direction loss normalises).
+    The output is not normalised (the direction loss normalises).
 
     Parameters
     ----------
