@@ -179,14 +179,35 @@ class RSTMRF(RSTMRFNetwork):
                 for first, last in self.info.get("data_hours", [])]
         return np.concatenate(runs) if runs else np.array([], dtype="datetime64[h]")
 
+    def gap_growth(self, times: np.ndarray) -> np.ndarray:
+        """How far times are from the training data, as the variance grows with it.
+
+        ``sqrt(hours_from_data(times))``: 0 within the hours that held training data,
+        growing as the square root of the hours to the nearest of them
+        (:func:`~ionofield.timeutil.hours_from_data`), after the last one (a forecast)
+        as between two of them. 0 everywhere for a model without the hours (files of
+        earlier versions). ``gap_variance_rate`` is the variance per unit of it.
+
+        Parameters
+        ----------
+        times
+            datetime64 times, any shape.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, the shape of ``times``.
+        """
+        hours = self.data_hours
+        if hours.size == 0:
+            return np.zeros(np.shape(times))
+        return np.sqrt(hours_from_data(times, hours))
+
     def gap_variance(self, times: np.ndarray) -> np.ndarray:
         """The term of ``ne_log10_sigma**2`` of times away from the training data.
 
-        ``gap_variance_rate * sqrt(hours_from_data(times))`` (dex**2): 0 within the
-        hours that held training data, growing as the square root of the hours to the
-        nearest of them (:func:`~ionofield.timeutil.hours_from_data`), after the last
-        one (a forecast) as between two of them. 0 everywhere for a model without the
-        rate or the hours (files of earlier versions).
+        ``gap_variance_rate * gap_growth(times)`` (dex**2, :meth:`gap_growth`); 0
+        everywhere for a model without the rate (files of earlier versions).
 
         Parameters
         ----------
@@ -199,10 +220,9 @@ class RSTMRF(RSTMRFNetwork):
             float64, the shape of ``times``.
         """
         rate = float(self.gap_variance_rate)
-        hours = self.data_hours
-        if rate == 0.0 or hours.size == 0:
+        if rate == 0.0:
             return np.zeros(np.shape(times))
-        return rate * np.sqrt(hours_from_data(times, hours))
+        return rate * self.gap_growth(times)
 
     @property
     def history(self) -> pd.DataFrame:

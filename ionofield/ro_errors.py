@@ -27,6 +27,7 @@ import numpy as np
 
 from ionofield.background import BackgroundField
 from ionofield.diagnostics import _peak
+from ionofield.timeutil import universal_time_hours
 
 __all__ = ["background_hmf2", "log10_sigma_from_ne_err", "observation_log10_sigma",
            "ro_relative_error"]
@@ -232,7 +233,7 @@ def observation_log10_sigma(
         hmf2 = np.empty(starts.size)
         hmf2[needed] = background_hmf2(bg_field, time[middle], lat[middle], lon[middle])
         t, la, lo = time[todo], lat[todo], lon[todo]
-        local_time = (t - t.astype("datetime64[D]")) / np.timedelta64(1, "h") + lo / 15.0
+        local_time = universal_time_hours(t) + lo / 15.0
         above = alt[todo] - hmf2[run_of]
         sigma[todo] = _log10_sigma(ro_relative_error(above, la, local_time))
     return sigma.astype(np.float32)

@@ -99,7 +99,7 @@ from ionofield.observations import (
 from ionofield.prediction import ColumnMisfit
 from ionofield.sampling import ProfileSampler, run_points, split_by_period
 from ionofield.sphere import Cells
-from ionofield.timeutil import HOUR, day_of_year, hours_from_data
+from ionofield.timeutil import HOUR, day_of_year
 
 logger = logging.getLogger(__name__)
 
@@ -1125,7 +1125,7 @@ def _calibrate(trainer: _Trainer, index: np.ndarray | None) -> dict[str, Any]:
     if index is not None and trainer.world.main:
         points = trainer.data.rows(index)
         error, network, offset, misfit = trainer.held_out_terms(points)
-        gap = np.sqrt(hours_from_data(points["time"], trainer.model.data_hours))
+        gap = trainer.model.gap_growth(points["time"])
         weights = fit_variance(error, np.stack([network, gap]),
                                misfit + _observation_variance(trainer.config, points))
         terms = {"sigma_factor": math.sqrt(weights[0]),
