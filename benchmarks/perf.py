@@ -1,6 +1,6 @@
 """Reconstruction speed and memory against PyIRI alone, measured in one run.
 
-    python benchmarks/perf.py [--hours 24] [--skip-4x] [--skip-bf16]
+    python benchmarks/perf.py [--hours 24] [--skip-4x] [--skip-bf16] [--skip-compile]
 
 Prints JSON:
 - ``pyiri_alone_s``: PyIRI computing the background for the target grid (24 h x 91
@@ -12,6 +12,11 @@ Prints JSON:
 - ``ratio``: ``ionofield_s / pyiri_alone_s`` (the issue asks <= 1.15);
 - ``ionofield_bf16_s`` and ``ratio_bf16``: the same with ``precision="bfloat16"`` (the
   network's matrix products in bfloat16), from an empty cache too;
+- ``ionofield_compiled_s``, ``ratio_compiled`` (float32) and ``ionofield_bf16_compiled_s``,
+  ``ratio_bf16_compiled``: the same with ``compile=True`` (the network through
+  ``torch.compile``), the compilation included, from inductor's warm on-disk cache
+  (``compile_warmup_s``: a one-hour reconstruction of each precision before them, which
+  fills it on a new machine, as a user's first compiled run does);
 - the peak RSS of the same reconstruction on a grid 4x larger (twice the times, twice
   the longitudes), which chunking must keep within 20 % of the first.
 The model is an untrained default-size R-STMRF: its cost does not depend on its weights.
@@ -65,14 +70,15 @@ def campaign(hours: int) -> xr.Dataset:
     )
     obs = xr.Dataset(
         {"ne": ("obs", np.full(4, 1e11))},
-        coords={"time": ("obs", times[:4]), "lat": ("obs", np.zeros(4)),
+        coords={"time": ("obs", times[[0, 0, 1, 1]]), "lat": ("obs", np.zeros(4)),
                 "lon": ("obs", np.zeros(4)), "alt": ("obs", np.full(4, 300.0)),
                 "profile": ("obs", ["a", "a", "b", "b"]), "mission": ("obs", ["X"] * 4)},
     )
     return iof.campaign(obs=obs, tec=tec)
 
 
-def ionofield_volume(hours: int, lon_factor: int, out: Path, precision: str) -> dict:
+def ionofield_volume(hours: int, lon_factor: int, out: Path, precision: str,
+                     compile: bool) -> dict:
     import torch
 
     import ionofield as iof
@@ -85,7 +91,7 @@ def ionofield_volume(hours: int, lon_factor: int, out: Path, precision: str) -> 
     target = iof.grid(time=pd.date_range(DAY, periods=hours, freq="h"), alt=ALT, lat=LAT, lon=lon)
     started = time.perf_counter()
     volume = iof.reconstruct(ds, target, model=model, cache_dir=out.parent / "cache",
-                             device="cpu", precision=precision)
+                             device="cpu", precision=precision, compile=compile)
     iof.to_netcdf(volume, out)
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "points": int(
@@ -103,6 +109,7 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--skip-4x", action="store_true")
     parser.add_argument("--skip-bf16", action="store_true")
+    parser.add_argument("--skip-compile", action="store_true")
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -111,12 +118,13 @@ def main() -> None:
         return
     if args.stage == "ionofield":
         factor, out, precision = int(args.rest[0]), Path(args.rest[1]), args.rest[2]
-        print(json.dumps(ionofield_volume(args.hours, factor, out, precision)))
+        compile = args.rest[3] == "compile"
+        print(json.dumps(ionofield_volume(args.hours, factor, out, precision, compile)))
         return
     work = Path(tempfile.mkdtemp(prefix="ionofield-perf-"))
     hours = ["--hours", str(args.hours)]
     base = child("pyiri", *hours)
-    ours = child("ionofield", *hours, "1", str(work / "a" / "ne.nc"), "float32")
+    ours = child("ionofield", *hours, "1", str(work / "a" / "ne.nc"), "float32", "eager")
     report = {
         "grid": f"{args.hours} h x {ALT.size} alt x {LAT.size} lat x {LON.size} lon",
         "pyiri_alone_s": round(base["seconds"], 1),
@@ -128,13 +136,24 @@ def main() -> None:
         "torch_threads": ours["torch_threads"],
     }
     if not args.skip_bf16:
-        fast = child("ionofield", *hours, "1", str(work / "c" / "ne.nc"), "bfloat16")
+        fast = child("ionofield", *hours, "1", str(work / "c" / "ne.nc"), "bfloat16", "eager")
         report["ionofield_bf16_s"] = round(fast["seconds"], 1)
         report["ratio_bf16"] = round(fast["seconds"] / base["seconds"], 2)
         report["peak_rss_mb_bf16"] = round(fast["peak_rss_mb"])
+    if not args.skip_compile:
+        precisions = ["float32"] + ([] if args.skip_bf16 else ["bfloat16"])
+        report["compile_warmup_s"] = round(sum(
+            child("ionofield", "--hours", "1", "1", str(work / f"w{p}" / "ne.nc"), p,
+                  "compile")["seconds"] for p in precisions), 1)
+        keys = {"float32": "compiled", "bfloat16": "bf16_compiled"}
+        for p in precisions:
+            key = keys[p]
+            run = child("ionofield", *hours, "1", str(work / f"d{p}" / "ne.nc"), p, "compile")
+            report[f"ionofield_{key}_s"] = round(run["seconds"], 1)
+            report[f"ratio_{key}"] = round(run["seconds"] / base["seconds"], 2)
     if not args.skip_4x:
         hours4 = ["--hours", str(min(2 * args.hours, 48))]
-        bigger = child("ionofield", *hours4, "2", str(work / "b" / "ne.nc"), "float32")
+        bigger = child("ionofield", *hours4, "2", str(work / "b" / "ne.nc"), "float32", "eager")
         report["peak_rss_mb_4x_grid"] = round(bigger["peak_rss_mb"])
         report["rss_increase_4x"] = round(bigger["peak_rss_mb"] / ours["peak_rss_mb"] - 1, 3)
     print(json.dumps(report, indent=2))

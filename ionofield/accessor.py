@@ -108,6 +108,7 @@ class RSTMRFAccessor:
         cache_dir: str | None = None,
         device: str | torch.device | None = "auto",
         precision: Precision = "float32",
+        compile: bool = False,
     ) -> xr.Dataset:
         """Reconstruct Ne on a grid; forwards to :func:`ionofield.reconstruct`.
 
@@ -118,10 +119,11 @@ class RSTMRFAccessor:
         model
             The fitted model or the path of a model file; by default the one
             :meth:`fit` left on this accessor.
-        background, chunks, cache_dir, device, precision
+        background, chunks, cache_dir, device, precision, compile
             As in :func:`ionofield.reconstruct` (``device="cuda"`` runs the network on
             the first GPU; the default ``"auto"`` takes it when torch sees one;
-            ``precision="bfloat16"`` runs its matrix products in bfloat16).
+            ``precision="bfloat16"`` runs its matrix products in bfloat16;
+            ``compile=True`` runs it through :func:`torch.compile`).
 
         Returns
         -------
@@ -131,7 +133,7 @@ class RSTMRFAccessor:
         check_campaign(self._obj)
         return reconstruct(
             self._obj, grid, model=self._fitted(model), background=background, chunks=chunks,
-            cache_dir=cache_dir, device=device, precision=precision,
+            cache_dir=cache_dir, device=device, precision=precision, compile=compile,
         )
 
     def to_netcdf(

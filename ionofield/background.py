@@ -133,11 +133,9 @@ def campaign_background(
     times = np.arange(first, last + np.timedelta64(1, "h"), np.timedelta64(1, "h")).astype(
         "datetime64[ns]"
     )
+    alt, lat, lon = iri_axes(config)
     start, stop, step = config.background_alt
     lat_step, lon_step = config.background_lat_step, config.background_lon_step
-    alt = np.arange(start, stop + step / 2, step)
-    lat = np.arange(-90.0 + lat_step, 90.0 - lat_step / 2, lat_step)
-    lon = np.arange(-180.0, 180.0 - lon_step / 2, lon_step)
     field = BackgroundField.from_iri(times, alt, lat, lon, f107=f107, cache_dir=cache_dir)
     info = {
         "kind": "iri",
@@ -151,6 +149,35 @@ def campaign_background(
         "lon_step": float(lon_step),
     }
     return field, info
+
+
+def iri_axes(config: FitConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The altitudes, latitudes and longitudes of the IRI grid a config sets.
+
+    Parameters
+    ----------
+    config
+        Its ``background_alt`` and ``background_lat_step``, ``background_lon_step``
+        (:func:`campaign_background`).
+
+    Returns
+    -------
+    alt, lat, lon : numpy.ndarray
+        float64 axes (km, degrees, degrees).
+
+    Examples
+    --------
+    >>> from ionofield.config import FitConfig
+    >>> alt, lat, lon = iri_axes(FitConfig(background_alt=(100.0, 500.0, 100.0)))
+    >>> alt.tolist(), lat[[0, -1]].tolist(), lon[[0, -1]].tolist()
+    ([100.0, 200.0, 300.0, 400.0, 500.0], [-87.5, 87.5], [-180.0, 175.0])
+    """
+    start, stop, step = config.background_alt
+    lat_step, lon_step = config.background_lat_step, config.background_lon_step
+    alt = np.arange(start, stop + step / 2, step)
+    lat = np.arange(-90.0 + lat_step, 90.0 - lat_step / 2, lat_step)
+    lon = np.arange(-180.0, 180.0 - lon_step / 2, lon_step)
+    return alt, lat, lon
 
 
 class BackgroundField:
@@ -220,6 +247,11 @@ class BackgroundField:
         self._slabs: _LoadedHours | _CachedIriHours = _LoadedHours(
             _log10_grid(np.asarray(da.values), self.lat, self.floor)
         )
+
+    @property
+    def alt_range(self) -> tuple[float, float]:
+        """Lowest and highest altitude (km) of the field."""
+        return float(self.alt[0]), float(self.alt[-1])
 
     @classmethod
     def from_iri(

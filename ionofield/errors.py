@@ -4,7 +4,8 @@ Every message names the file or variable at fault, what was found, and the fix.
 All exceptions derive from :class:`IonofieldError`, and each also derives from the
 built-in exception a caller would naturally catch (``ValueError``, ``OSError``).
 Warnings derive from :class:`IonofieldWarning`: input that was repaired (with the
-counts), a model used outside what it was fitted on.
+counts), a model used outside what it was fitted on, a faster path that could not be
+taken.
 """
 
 from __future__ import annotations
@@ -100,6 +101,10 @@ class DataWarning(IonofieldWarning):
 
 class ExtrapolationWarning(IonofieldWarning):
     """A model is applied far outside the period or altitudes it was fitted on."""
+
+
+class PerformanceWarning(IonofieldWarning):
+    """A faster path asked for could not be taken; the slower one gives the same result."""
 
 
 class CampaignError(IonofieldError, ValueError):

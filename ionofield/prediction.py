@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -21,7 +23,7 @@ from ionofield.background import BackgroundField
 from ionofield.config import Precision
 from ionofield.diagnostics import TECU
 from ionofield.drivers import HourlyDrivers
-from ionofield.errors import CoverageError
+from ionofield.errors import CoverageError, PerformanceWarning
 from ionofield.model import RSTMRF
 from ionofield.sphere import Cells, axis_cells, interpolate, longitude_cells
 from ionofield.timeutil import universal_time_hours
@@ -34,6 +36,8 @@ COLUMN_STEP_KM = 20.0
 #: Every this many rows and columns of a TEC map are compared with the model's column
 #: (the misfit is smooth; the full IONEX grid would cost a sixth of a reconstruction).
 MISFIT_MAP_STRIDE = 2
+#: Hours of columns computed together by :meth:`ColumnMisfit.compute` (a few MB).
+MISFIT_HOURS_PER_CALL = 24
 #: Floor (TECU) of the map TEC in the misfit's ratio (maps can hold zeros).
 MIN_MAP_TEC = 0.1
 
@@ -48,6 +52,7 @@ def predict_residual(
     *,
     workers: int | None = None,
     precision: Precision = "float32",
+    compile: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The network's log10 residual and log-variance on a (time, alt, lat, lon) grid.
 
@@ -77,11 +82,21 @@ def predict_residual(
     precision
         ``"bfloat16"`` runs the network's matrix products in bfloat16
         (:func:`torch.autocast`); the results are float32 either way.
+    compile
+        Run the network through :func:`torch.compile` (:func:`compiled_network`),
+        every call on :data:`POINTS_PER_CALL` points (the last one padded), so
+        that one graph serves them all.
 
     Returns
     -------
     residual, log_var
         float32 numpy arrays of shape [T, Z, Y, X].
+
+    Warns
+    -----
+    PerformanceWarning
+        ``compile`` was asked for and the compilation failed: the network ran as it
+        is, with the same results.
     """
     model.eval()
     device = model.device
@@ -96,28 +111,168 @@ def predict_residual(
         # residual and log_var of every point, written in place by the calls below
         out = torch.empty((2, len(times), len(space)), dtype=torch.float32, device=device)
 
-    def evaluate(task: tuple[int, int]) -> None:
+    def evaluate(network: torch.nn.Module, task: tuple[int, int]) -> None:
         k, start = task
-        stop = min(start + POINTS_PER_CALL, len(space))
+        n = min(POINTS_PER_CALL, len(space) - start)
         # grad mode and autocast are per thread
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
                                                     enabled=precision == "bfloat16"):
-            coords = torch.empty((stop - start, 4), dtype=torch.float32, device=device)
-            coords[:, :3] = space[start:stop]
+            padded = network is not model  # compiled: one shape for every call
+            coords = torch.empty((POINTS_PER_CALL if padded else n, 4), device=device)
+            coords[:n, :3] = space[start : start + n]
+            coords[n:, :3] = space[0]  # the padding: any point of the grid
             coords[:, 3] = float(ut[k])
-            out[0, k, start:stop], out[1, k, start:stop] = model(coords, codes[k : k + 1])
+            residual, log_var = network(coords, codes[k : k + 1])
+            out[0, k, start : start + n], out[1, k, start : start + n] = residual[:n], log_var[:n]
 
     tasks = [(k, s) for k in range(len(times)) for s in range(0, len(space), POINTS_PER_CALL)]
-    if device.type == "cpu":
-        with torch_threads(1):
-            for _ in _worker_pool(workers or torch.get_num_threads()).map(evaluate, tasks):
+    on_cpu, workers = device.type == "cpu", workers or torch.get_num_threads()
+    with torch_threads(1 if on_cpu else None):  # CPU: one thread per call, compiled too
+        network = compiled_network(model, lambda net: evaluate(net, tasks[0])) if compile else model
+        if on_cpu:
+            for _ in _worker_pool(workers).map(functools.partial(evaluate, network), tasks):
                 pass
-    else:
-        for task in tasks:
-            evaluate(task)
+        else:
+            for task in tasks:
+                evaluate(network, task)
     shape = (len(times), alt.size, lat.size, lon.size)
     residual, log_var = out.cpu().numpy().reshape(2, *shape)
     return residual, log_var
+
+
+def compiled_network(
+    model: RSTMRF, first_call: Callable[[torch.nn.Module], object]
+) -> torch.nn.Module:
+    """The model through :func:`torch.compile`, or the model itself where that fails.
+
+    The compilation happens at ``first_call``, here, on the calling thread, so that
+    threads calling the compiled network afterwards find it compiled. Its graph has
+    fixed shapes: calls of other shapes compile again. It takes a few seconds when
+    inductor's on-disk cache holds the kernels (a later process, the same network
+    size and precision), 20 s or more on the first compilation of this machine; it
+    needs a C++ compiler on the CPU.
+
+    Parameters
+    ----------
+    model
+        The model, in evaluation mode.
+    first_call
+        Calls the network it is given once, as the later calls will.
+
+    Returns
+    -------
+    torch.nn.Module
+        Called like the model.
+
+    Warns
+    -----
+    PerformanceWarning
+        The compilation failed (no compiler, an operation the compiler does not
+        support): the model itself is returned, with the same results.
+    """
+    compiled = torch.compile(model, dynamic=False)
+    try:
+        first_call(compiled)
+    except Exception as error:  # torch's compiler stack fails in many kinds of ways
+        warnings.warn(
+            f"torch.compile of the network failed ({type(error).__name__}: "
+            f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}); it runs "
+            "without compilation, with the same results, more slowly",
+            PerformanceWarning, stacklevel=3,
+        )
+        return model
+    return compiled
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelColumns:
+    """The network's part of the model's columns compared with the TEC maps.
+
+    The network does not need the background, so a reconstruction computes this part
+    while the background's IRI is still being computed, and :meth:`misfit` adds the
+    background afterwards.
+
+    Attributes
+    ----------
+    hours
+        int64 [K]: the campaign hours (indices on the drivers' hour axis), ascending.
+    alt, lat, lon
+        float64 [Z], [Y], [X]: the column altitudes, every :data:`COLUMN_STEP_KM`,
+        and the latitudes and longitudes of every :data:`MISFIT_MAP_STRIDE`-th row
+        and (where the maps' distinct meridians allow) column of the maps.
+    lon_stride
+        The maps' columns ``lon`` takes every this many of.
+    residual
+        float32 [K, Z, Y, X]: the network's log10 residual over the background.
+    """
+
+    hours: np.ndarray
+    alt: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    lon_stride: int
+    residual: np.ndarray
+
+    @classmethod
+    def compute(
+        cls, model: RSTMRF, drivers: HourlyDrivers, alt_range: tuple[float, float],
+        hours: np.ndarray, *, precision: Precision = "float32", compile: bool = False,
+    ) -> ModelColumns:
+        """The network's residual on the columns at campaign hours.
+
+        Parameters
+        ----------
+        model
+            A fitted model.
+        drivers
+            The campaign's hourly drivers, with TEC maps.
+        alt_range
+            Lowest and highest altitude (km) of the columns: the background's.
+        hours
+            Sorted hour indices of ``drivers``, shape [K].
+        precision, compile
+            As :func:`predict_residual` takes them.
+
+        Returns
+        -------
+        ModelColumns
+        """
+        # Strided longitudes stay regular across the antimeridian only if they divide it.
+        lon_stride = MISFIT_MAP_STRIDE if drivers.tec_lon.size % MISFIT_MAP_STRIDE == 0 else 1
+        lat = drivers.tec_lat[::MISFIT_MAP_STRIDE]
+        lon = drivers.tec_lon[::lon_stride]
+        alt = np.arange(alt_range[0], alt_range[1] + 1e-6, COLUMN_STEP_KM)
+        hours = np.asarray(hours, dtype=np.int64)
+        residual, _ = predict_residual(model, drivers, drivers.hours[hours], alt, lat, lon,
+                                       precision=precision, compile=compile)
+        return cls(hours, alt, lat, lon, lon_stride, residual)
+
+    def misfit(self, drivers: HourlyDrivers, field: BackgroundField) -> ColumnMisfit:
+        """The column misfit, once the background of the hours is known.
+
+        The model's column is the trapezoid integral of the background times the
+        residual over the column altitudes.
+
+        Parameters
+        ----------
+        drivers
+            The drivers the columns were computed with.
+        field
+            The background over (at least) the hours.
+
+        Returns
+        -------
+        ColumnMisfit
+        """
+        values = np.empty((self.hours.size, self.lat.size, self.lon.size), dtype=np.float32)
+        for k, hour in enumerate(self.hours):  # one hour at a time: the memory of one
+            log10_ne = self.residual[k] + field.log10_at(
+                drivers.hours[hour], self.alt[:, None, None], self.lat[:, None], self.lon
+            )
+            column = np.trapezoid(10.0 ** log10_ne.astype(np.float64), self.alt * 1e3, axis=0)
+            tec = drivers.tec[hour, ::MISFIT_MAP_STRIDE, :: self.lon_stride]
+            values[k] = np.log10(column / TECU / np.maximum(tec, MIN_MAP_TEC))
+        return ColumnMisfit(self.hours, self.lat, self.lon, values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,9 +307,8 @@ class ColumnMisfit:
     ) -> ColumnMisfit:
         """The misfit of a model at campaign hours.
 
-        The model's column is the trapezoid integral of its Ne over the background's
-        altitude range in steps of :data:`COLUMN_STEP_KM`, at every
-        :data:`MISFIT_MAP_STRIDE`-th row and column of the maps.
+        :meth:`ModelColumns.compute` and then :meth:`ModelColumns.misfit`, a few hours
+        at a time (:data:`MISFIT_HOURS_PER_CALL`), over the background's altitudes.
 
         Parameters
         ----------
@@ -165,27 +319,20 @@ class ColumnMisfit:
         field
             The background over (at least) those hours.
         hours
-            Sorted hour indices of ``drivers``, shape [K].
+            Sorted hour indices of ``drivers``, shape [K], K >= 1.
 
         Returns
         -------
         ColumnMisfit
         """
-        # Strided longitudes stay regular across the antimeridian only if they divide it.
-        lon_stride = MISFIT_MAP_STRIDE if drivers.tec_lon.size % MISFIT_MAP_STRIDE == 0 else 1
-        lat = drivers.tec_lat[::MISFIT_MAP_STRIDE]
-        lon = drivers.tec_lon[::lon_stride]
-        alt = np.arange(field.alt[0], field.alt[-1] + 1e-6, COLUMN_STEP_KM)
         hours = np.asarray(hours, dtype=np.int64)
-        values = np.empty((hours.size, lat.size, lon.size), dtype=np.float32)
-        for k, hour in enumerate(hours):  # one hour at a time: the memory of one
-            time = drivers.hours[hour : hour + 1]
-            log10_ne, _ = predict_residual(model, drivers, time, alt, lat, lon)
-            log10_ne[0] += field.log10_at(time[0], alt[:, None, None], lat[:, None], lon)
-            column = np.trapezoid(10.0 ** log10_ne[0].astype(np.float64), alt * 1e3, axis=0)
-            tec = drivers.tec[hour, ::MISFIT_MAP_STRIDE, ::lon_stride]
-            values[k] = np.log10(column / TECU / np.maximum(tec, MIN_MAP_TEC))
-        return cls(hours, lat, lon, values)
+        parts = []
+        for start in range(0, hours.size, MISFIT_HOURS_PER_CALL):
+            some = hours[start : start + MISFIT_HOURS_PER_CALL]
+            columns = ModelColumns.compute(model, drivers, field.alt_range, some)
+            parts.append(columns.misfit(drivers, field))
+        values = np.concatenate([part.values for part in parts])
+        return cls(hours, parts[0].lat, parts[0].lon, values)
 
     def at(
         self, drivers: HourlyDrivers, time: np.ndarray, lat: np.ndarray, lon: np.ndarray

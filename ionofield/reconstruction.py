@@ -52,7 +52,7 @@ import xarray as xr
 from ionofield._device import resolve_device
 from ionofield._threads import torch_threads, worker_threads
 from ionofield._version import __version__
-from ionofield.background import IRI_F107, BackgroundField, campaign_background
+from ionofield.background import IRI_F107, BackgroundField, campaign_background, iri_axes
 from ionofield.campaign import check_campaign
 from ionofield.config import FitConfig, Precision
 from ionofield.drivers import HourlyDrivers
@@ -60,7 +60,7 @@ from ionofield.errors import ConfigError, DataWarning, DivergenceError, Extrapol
 from ionofield.io.cf import CONVENTIONS, attributes, history_line
 from ionofield.iri import FOF2_MODEL, HMF2_MODEL
 from ionofield.model import RSTMRF, load_model
-from ionofield.prediction import ColumnMisfit, predict_residual
+from ionofield.prediction import ColumnMisfit, ModelColumns, predict_residual
 from ionofield.sphere import fold_longitude
 from ionofield.timeutil import to_datetime64
 
@@ -190,6 +190,7 @@ def reconstruct(
     cache_dir: str | os.PathLike | None = None,
     device: str | torch.device | None = "auto",
     precision: Precision = "float32",
+    compile: bool = False,
 ) -> xr.Dataset:
     """Reconstruct Ne on a grid, lazily.
 
@@ -220,11 +221,18 @@ def reconstruct(
         on the CPU whatever the device.
     precision
         ``"float32"`` (the default), or ``"bfloat16"`` to run the network's matrix
-        products in bfloat16 (:func:`torch.autocast`; the output layer, the
-        background and the TEC maps' column misfit stay float32). On a CPU with
-        AVX-512 BF16 the network runs about 2.5 times faster; on the OSSE's fitted
-        models ``ne`` moved by 0.0005-0.0008 dex rms (at most 0.01 dex) and
-        ``ne_log10_sigma`` by 0.4 % rms (:doc:`/user_guide/fit_time`).
+        products in bfloat16 (:func:`torch.autocast`; the output layer and the
+        background stay float32). On a CPU with AVX-512 BF16 the network runs about
+        twice as fast; on the OSSE's fitted models ``ne`` moved by 0.0005-0.0008 dex
+        rms (at most 0.01 dex) and ``ne_log10_sigma`` by 0.4 % rms
+        (:doc:`/user_guide/fit_time`).
+    compile
+        Run the network through :func:`torch.compile`, compiled once per process
+        (:func:`~ionofield.prediction.compiled_network`; an eager fallback, with a
+        :class:`~ionofield.errors.PerformanceWarning`, where compiling fails). The
+        results agree with the eager network's to float rounding. It pays on long
+        grids: compiling costs seconds per process, and saves a share of the
+        network's time on every point (:doc:`/user_guide/fit_time`).
 
     Returns
     -------
@@ -245,8 +253,8 @@ def reconstruct(
     Raises
     ------
     ConfigError
-        ``model``, ``target``, ``chunks``, ``device`` or ``precision`` is not what is described
-        above (for a device, also when this machine's torch cannot use it: the
+        ``model``, ``target``, ``chunks``, ``device``, ``precision`` or ``compile`` is not
+        what is described above (for a device, also when this machine's torch cannot use it: the
         message says how to install one that can), or the model was fitted on a
         user background and ``background`` is missing.
     CampaignError
@@ -281,6 +289,8 @@ def reconstruct(
             f"reconstruct: precision={precision!r}; give one of "
             f"{', '.join(map(repr, typing.get_args(Precision)))}"
         )
+    if not isinstance(compile, (bool, np.bool_)):
+        raise ConfigError(f"reconstruct: compile={compile!r}; give True or False")
     check_campaign(ds)
     times = to_datetime64(target["time"].values)
     alt, lat, lon = (target[name].values.astype(np.float64) for name in ("alt", "lat", "lon"))
@@ -304,7 +314,7 @@ def reconstruct(
     for start in range(0, len(times), step):
         t = times[start : start + step]
         block = dask.delayed(_volume_block, pure=True)(model_node, drivers_node, source, t, alt,
-                                                       lat, lon, precision)
+                                                       lat, lon, precision, compile)
         shape = (len(_OUTPUTS), len(t), alt.size, lat.size, lon.size)
         blocks.append(dsa.from_delayed(block, shape, dtype=np.float32))
     stacked = dsa.concatenate(blocks, axis=1)
@@ -420,6 +430,12 @@ class _IriHours:
     config: FitConfig
     cache_dir: str | os.PathLike | None
 
+    @property
+    def alt_range(self) -> tuple[float, float]:
+        """Lowest and highest altitude (km) of the IRI grid."""
+        alt, _, _ = iri_axes(self.config)
+        return float(alt[0]), float(alt[-1])
+
     def field(self, times: np.ndarray) -> BackgroundField:
         """The field over the whole hours spanning ``times`` (disk-cached per hour)."""
         with _BACKGROUND_LOCK:
@@ -431,6 +447,7 @@ class _IriHours:
 def _volume_block(
     recipe: _ModelRecipe, drivers: HourlyDrivers, background: _IriHours | BackgroundField,
     times: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray, precision: Precision,
+    compile: bool,
 ) -> np.ndarray:
     """ne, ne_background, ne_log10_sigma of a time chunk, stacked on axis 0.
 
@@ -443,13 +460,13 @@ def _volume_block(
     meridians, column = np.unique(np.where(lon >= 180.0, lon - 360.0, lon), return_inverse=True)
     model = _model_of(recipe)
     threads = worker_threads()  # the calling task's share; the runner's thread has none
-    network = _network_runner().submit(_network, model, drivers, times, alt, lat, meridians,
-                                       threads, precision)
+    network = _network_runner().submit(_network, model, drivers, background, times, alt, lat,
+                                       meridians, threads, precision, compile)
     field = background.field(times) if isinstance(background, _IriHours) else background
-    residual, log_var = network.result()
+    residual, log_var, columns = network.result()
     # A broken model overflows below; _check_block then names the chunk.
     with np.errstate(over="ignore", invalid="ignore"):
-        misfit = _column_misfit(model, drivers, field, times, threads)
+        misfit = None if columns is None else columns.misfit(drivers, field)
         out = _block_values(model, drivers, field, times, alt, lat, meridians, residual,
                             log_var, misfit)
     _check_block(times, residual, out)
@@ -466,25 +483,29 @@ def _network_runner() -> ThreadPoolExecutor:
 
 
 def _network(
-    model: RSTMRF, drivers: HourlyDrivers, times: np.ndarray, alt: np.ndarray,
-    lat: np.ndarray, lon: np.ndarray, threads: int | None, precision: Precision,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The network's residual and log-variance on a chunk's grid, on ``threads`` threads."""
-    with _NETWORK_LOCK, torch_threads(threads):
-        return predict_residual(model, drivers, times, alt, lat, lon, precision=precision)
+    model: RSTMRF, drivers: HourlyDrivers, background: _IriHours | BackgroundField,
+    times: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray,
+    threads: int | None, precision: Precision, compile: bool,
+) -> tuple[np.ndarray, np.ndarray, ModelColumns | None]:
+    """All a chunk needs of the network.
 
-
-def _column_misfit(
-    model: RSTMRF, drivers: HourlyDrivers, field: BackgroundField, times: np.ndarray,
-    threads: int | None,
-) -> ColumnMisfit | None:
-    """The TEC maps' column misfit at the hours ``times`` take weight from, if it is used."""
-    if drivers.tec is None:
-        return None
-    i0, i1, w0, w1 = drivers.bracket(times)
-    hours = np.union1d(i0[w0 > 0], i1[w1 > 0])  # `field` spans them
-    with _NETWORK_LOCK, torch_threads(threads):
-        return ColumnMisfit.compute(model, drivers, field, hours)
+    The residual and log-variance on the chunk's grid, and, when sigma takes the TEC
+    maps' column misfit, the network's part of the columns at the hours the chunk's
+    times take weight from (:class:`~ionofield.prediction.ModelColumns`). It runs on
+    ``threads`` threads (None: torch's), less the one PyIRI keeps busy meanwhile.
+    """
+    cores = threads or torch.get_num_threads()
+    network_threads = max(1, cores - 1) if isinstance(background, _IriHours) else cores
+    columns = None
+    with _NETWORK_LOCK, torch_threads(network_threads):
+        residual, log_var = predict_residual(model, drivers, times, alt, lat, lon,
+                                             precision=precision, compile=compile)
+        if drivers.tec is not None:
+            i0, i1, w0, w1 = drivers.bracket(times)
+            hours = np.union1d(i0[w0 > 0], i1[w1 > 0])  # the chunk's field spans them
+            columns = ModelColumns.compute(model, drivers, background.alt_range, hours,
+                                           precision=precision, compile=compile)
+    return residual, log_var, columns
 
 
 def _block_values(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import threading
+import time
 import warnings
 
 import dask
@@ -17,7 +17,7 @@ import ionofield as iof
 from ionofield._threads import worker_threads
 from ionofield.background import BackgroundField
 from ionofield.drivers import HourlyDrivers
-from ionofield.errors import ConfigError, CoverageError
+from ionofield.errors import ConfigError, CoverageError, PerformanceWarning
 from ionofield.prediction import ColumnMisfit, predict_residual
 from ionofield.reconstruction import _rebuilt_model
 from tests.conftest import COARSE_IRI, START
@@ -372,30 +372,38 @@ def test_volume_records_what_the_model_was_fitted_on(volume, model):
 def test_a_chunks_network_runs_while_its_iri_is_computed(tiny_campaign, model, pyiri_calls,
                                                          tmp_path, monkeypatch):
     """The network does not wait for the background: PyIRI (here a fake that waits for
-    the network to start) and the network of the same, single chunk run side by side."""
+    the network to finish the chunk's grid and its TEC columns) and the network of the
+    same, single chunk run side by side."""
+    import ionofield.prediction as prediction
     import ionofield.reconstruction as reconstruction
 
     iri_model = copy.deepcopy(model)
     iri_model.info["background"] = {"kind": "iri"}
-    started = threading.Event()
-    network = reconstruction.predict_residual
+    iri_model.calibrate_sigma(1.0, column_misfit_offset=0.0)  # sigma takes the column misfit
+    grids = []
+    network = prediction.predict_residual
 
-    def signalling_network(*args, **kwargs):
-        started.set()
-        return network(*args, **kwargs)
+    def counting_network(model, drivers, times, alt, *args, **kwargs):
+        grids.append(alt.size)
+        return network(model, drivers, times, alt, *args, **kwargs)
 
     field = reconstruction._IriHours.field
 
     def waiting_field(self, times):
-        assert started.wait(timeout=30), "the chunk's network did not start before its IRI"
+        for _ in range(3000):  # 30 s
+            if len(grids) == 2:
+                break
+            time.sleep(0.01)
+        assert len(grids) == 2, "the chunk's network did not run first"
         return field(self, times)
 
-    monkeypatch.setattr(reconstruction, "predict_residual", signalling_network)
+    monkeypatch.setattr(reconstruction, "predict_residual", counting_network)
+    monkeypatch.setattr(prediction, "predict_residual", counting_network)
     monkeypatch.setattr(reconstruction._IriHours, "field", waiting_field)
     volume = iof.reconstruct(tiny_campaign, small_grid(), model=iri_model, chunks=4,
                              cache_dir=tmp_path).compute(scheduler="synchronous")
-    assert started.is_set() and len(pyiri_calls) == 6
-    assert np.isfinite(volume.ne.values).all()
+    assert grids[0] == small_grid().alt.size and len(pyiri_calls) == 6
+    assert np.isfinite(volume.ne_log10_sigma.values).all()
 
 
 def test_bfloat16_precision_stays_within_a_hundredth_of_a_dex(volume, tiny_campaign, model,
@@ -412,6 +420,39 @@ def test_bfloat16_precision_stays_within_a_hundredth_of_a_dex(volume, tiny_campa
     with pytest.raises(ConfigError, match="precision='float16'"):
         iof.reconstruct(tiny_campaign, small_grid(), model=model,
                         background=chapman_background, precision="float16")
+
+
+def test_a_compiled_network_gives_the_eager_volume_from_one_graph(volume, tiny_campaign,
+                                                                  model, chapman_background):
+    """compile=True: the same volume to float rounding, from a single compiled graph
+    although the chunks' grids and TEC columns are of other sizes (calls are padded)."""
+    from torch._dynamo.utils import counters
+
+    graphs = counters["stats"]["unique_graphs"]
+    compiled = iof.reconstruct(tiny_campaign, small_grid(), model=model,
+                               background=chapman_background, chunks=2, compile=True).compute()
+    assert counters["stats"]["unique_graphs"] == graphs + 1
+    np.testing.assert_allclose(np.log10(compiled.ne), np.log10(volume.ne), atol=1e-5)
+    np.testing.assert_allclose(compiled.ne_log10_sigma, volume.ne_log10_sigma, rtol=1e-5)
+    with pytest.raises(ConfigError, match="compile='yes'"):
+        iof.reconstruct(tiny_campaign, small_grid(), model=model,
+                        background=chapman_background, compile="yes")
+
+
+def test_a_failed_compilation_warns_and_runs_the_network_as_it_is(volume, tiny_campaign, model,
+                                                                  chapman_background,
+                                                                  monkeypatch):
+    def failing_compile(module, **kwargs):
+        def call(*args):
+            raise RuntimeError("no C++ compiler here\nsecond line")
+        return call
+
+    monkeypatch.setattr(torch, "compile", failing_compile)
+    with pytest.warns(PerformanceWarning, match="RuntimeError: no C[+][+] compiler here[)]"):
+        fallback = iof.reconstruct(tiny_campaign, small_grid(), model=model,
+                                   background=chapman_background, chunks=2,
+                                   compile=True).compute(scheduler="synchronous")
+    xr.testing.assert_equal(fallback, volume.compute())
 
 
 def test_the_output_layer_stays_float32_under_autocast(model):
