@@ -312,10 +312,8 @@ class ColumnMisfit:
 
         Parameters
         ----------
-        model
-            A fitted model.
-        drivers
-            The campaign's hourly drivers, with TEC maps.
+        model, drivers
+            As :meth:`ModelColumns.compute` takes them.
         field
             The background over (at least) those hours.
         hours
