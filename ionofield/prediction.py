@@ -9,8 +9,10 @@ maps. :func:`ionofield.fit` uses both to calibrate sigma after training;
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import threading
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +55,7 @@ def predict_residual(
     workers: int | None = None,
     precision: Precision = "float32",
     compile: bool = False,
+    cores: threading.Semaphore | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The network's log10 residual and log-variance on a (time, alt, lat, lon) grid.
 
@@ -86,6 +89,10 @@ def predict_residual(
         Run the network through :func:`torch.compile` (:func:`compiled_network`),
         every call on :data:`POINTS_PER_CALL` points (the last one padded), so
         that one graph serves them all.
+    cores
+        On the CPU, a semaphore each call holds while it runs: work beside the network
+        that holds some too (a reconstruction's PyIRI) takes cores from it only
+        while it runs.
 
     Returns
     -------
@@ -115,8 +122,8 @@ def predict_residual(
         k, start = task
         n = min(POINTS_PER_CALL, len(space) - start)
         # grad mode and autocast are per thread
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
-                                                    enabled=precision == "bfloat16"):
+        with (cores or contextlib.nullcontext()), torch.inference_mode(), torch.autocast(
+                device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
             padded = network is not model  # compiled: one shape for every call
             coords = torch.empty((POINTS_PER_CALL if padded else n, 4), device=device)
             coords[:n, :3] = space[start : start + n]
@@ -217,6 +224,7 @@ class ModelColumns:
     def compute(
         cls, model: RSTMRF, drivers: HourlyDrivers, alt_range: tuple[float, float],
         hours: np.ndarray, *, precision: Precision = "float32", compile: bool = False,
+        cores: threading.Semaphore | None = None,
     ) -> ModelColumns:
         """The network's residual on the columns at campaign hours.
 
@@ -230,7 +238,7 @@ class ModelColumns:
             Lowest and highest altitude (km) of the columns: the background's.
         hours
             Sorted hour indices of ``drivers``, shape [K].
-        precision, compile
+        precision, compile, cores
             As :func:`predict_residual` takes them.
 
         Returns
@@ -244,7 +252,7 @@ class ModelColumns:
         alt = np.arange(alt_range[0], alt_range[1] + 1e-6, COLUMN_STEP_KM)
         hours = np.asarray(hours, dtype=np.int64)
         residual, _ = predict_residual(model, drivers, drivers.hours[hours], alt, lat, lon,
-                                       precision=precision, compile=compile)
+                                       precision=precision, compile=compile, cores=cores)
         return cls(hours, alt, lat, lon, lon_stride, residual)
 
     def misfit(self, drivers: HourlyDrivers, field: BackgroundField) -> ColumnMisfit:

@@ -436,9 +436,13 @@ class _IriHours:
         alt, _, _ = iri_axes(self.config)
         return float(alt[0]), float(alt[-1])
 
-    def field(self, times: np.ndarray) -> BackgroundField:
-        """The field over the whole hours spanning ``times`` (disk-cached per hour)."""
-        with _BACKGROUND_LOCK:
+    def field(self, times: np.ndarray, cores: threading.Semaphore) -> BackgroundField:
+        """The field over the whole hours spanning ``times`` (disk-cached per hour).
+
+        It holds one of ``cores`` meanwhile: the network's calls, which hold them too,
+        then leave PyIRI its core.
+        """
+        with _BACKGROUND_LOCK, cores:
             field, _ = campaign_background(times, self.f107, config=self.config,
                                            cache_dir=self.cache_dir)
         return field
@@ -459,10 +463,14 @@ def _volume_block(
     """
     meridians, column = np.unique(np.where(lon >= 180.0, lon - 360.0, lon), return_inverse=True)
     model = _model_of(recipe)
-    threads = worker_threads()  # the calling task's share; the runner's thread has none
+    threads = worker_threads() or torch.get_num_threads()  # the calling task's share
+    cores = _cores(threads)
     network = _network_runner().submit(_network, model, drivers, background, times, alt, lat,
-                                       meridians, threads, precision, compile)
-    field = background.field(times) if isinstance(background, _IriHours) else background
+                                       meridians, threads, cores, precision, compile)
+    if isinstance(background, _IriHours):
+        field = background.field(times, cores)
+    else:
+        field = background
     residual, log_var, columns = network.result()
     # A broken model overflows below; _check_block then names the chunk.
     with np.errstate(over="ignore", invalid="ignore"):
@@ -482,29 +490,38 @@ def _network_runner() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(1, thread_name_prefix="ionofield-chunk")
 
 
+@functools.cache
+def _cores(threads: int) -> threading.BoundedSemaphore:
+    """The cores the chunks of this process share, ``threads`` of them.
+
+    PyIRI holds one while it runs, and each network call one.
+    """
+    return threading.BoundedSemaphore(threads)
+
+
 def _network(
     model: RSTMRF, drivers: HourlyDrivers, background: _IriHours | BackgroundField,
-    times: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray,
-    threads: int | None, precision: Precision, compile: bool,
+    times: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray, threads: int,
+    cores: threading.Semaphore, precision: Precision, compile: bool,
 ) -> tuple[np.ndarray, np.ndarray, ModelColumns | None]:
-    """All a chunk needs of the network.
+    """All a chunk needs of the network, on ``threads`` threads holding ``cores``.
 
     The residual and log-variance on the chunk's grid, and, when sigma takes the TEC
     maps' column misfit, the network's part of the columns at the hours the chunk's
-    times take weight from (:class:`~ionofield.prediction.ModelColumns`). It runs on
-    ``threads`` threads (None: torch's), less the one PyIRI keeps busy meanwhile.
+    times take weight from (:class:`~ionofield.prediction.ModelColumns`). While PyIRI
+    computes a background it holds one of the ``cores``, and the network runs on the
+    others; read from the IRI cache, or given by the user, the background leaves
+    them all to the network.
     """
-    cores = threads or torch.get_num_threads()
-    network_threads = max(1, cores - 1) if isinstance(background, _IriHours) else cores
     columns = None
-    with _NETWORK_LOCK, torch_threads(network_threads):
+    with _NETWORK_LOCK, torch_threads(threads):
         residual, log_var = predict_residual(model, drivers, times, alt, lat, lon,
-                                             precision=precision, compile=compile)
+                                             precision=precision, compile=compile, cores=cores)
         if drivers.tec is not None:
             i0, i1, w0, w1 = drivers.bracket(times)
             hours = np.union1d(i0[w0 > 0], i1[w1 > 0])  # the chunk's field spans them
             columns = ModelColumns.compute(model, drivers, background.alt_range, hours,
-                                           precision=precision, compile=compile)
+                                           precision=precision, compile=compile, cores=cores)
     return residual, log_var, columns
 
 

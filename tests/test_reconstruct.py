@@ -14,7 +14,7 @@ import torch
 import xarray as xr
 
 import ionofield as iof
-from ionofield._threads import worker_threads
+from ionofield._threads import torch_threads, worker_threads
 from ionofield.background import BackgroundField
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import ConfigError, CoverageError, PerformanceWarning
@@ -371,9 +371,9 @@ def test_volume_records_what_the_model_was_fitted_on(volume, model):
 
 def test_a_chunks_network_runs_while_its_iri_is_computed(tiny_campaign, model, pyiri_calls,
                                                          tmp_path, monkeypatch):
-    """The network does not wait for the background: PyIRI (here a fake that waits for
-    the network to finish the chunk's grid and its TEC columns) and the network of the
-    same, single chunk run side by side."""
+    """The network does not wait for the background: PyIRI (here a fake that holds its
+    core while it waits for the network to finish the chunk's grid and its TEC
+    columns on the other) and the network of the same, single chunk run side by side."""
     import ionofield.prediction as prediction
     import ionofield.reconstruction as reconstruction
 
@@ -389,19 +389,21 @@ def test_a_chunks_network_runs_while_its_iri_is_computed(tiny_campaign, model, p
 
     field = reconstruction._IriHours.field
 
-    def waiting_field(self, times):
-        for _ in range(3000):  # 30 s
-            if len(grids) == 2:
-                break
-            time.sleep(0.01)
-        assert len(grids) == 2, "the chunk's network did not run first"
-        return field(self, times)
+    def waiting_field(self, times, cores):
+        with cores:  # as PyIRI holds it
+            for _ in range(3000):  # 30 s
+                if len(grids) == 2:
+                    break
+                time.sleep(0.01)
+        assert len(grids) == 2, "the chunk's network did not run first, on the other core"
+        return field(self, times, cores)
 
     monkeypatch.setattr(reconstruction, "predict_residual", counting_network)
     monkeypatch.setattr(prediction, "predict_residual", counting_network)
     monkeypatch.setattr(reconstruction._IriHours, "field", waiting_field)
-    volume = iof.reconstruct(tiny_campaign, small_grid(), model=iri_model, chunks=4,
-                             cache_dir=tmp_path).compute(scheduler="synchronous")
+    with torch_threads(2):
+        volume = iof.reconstruct(tiny_campaign, small_grid(), model=iri_model, chunks=4,
+                                 cache_dir=tmp_path).compute(scheduler="synchronous")
     assert grids[0] == small_grid().alt.size and len(pyiri_calls) == 6
     assert np.isfinite(volume.ne_log10_sigma.values).all()
 
