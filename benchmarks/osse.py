@@ -23,15 +23,17 @@ worlds (and per world over seeds).
                               [--worlds storm other_iri structured]
                               [--mode forecast|reanalysis|both]
                               [--world-seed 0] [--tec-cadence 2] [--options '{"max_steps": 2000}']
+                              [--val-tail-hours 6] [--jobs 2] [--threads 1]
 
 Every variant (the default config and, in forecast mode, each ablation) is fitted
 once per seed: single fits scatter by several hundredths in skill with the seed
 alone. The default's fits are scored on the full grid, the ablations' on every other
 time, latitude and longitude.
 
-Each fit runs in its own process (two at a time), and is scored there after it, so
-its wall time and peak resident memory (taken before the scoring) are its own; the
-worlds, observations and IRI cube are prepared, and cached on disk, beforehand.
+Each fit runs in its own process (``--jobs`` at a time, 2 by default, each with its
+share of the cores as torch threads), and is scored there after it, so its wall time
+and peak resident memory (taken before the scoring) are its own; the worlds,
+observations and IRI cube are prepared, and cached on disk, beforehand.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -47,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 import xarray as xr
 from _memory import peak_rss_mb
 
@@ -151,15 +155,16 @@ def evaluation_grid(quick: bool, mode: str = "forecast") -> xr.Dataset:
     )
 
 
-def fit_variant(work: Path, name: str, seed: int, options: dict) -> dict:
-    """Fit one variant (in this process) and save it; returns time and memory.
+def fit_variant(work: Path, name: str, seed: int, options: dict, threads: int) -> dict:
+    """Fit one variant (in this process, on ``threads`` torch threads) and save it.
 
-    The campaign is opened lazily, as a user fitting a saved campaign would: the fit
-    reads its observations in blocks, so the peak RSS is the fit's own.
+    Returns time, memory and the fit's own scores. The campaign is opened lazily, as a
+    user fitting a saved campaign would: the fit reads its observations in blocks, so
+    the peak RSS is the fit's own.
     """
     with xr.open_dataset(work / "campaign.nc") as ds:
         started = time.perf_counter()
-        model = iof.fit(ds, seed=seed, progress=False, threads=1, **BACKGROUND, **options)
+        model = iof.fit(ds, seed=seed, progress=False, threads=threads, **BACKGROUND, **options)
         wall = time.perf_counter() - started
     model.save(work / f"model_{name}.pt")
     table = model.history
@@ -170,9 +175,19 @@ def fit_variant(work: Path, name: str, seed: int, options: dict) -> dict:
             "val_rmse_background": model.info["val_rmse_background"],
             "sigma_factor": round(model.info["sigma_factor"], 3),
             "sigma_gap_variance_rate": model.info.get("sigma_gap_variance_rate"),
+            "val_sigma_calibration_by_gap": gap_table(model.info.get("sigma_calibration_by_gap",
+                                                                     [])),
             # With --options '{"test_fraction": ...}': the scores of the untouched test block.
             **{k: model.info[k] for k in ("n_test", "test_rmse", "test_rmse_background",
                                           "test_inside_1sigma") if k in model.info}}
+
+
+def gap_table(rows: list[dict]) -> dict:
+    """The fit's validation errors by hours from the data, keyed by bin ("3-6 h", "24-inf h")."""
+    return {"{:g}-{:g} h".format(*row["gap_hours"]):
+            {key: row[key] if key == "count" else round(row[key], 4)
+             for key in ("count", "inside_1sigma", "rmse")}
+            for row in rows}
 
 
 def metrics(pred: np.ndarray, truth: np.ndarray) -> dict:
@@ -309,13 +324,25 @@ def main() -> None:
                         "3 days must fall on a map")
     parser.add_argument("--options", type=json.loads, default={},
                         help="FitConfig fields (JSON) set in every fit, ablations included")
+    parser.add_argument("--val-tail-hours", type=float, default=0.0,
+                        help="FitConfig.val_tail_hours of every fit: the last hours of the "
+                        "fitted period held out for validation (default 0: none)")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="fits run at a time, each in its own process (default 2)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads of each fit's process (default: the cores shared "
+                        "among the --jobs, at least 1)")
     parser.add_argument("--stage-fit", nargs=4, metavar=("NAME", "SEED", "OPTIONS_JSON", "FULL"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.jobs < 1 or (args.threads is not None and args.threads < 1):
+        parser.error("--jobs and --threads must be at least 1")
+    threads = args.threads or max(1, available_cores() // args.jobs)
     work = Path(args.work or tempfile.mkdtemp(prefix="ionofield-osse-"))
     if args.stage_fit:
+        torch.set_num_threads(threads)  # the scoring's share too
         name, seed, options, full = args.stage_fit
-        result = fit_variant(work, name, int(seed), json.loads(options))
+        result = fit_variant(work, name, int(seed), json.loads(options), threads)
         result.update(evaluate(work, name, full=full == "full"))
         print(json.dumps(result))
         return
@@ -324,6 +351,8 @@ def main() -> None:
     budget = {"max_steps": args.max_steps or (60 if args.quick else iof.FitConfig().max_steps)}
     if args.quick:
         budget.update(eval_every=20, weight_average_steps=20)
+    if args.val_tail_hours:  # left out at 0, so that --reuse takes the records of before
+        budget["val_tail_hours"] = args.val_tail_hours
     modes = MODES if args.mode == "both" else (args.mode,)
     started = time.perf_counter()
     for world in args.worlds:
@@ -353,15 +382,17 @@ def main() -> None:
             work / world / mode / "campaign.nc").sizes["obs"])
             for world in args.worlds for mode in modes},
         "profiles_per_day": profiles, "levels": levels, **budget,
+        "jobs": args.jobs, "threads_per_fit": threads,
         "prepare_s": round(time.perf_counter() - started, 1),
     }
     fits = [(world, mode, name, seed, {**budget, **args.options, **options})
             for seed in args.seeds for world in args.worlds for mode in modes
             for name, options in (VARIANTS.items() if mode == "forecast" and not
                                   args.no_ablations else [("default", {})])]
-    # Two fits at a time (one torch thread each) on this 2-core machine.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        runs = [pool.submit(run_fit, work, *fit, reuse=args.reuse) for fit in fits]
+    # Each fit in a process of its own: a thread here only waits for it.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        runs = [pool.submit(run_fit, work, *fit, threads=threads, reuse=args.reuse)
+                for fit in fits]
     records = [run.result() for run in runs]
     report["summary"] = {mode: summary([r for r in records if r["mode"] == mode
                                         and r["variant"] == "default"])
@@ -378,11 +409,11 @@ def main() -> None:
 
 
 def run_fit(work: Path, world: str, mode: str, name: str, seed: int, options: dict, *,
-            reuse: bool) -> dict:
+            threads: int, reuse: bool) -> dict:
     """Fit and score one variant in its own process; its record, also kept in a JSON file.
 
-    With ``reuse``, a record kept by an earlier run with the same options is returned
-    without fitting again.
+    The process runs torch on ``threads`` threads. With ``reuse``, a record kept by an
+    earlier run with the same options is returned without fitting again.
     """
     folder = work / world / mode
     fit = f"{name}_seed{seed}"
@@ -393,8 +424,9 @@ def run_fit(work: Path, world: str, mode: str, name: str, seed: int, options: di
             return record
     started = time.perf_counter()
     run = subprocess.run(
-        [sys.executable, __file__, "--work", str(folder), "--stage-fit", fit, str(seed),
-         json.dumps(options), "full" if name == "default" else "sample"],
+        [sys.executable, __file__, "--work", str(folder), "--threads", str(threads),
+         "--stage-fit", fit, str(seed), json.dumps(options),
+         "full" if name == "default" else "sample"],
         check=True, capture_output=True, text=True,
     )
     record = {"world": world, "mode": mode, "variant": name, "seed": seed, "options": options,
@@ -403,6 +435,13 @@ def run_fit(work: Path, world: str, mode: str, name: str, seed: int, options: di
     kept.write_text(json.dumps(record))
     print(f"{world} {mode} {fit}: skill {record['skill']}", file=sys.stderr, flush=True)
     return record
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def spread(values: list[float]) -> dict:

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+
+#: Edges, in hours from the training data, of the bins of :func:`errors_by_gap`: hours
+#: with data and next to them, the gaps of validation blocks, and a forecast's first
+#: hours, its day and beyond.
+GAP_BINS = (0.0, 1.0, 3.0, 6.0, 12.0, 24.0, math.inf)
 
 
 def sigma_scale(
@@ -102,3 +111,51 @@ def fit_variance(error: np.ndarray, terms: np.ndarray, fixed_var: np.ndarray) ->
                                    method="L-BFGS-B", bounds=[(-50.0, 10.0)] * len(terms))
     return np.exp(best.x)
 
+
+def errors_by_gap(
+    error: np.ndarray, sigma: np.ndarray, gap: np.ndarray, bins: Sequence[float] = GAP_BINS
+) -> list[dict[str, Any]]:
+    """How well sigma describes errors, by the hours from the training data.
+
+    An error falls in the bin ``bins[k] <= gap < bins[k + 1]``; errors outside every
+    bin are left out, and so are bins without errors. Within one sigma of a
+    Gaussian lie 68.3 % of the errors: a bin below that has too narrow a sigma, above
+    it too wide.
+
+    Parameters
+    ----------
+    error
+        Observed minus predicted log10 Ne, shape [N].
+    sigma
+        The predicted standard deviation of each error (dex), shape [N].
+    gap
+        Hours from each error's time to the nearest hour with training data
+        (:meth:`ionofield.RSTMRF.gap_hours`), shape [N].
+    bins
+        Increasing bin edges in hours (the last may be ``math.inf``).
+
+    Returns
+    -------
+    list of dict
+        One per bin with errors, in the order of ``bins``: ``"gap_hours"`` (the bin's
+        ``[low, high)`` edges), ``"count"`` (its errors), ``"inside_1sigma"`` (the
+        fraction with ``|error| <= sigma``) and ``"rmse"`` (root mean square error).
+
+    Examples
+    --------
+    >>> rows = errors_by_gap(np.array([0.1, -0.3, 0.2, 0.5]), np.full(4, 0.25),
+    ...                      np.array([0.0, 0.5, 2.0, 30.0]))
+    >>> [(row["gap_hours"], row["count"], row["inside_1sigma"]) for row in rows]
+    [([0.0, 1.0], 2, 0.5), ([1.0, 3.0], 1, 1.0), ([24.0, inf], 1, 0.0)]
+    """
+    error = np.asarray(error, dtype=np.float64)
+    inside = np.abs(error) <= np.asarray(sigma, dtype=np.float64)
+    which = np.searchsorted(np.asarray(bins, dtype=np.float64), gap, side="right") - 1
+    rows = []
+    for k, (low, high) in enumerate(zip(bins[:-1], bins[1:], strict=True)):
+        members = which == k
+        if members.any():
+            rows.append({"gap_hours": [float(low), float(high)], "count": int(members.sum()),
+                         "inside_1sigma": float(inside[members].mean()),
+                         "rmse": float(np.sqrt(np.mean(error[members] ** 2)))})
+    return rows

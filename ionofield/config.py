@@ -44,7 +44,7 @@ NETWORK_FIELDS = (
 ARCHITECTURE_FIELDS = (*NETWORK_FIELDS[:5], "env_len", "seq_len", *NETWORK_FIELDS[5:])
 #: Fields added since the first model files, and the value of each that files
 #: without it were written with.
-ADDED_FIELDS = {"observation_errors": "none"}
+ADDED_FIELDS = {"observation_errors": "none", "val_tail_hours": 0.0}
 #: Fields of earlier versions, and what replaced them (their values are refused with
 #: this advice; a model file that records them loads, as they did not shape it).
 RETIRED_FIELDS = {
@@ -234,6 +234,15 @@ class FitConfig:
         the validation blocks alone.
     val_block_hours
         Length (hours) of the held-out blocks.
+    val_tail_hours
+        Hours at the end of the observation period (after the test blocks are set
+        aside) held out for validation as well, with every profile that starts in
+        them; the ``val_fraction`` blocks are then drawn from the hours before. The
+        validation blocks lie between hours with data, at most ``val_block_hours`` / 2
+        from them; the tail lets the calibration of sigma see how errors grow after
+        the data end, as in a forecast (user guide, "Uncertainty"). Its profiles are
+        not trained on, so a reconstruction of the observed period loses them. 0 (the
+        default) holds out no tail.
     patience
         Steps without validation improvement before early stopping (0 disables it).
         The validation loss of single validations scatters by more than its trend
@@ -284,6 +293,7 @@ class FitConfig:
     test_fraction: float = 0.0
     calibration_fraction: float = 0.05
     val_block_hours: float = 3.0
+    val_tail_hours: float = 0.0
     patience: int = 1500
     checkpoint_every: int = 1000
     background_alt: tuple[float, float, float] = (60.0, 1000.0, 10.0)
@@ -320,7 +330,7 @@ class FitConfig:
                 problems.append(f"{name} = {getattr(self, name)} must be >= 1")
         for name in ("w_chapman", "w_tec_direction", "w_tec_anchor", "w_tec_forecast",
                      "weight_decay", "patience",
-                     "weight_average_steps", "season_min_days", "grad_clip"):
+                     "weight_average_steps", "season_min_days", "grad_clip", "val_tail_hours"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} = {getattr(self, name)} must be >= 0")
         for name in ("lr", "w0", "chapman_scale_km", "val_block_hours", "background_lat_step",

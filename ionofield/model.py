@@ -179,14 +179,13 @@ class RSTMRF(RSTMRFNetwork):
                 for first, last in self.info.get("data_hours", [])]
         return np.concatenate(runs) if runs else np.array([], dtype="datetime64[h]")
 
-    def gap_growth(self, times: np.ndarray) -> np.ndarray:
-        """How far times are from the training data, as the variance grows with it.
+    def gap_hours(self, times: np.ndarray) -> np.ndarray:
+        """Hours from times to the nearest hour that held training data.
 
-        ``sqrt(hours_from_data(times))``: 0 within the hours that held training data,
-        growing as the square root of the hours to the nearest of them
+        0 within those hours, the hours to the nearest of them elsewhere
         (:func:`~ionofield.timeutil.hours_from_data`), after the last one (a forecast)
         as between two of them. 0 everywhere for a model without the hours (files of
-        earlier versions). ``gap_variance_rate`` is the variance per unit of it.
+        earlier versions).
 
         Parameters
         ----------
@@ -201,7 +200,26 @@ class RSTMRF(RSTMRFNetwork):
         hours = self.data_hours
         if hours.size == 0:
             return np.zeros(np.shape(times))
-        return np.sqrt(hours_from_data(times, hours))
+        return hours_from_data(times, hours)
+
+    def gap_growth(self, times: np.ndarray) -> np.ndarray:
+        """How far times are from the training data, as the variance grows with it.
+
+        ``sqrt(gap_hours(times))`` (:meth:`gap_hours`): 0 within the hours that held
+        training data, growing as the square root of the hours to the nearest of them.
+        ``gap_variance_rate`` is the variance per unit of it.
+
+        Parameters
+        ----------
+        times
+            datetime64 times, any shape.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, the shape of ``times``.
+        """
+        return np.sqrt(self.gap_hours(times))
 
     def gap_variance(self, times: np.ndarray) -> np.ndarray:
         """The term of ``ne_log10_sigma**2`` of times away from the training data.

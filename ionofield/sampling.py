@@ -44,8 +44,7 @@ def split_by_period(
     train, val
         Run indices.
     """
-    _, first, inverse = np.unique(profile, return_index=True, return_inverse=True)
-    block = np.floor(hour[first] / block_hours).astype(np.int64)[inverse]
+    block = np.floor(_profile_start(profile, hour) / block_hours).astype(np.int64)
     blocks = np.unique(block)
     n_val = int(round(fraction * len(blocks)))
     if fraction > 0 and len(blocks) >= 2:
@@ -53,6 +52,51 @@ def split_by_period(
     held = rng.choice(blocks, size=n_val, replace=False)
     is_val = np.isin(block, held)
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def split_tail(
+    profile: np.ndarray, hour: np.ndarray, tail_hours: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split runs of points into those before the last ``tail_hours`` and the tail.
+
+    A profile belongs to the tail when its first point's hour lies in the last
+    ``tail_hours`` of the observation period, taken to end with the whole hour of the
+    latest such start; every run of the profile goes with it. Held out for
+    validation, the tail shows the errors of hours after the data end, those of a
+    forecast.
+
+    Parameters
+    ----------
+    profile
+        Profile code of each run (:class:`~ionofield.observations.ProfileRuns`; a
+        single point is a run too), shape [R].
+    hour
+        Hours since the first observation of each run's first point, shape [R].
+    tail_hours
+        Length of the tail in hours, >= 0 (0: no tail).
+
+    Returns
+    -------
+    kept, tail
+        Run indices.
+
+    Examples
+    --------
+    >>> profile = np.array([0, 1, 1, 2, 3])
+    >>> hour = np.array([0, 40, 43, 44, 47])  # profile 1 starts at 40 h, before the tail
+    >>> split_tail(profile, hour, 6.0)  # the hours 42-47
+    (array([0, 1, 2]), array([3, 4]))
+    """
+    start = _profile_start(profile, hour).astype(np.float64)
+    end = np.floor(start.max(initial=-np.inf)) + 1.0
+    in_tail = start >= end - tail_hours
+    return np.flatnonzero(~in_tail), np.flatnonzero(in_tail)
+
+
+def _profile_start(profile: np.ndarray, hour: np.ndarray) -> np.ndarray:
+    """The hour of each run's profile's first run (a profile goes by its start), shape [R]."""
+    _, first, inverse = np.unique(profile, return_index=True, return_inverse=True)
+    return np.asarray(hour)[first][inverse]
 
 
 class ProfileSampler:

@@ -70,7 +70,7 @@ from ionofield._threads import torch_threads
 from ionofield._version import __version__
 from ionofield.align import DRIVERS
 from ionofield.background import IRI_F107, campaign_background
-from ionofield.calibration import fit_variance, sigma_scale
+from ionofield.calibration import errors_by_gap, fit_variance, sigma_scale
 from ionofield.campaign import check_campaign
 from ionofield.checkpoint import (
     campaign_fingerprint,
@@ -97,7 +97,7 @@ from ionofield.observations import (
     point_coords,
 )
 from ionofield.prediction import ColumnMisfit
-from ionofield.sampling import ProfileSampler, run_points, split_by_period
+from ionofield.sampling import ProfileSampler, run_points, split_by_period, split_tail
 from ionofield.sphere import Cells
 from ionofield.timeutil import HOUR, day_of_year
 
@@ -699,9 +699,7 @@ def _fit(
                            rng)
     val_points = data.rows(val_index)
     # The calibration reads the validation points and the anchor profiles (if any).
-    calibration_index = np.concatenate(
-        [val_index, _subsample(runs, anchor_runs, config.validation_points, rng)]
-    )
+    anchor_index = _subsample(runs, anchor_runs, config.validation_points, rng)
     model = _new_model(config, np.array(data.time_range)).to(device)
     model.set_data_hours(np.datetime64(data.time_range[0], "h") + runs.hour[train_runs])
     trainer = _Trainer(model, data, drivers, bg_field, world)
@@ -741,7 +739,7 @@ def _fit(
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
     calibrating = time.perf_counter()
-    calibration = _calibrate(trainer, calibration_index if held_out else None)
+    calibration = _calibrate(trainer, val_index if held_out else None, anchor_index)
     calibrate_seconds = time.perf_counter() - calibrating
     test = _test(trainer, data, runs, test_runs, rng)
     data.close()
@@ -787,8 +785,16 @@ def _split(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Test, training and validation runs: test blocks first, validation blocks of the rest.
 
-    Without ``test_fraction`` the generator draws exactly what it drew before the
-    test block existed, so such fits are unchanged.
+    With ``val_tail_hours``, the validation takes the tail of the rest
+    (:func:`~ionofield.sampling.split_tail`) and its blocks are drawn from the hours
+    before it. The tail draws nothing from the generator, and without
+    ``test_fraction`` the generator draws exactly what it drew before the test block
+    existed, so fits without either are unchanged.
+
+    Raises
+    ------
+    ConfigError
+        The tail holds every run outside the test blocks.
     """
     everything = np.arange(len(runs.start))
     test_runs = everything[:0]
@@ -805,9 +811,19 @@ def _split(
                 DataWarning,
                 stacklevel=4,
             )
-    train, val = split_by_period(runs.profile[everything], runs.hour[everything],
+    kept, tail = split_tail(runs.profile[everything], runs.hour[everything],
+                            config.val_tail_hours)
+    if kept.size == 0:
+        hours = f"{config.val_tail_hours:g}"
+        raise ConfigError(
+            f"fit: val_tail_hours = {hours} holds out all {int(runs.length[everything].sum())} "
+            f"observations outside the test blocks (their profiles start within the last "
+            f"{hours} h of the observations); give a smaller val_tail_hours"
+        )
+    before = everything[kept]
+    train, val = split_by_period(runs.profile[before], runs.hour[before],
                                  config.val_fraction, config.val_block_hours, rng)
-    return test_runs, everything[train], everything[val]
+    return test_runs, before[train], np.union1d(before[val], everything[tail])
 
 
 def _anchor_split(
@@ -1109,27 +1125,37 @@ def _check_validation(row: dict[str, float], config: FitConfig) -> None:
         )
 
 
-def _calibrate(trainer: _Trainer, index: np.ndarray | None) -> dict[str, Any]:
-    """Calibrate the fitted model's sigma on the held-out points ``index``; its terms.
+def _calibrate(
+    trainer: _Trainer, val_index: np.ndarray | None, anchor_index: np.ndarray
+) -> dict[str, Any]:
+    """Calibrate the fitted model's sigma on the held-out points; its terms.
 
-    The variance of a held-out error is modelled as ``factor**2 * network variance +
-    gap_variance_rate * sqrt(hours from the training data) + column misfit term +
-    noise`` (the last two, the TEC maps' misfit about the campaign's median and the
-    observation's own noise, with weight 1); ``factor**2`` and the rate maximise the
-    Gaussian likelihood of the errors (:func:`~ionofield.calibration.fit_variance`).
-    Without held-out points, sigma stays as trained. Rank 0 computes the calibration
-    and every rank applies it.
+    The held-out points are the validation points ``val_index`` and the anchor
+    points ``anchor_index``. The variance of a held-out error is modelled as
+    ``factor**2 * network variance + gap_variance_rate * sqrt(hours from the training
+    data) + column misfit term + noise`` (the last two, the TEC maps' misfit about the
+    campaign's median and the observation's own noise, with weight 1); ``factor**2``
+    and the rate maximise the Gaussian likelihood of the errors
+    (:func:`~ionofield.calibration.fit_variance`). ``sigma_calibration_by_gap`` then
+    scores the calibrated sigma at the validation points by their hours from the
+    training data (:func:`~ionofield.calibration.errors_by_gap`). Without validation
+    points (``None``), sigma stays as trained. Rank 0 computes the calibration and
+    every rank applies it.
     """
     terms: dict[str, Any] = {"sigma_factor": 1.0, "sigma_gap_variance_rate": 0.0}
     offset = float("nan")
-    if index is not None and trainer.world.main:
-        points = trainer.data.rows(index)
+    if val_index is not None and trainer.world.main:
+        points = trainer.data.rows(np.concatenate([val_index, anchor_index]))
         error, network, offset, misfit = trainer.held_out_terms(points)
-        gap = trainer.model.gap_growth(points["time"])
-        weights = fit_variance(error, np.stack([network, gap]),
-                               misfit + _observation_variance(trainer.config, points))
+        variances = np.stack([network, trainer.model.gap_growth(points["time"])])
+        fixed = misfit + _observation_variance(trainer.config, points)
+        weights = fit_variance(error, variances, fixed)
+        val = slice(0, len(val_index))
+        sigma = np.sqrt(weights @ variances[:, val] + fixed[val])
         terms = {"sigma_factor": math.sqrt(weights[0]),
-                 "sigma_gap_variance_rate": float(weights[1]), "n_calibration": len(index)}
+                 "sigma_gap_variance_rate": float(weights[1]), "n_calibration": len(points),
+                 "sigma_calibration_by_gap": errors_by_gap(
+                     error[val], sigma, trainer.model.gap_hours(points["time"][val]))}
     terms, offset = trainer.world.object_from_main((terms, offset))
     trainer.model.calibrate_sigma(terms["sigma_factor"], offset, terms["sigma_gap_variance_rate"])
     return terms

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import ionofield as iof
-from ionofield.calibration import fit_variance
+from ionofield.calibration import GAP_BINS, errors_by_gap, fit_variance
 from ionofield.observations import POINT
 from ionofield.timeutil import hours_from_data
 from ionofield.training import _observation_variance
@@ -52,6 +52,39 @@ def test_fit_variance_recovers_the_terms_of_known_errors(scale2, rate):
     weights = fit_variance(error, np.stack([network, hours]), noise)
     assert weights[0] == pytest.approx(scale2, rel=0.05)
     assert weights[1] == pytest.approx(rate, rel=0.1, abs=2e-4)
+
+
+def test_errors_by_gap_of_gaussian_errors_put_68_percent_within_one_sigma():
+    """Errors drawn with their own sigma: every bin holds about 68.3 % within it."""
+    rng = np.random.default_rng(4)
+    n = 60_000
+    gap = rng.uniform(0.0, 48.0, n)
+    sigma = rng.uniform(0.02, 0.3, n)
+    error = rng.normal(0.0, sigma)
+    rows = errors_by_gap(error, sigma, gap)
+    edges = [row["gap_hours"] for row in rows]
+    assert edges == [[low, high] for low, high in zip(GAP_BINS[:-1], GAP_BINS[1:], strict=True)]
+    assert sum(row["count"] for row in rows) == n
+    for row, (low, high) in zip(rows, edges, strict=True):
+        members = (gap >= low) & (gap < high)
+        assert row["count"] == members.sum()
+        p = 0.6827
+        assert abs(row["inside_1sigma"] - p) < 4 * np.sqrt(p * (1 - p) / row["count"])
+        # the root mean square error is that of the bin's sigmas
+        assert row["rmse"] == pytest.approx(np.sqrt(np.mean(sigma[members] ** 2)), rel=0.08)
+
+
+def test_errors_by_gap_bins_are_closed_below_and_leave_empty_bins_out():
+    gap = np.array([0.0, 0.999, 1.0, 2.5, 3.0, 6.0, 24.0, 500.0])
+    error = np.array([0.1, 0.3, 0.1, 0.1, 0.3, 0.1, 0.3, 0.1])
+    rows = errors_by_gap(error, np.full(gap.size, 0.2), gap)
+    by_bin = {tuple(row["gap_hours"]): (row["count"], row["inside_1sigma"]) for row in rows}
+    assert by_bin == {(0.0, 1.0): (2, 0.5), (1.0, 3.0): (2, 1.0), (3.0, 6.0): (1, 0.0),
+                      (6.0, 12.0): (1, 1.0), (24.0, np.inf): (2, 0.5)}  # none in 12-24 h
+    assert rows[0]["rmse"] == pytest.approx(np.sqrt((0.01 + 0.09) / 2))
+    # bins of one's own: the gaps outside them are left out
+    rows = errors_by_gap(error, np.full(gap.size, 0.2), gap, bins=(1.0, 6.0))
+    assert [(row["gap_hours"], row["count"]) for row in rows] == [([1.0, 6.0], 3)]
 
 
 def test_calibration_takes_the_observations_own_variance_unless_told_not_to():
@@ -106,6 +139,8 @@ def test_data_hours_and_growth_survive_save_and_load(model, tmp_path):
     np.testing.assert_allclose(loaded.gap_variance(times),
                                0.003 * np.sqrt([0, 20 / 60, 4]), rtol=1e-6)
     np.testing.assert_array_equal(loaded.gap_variance(times), kept.gap_variance(times))
+    np.testing.assert_allclose(loaded.gap_hours(times), [0, 20 / 60, 4])
+    np.testing.assert_array_equal(loaded.gap_growth(times), np.sqrt(loaded.gap_hours(times)))
 
 
 def test_model_files_without_the_growth_load_with_none(model, tmp_path):
@@ -123,3 +158,4 @@ def test_model_files_without_the_growth_load_with_none(model, tmp_path):
         old = iof.load_model(tmp_path / "old.pt")
     assert float(old.gap_variance_rate) == 0.0 and old.data_hours.size == 0
     assert np.all(old.gap_variance(at(0, 600, 6000)) == 0.0)
+    assert np.all(old.gap_hours(at(0, 600, 6000)) == 0.0)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ from ionofield.errors import CheckpointError, ConfigError, IonofieldWarning, Man
 from ionofield.features import temporal_features
 from ionofield.nn.model import spatial_features
 from ionofield.nn.recurrent import sample_direction
-from ionofield.sampling import ProfileSampler
+from ionofield.sampling import ProfileSampler, split_tail
 from ionofield.sphere import Cells
 from ionofield.timeutil import day_of_year, hours_from_data
 from ionofield.training import (
@@ -263,6 +264,115 @@ def test_test_blocks_are_whole_periods_apart_from_training_and_validation():
     expected = split_by_period(runs.profile, runs.hour, 0.1, 3.0, np.random.default_rng(0))
     assert none.size == 0
     assert np.array_equal(train0, expected[0]) and np.array_equal(val0, expected[1])
+
+
+def test_split_tail_takes_the_whole_profiles_that_start_in_the_last_hours():
+    """Runs go by their profile's first run's hour: a profile that starts before the
+    tail keeps its later runs; one that starts in it takes its runs of any hour."""
+    rng = np.random.default_rng(5)
+    n_profiles = 200
+    start = np.sort(rng.integers(0, 48, n_profiles))
+    profile = np.repeat(np.arange(n_profiles), 3)
+    hour = np.repeat(start, 3) + np.tile([0, 1, 2], n_profiles)  # runs over three hours
+    order = np.lexsort((profile, hour))  # in time, as a campaign's: profiles interleave
+    profile, hour = profile[order], hour[order]
+    first = np.repeat(start, 3)[order]
+    kept, tail = split_tail(profile, hour, 6.0)
+    assert np.array_equal(np.sort(np.concatenate([kept, tail])), np.arange(profile.size))
+    assert set(profile[kept]).isdisjoint(profile[tail])
+    assert start.max() == 47  # the tail is the hours 42-47
+    assert np.array_equal(tail, np.flatnonzero(first >= 42))
+    assert hour[kept].max() > 42  # later runs of profiles that start before the tail
+    assert split_tail(profile, hour, 0.0)[1].size == 0
+    assert split_tail(profile, hour, 48.0)[0].size == 0
+
+
+def tail_runs(n: int = 600):
+    from ionofield.observations import ProfileRuns
+
+    hour = np.sort(np.random.default_rng(3).integers(0, 72, n)).astype(np.int32)
+    return ProfileRuns(np.arange(n, dtype=np.int64), np.ones(n, dtype=np.int64),
+                       np.arange(n, dtype=np.int32), hour)
+
+
+@pytest.mark.parametrize("test_fraction", [0.0, 0.2], ids=["no-test", "test"])
+def test_without_a_tail_the_split_draws_what_it_drew_before(test_fraction):
+    from ionofield.training import _split
+
+    runs = tail_runs()
+    config = iof.FitConfig(test_fraction=test_fraction, val_tail_hours=0.0)
+    test, train, val = _split(runs, config, np.random.default_rng(8))
+    rng = np.random.default_rng(8)
+    rest = np.arange(runs.start.size)
+    if test_fraction:
+        rest, expected_test = split_by_period(runs.profile, runs.hour, test_fraction, 3.0, rng)
+        assert np.array_equal(test, expected_test)
+    expected = split_by_period(runs.profile[rest], runs.hour[rest], 0.1, 3.0, rng)
+    assert np.array_equal(train, rest[expected[0]]) and np.array_equal(val, rest[expected[1]])
+    assert val.dtype == expected[1].dtype
+
+
+def test_the_tail_goes_to_validation_with_blocks_drawn_before_it():
+    from ionofield.training import _split
+
+    runs = tail_runs()
+    config = iof.FitConfig(test_fraction=0.2, val_fraction=0.1, val_tail_hours=6.0)
+    test, train, val = _split(runs, config, np.random.default_rng(0))
+    assert np.array_equal(np.sort(np.concatenate([test, train, val])), np.arange(600))
+    last = runs.hour[np.union1d(train, val)].max()  # the non-test period's last hour
+    tail = np.setdiff1d(np.flatnonzero(runs.hour > last - 6), test)
+    assert tail.size > 0 and np.isin(tail, val).all()
+    assert not np.isin(test, val).any() and runs.hour[train].max() <= last - 6
+    blocks = set(runs.hour[np.setdiff1d(val, tail)] // 3)  # the random blocks: before the tail
+    assert blocks and max(blocks) * 3 + 3 <= last - 5
+    assert len(blocks) == round(0.1 * len(set(runs.hour[train] // 3) | blocks))
+
+
+@pytest.mark.parametrize("value", [-1.0, math.nan, math.inf, "6"])
+def test_a_bad_val_tail_hours_is_refused(value):
+    with pytest.raises(ConfigError, match="val_tail_hours"):
+        iof.FitConfig(val_tail_hours=value)
+
+
+def test_a_tail_holding_every_observation_is_refused(tiny_campaign, chapman_background):
+    with pytest.raises(ConfigError, match="val_tail_hours = 24 holds out all"):
+        iof.fit(tiny_campaign, background=chapman_background, max_steps=8, val_tail_hours=24.0,
+                **TINY)
+
+
+def test_fit_reports_sigma_by_the_hours_from_the_data(tiny_campaign, chapman_background,
+                                                       tmp_path):
+    """The validation points' errors by gap: all of them, at the tail's gaps with one."""
+    model = iof.fit(tiny_campaign, background=chapman_background, max_steps=16,
+                    val_tail_hours=3.0, **TINY)
+    info = model.info
+    rows = info["sigma_calibration_by_gap"]
+    assert sum(row["count"] for row in rows) == info["n_val"] <= info["n_calibration"]
+    assert all(0.0 <= row["inside_1sigma"] <= 1.0 and row["rmse"] > 0 for row in rows)
+    # the tail (its last 3 of 12 hours with profiles) lies 3 hours or more after the data
+    last_data = model.data_hours.max() - np.datetime64("2024-05-10T00", "h")
+    assert last_data <= np.timedelta64(8, "h") and rows[-1]["gap_hours"][0] >= 3.0
+    model.save(tmp_path / "m.pt")
+    assert iof.load_model(tmp_path / "m.pt").info["sigma_calibration_by_gap"] == rows
+
+
+def test_a_checkpoint_without_val_tail_hours_resumes_as_written(
+    tiny_campaign, chapman_background, tmp_path
+):
+    """A training checkpoint written before val_tail_hours had no tail: it resumes with
+    the default and is refused with a tail, naming the option."""
+    from ionofield.checkpoint import payload_checksum
+
+    options = dict(background=chapman_background, max_steps=8, **TINY)
+    ckpt = tmp_path / "train.ckpt"
+    iof.fit(tiny_campaign, checkpoint=ckpt, **options)
+    payload = torch.load(ckpt, weights_only=False)
+    del payload["config"]["val_tail_hours"]
+    payload["checksum"] = payload_checksum(payload)
+    torch.save(payload, ckpt)
+    with pytest.raises(ConfigError, match="val_tail_hours = 0.0 then, 3.0 now"):
+        iof.fit(tiny_campaign, resume=ckpt, val_tail_hours=3.0, **{**options, "max_steps": 16})
+    assert iof.fit(tiny_campaign, resume=ckpt, **{**options, "max_steps": 16}).info["steps"] == 16
 
 
 def test_fit_scores_the_calibrated_model_on_the_test_block(tiny_campaign, chapman_background):
