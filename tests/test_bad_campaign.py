@@ -236,7 +236,9 @@ def _obs_without_profile(tmp_path: Path) -> iof.RSTMRF:
 
 def _fit_with_missing_cell(tmp_path: Path) -> iof.RSTMRF:
     path = ionex_file(tmp_path, lambda v: v.__setitem__((3, 30, 40), np.nan))
-    return fit_once(iof.campaign(obs=obs(), tec=iof.open_ionex(path), indices=indices()))
+    with pytest.warns(iof.errors.DataWarning, match=r"1 of \d+ TEC values \(in 1 of \d+ maps\)"):
+        tec = iof.open_ionex(path)  # the reader's own warning, before the campaign's
+    return fit_once(iof.campaign(obs=obs(), tec=tec, indices=indices()))
 
 
 def _empty_map(tmp_path: Path) -> xr.Dataset:
