@@ -48,6 +48,7 @@ import dask.array as dsa
 import numpy as np
 import torch
 import xarray as xr
+from threadpoolctl import threadpool_limits
 
 from ionofield._device import resolve_device
 from ionofield._threads import torch_threads, worker_threads
@@ -440,9 +441,15 @@ class _IriHours:
         """The field over the whole hours spanning ``times`` (disk-cached per hour).
 
         It holds one of ``cores`` meanwhile: the network's calls, which hold them too,
-        then leave PyIRI its core.
+        then leave PyIRI its core. On that core PyIRI's matrix products (numpy's BLAS)
+        run on one thread: with one BLAS thread a core, OpenBLAS's waiting threads
+        took the network's core and slowed both (a day of the perf grid in bfloat16:
+        26.5 s against 29.4 s, mean of three runs on 2 cores). The BLAS setting is
+        the process's; torch does its matrix products without it. (OpenBLAS 0.3.31
+        ignores it here when the main thread has set its thread count itself, e.g.
+        through threadpoolctl: PyIRI then runs as it would anyway.)
         """
-        with _BACKGROUND_LOCK, cores:
+        with _BACKGROUND_LOCK, cores, threadpool_limits(1, user_api="blas"):
             field, _ = campaign_background(times, self.f107, config=self.config,
                                            cache_dir=self.cache_dir)
         return field

@@ -408,6 +408,35 @@ def test_a_chunks_network_runs_while_its_iri_is_computed(tiny_campaign, model, p
     assert np.isfinite(volume.ne_log10_sigma.values).all()
 
 
+def test_pyiri_runs_on_one_blas_thread_and_leaves_the_setting_as_it_was(
+    tiny_campaign, model, pyiri_calls, tmp_path, monkeypatch
+):
+    """PyIRI holds one core of the chunk, so its BLAS (numpy's) runs on one thread
+    while it computes; the process's setting is back afterwards."""
+    from threadpoolctl import threadpool_info
+
+    import ionofield.reconstruction as reconstruction
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    seen = []
+    background = reconstruction.campaign_background
+
+    def recording_background(*args, **kwargs):
+        seen.append(blas_threads())
+        return background(*args, **kwargs)
+
+    monkeypatch.setattr(reconstruction, "campaign_background", recording_background)
+    iri_model = copy.deepcopy(model)
+    iri_model.info["background"] = {"kind": "iri"}
+    before = blas_threads()
+    iof.reconstruct(tiny_campaign, small_grid(), model=iri_model, chunks=2,
+                    cache_dir=tmp_path).compute()
+    assert blas_threads() == before
+    assert len(seen) == 2 and all(threads == {1} for threads in seen) and pyiri_calls
+
+
 def test_bfloat16_precision_stays_within_a_hundredth_of_a_dex(volume, tiny_campaign, model,
                                                               chapman_background):
     """precision="bfloat16" runs the network's products in bfloat16; the volume stays
