@@ -464,7 +464,8 @@ def _volume_block(
 
     The network does not need the background, so it starts first, on
     :func:`_network_runner`'s thread, while this thread gets the chunk's IRI: from the
-    first chunk on, PyIRI (one core) and the network (the others) run side by side.
+    first chunk on, PyIRI (one core) and the network (the others, and all of them once
+    PyIRI is done: :func:`_cores`) run side by side.
     Each distinct meridian is computed once (180 as -180), so the columns of a grid
     holding both -180 and 180 are equal.
     """
