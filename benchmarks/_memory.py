@@ -1,7 +1,8 @@
-"""Peak resident memory of this process, for the benchmark reports."""
+"""This process's resources for the benchmark reports: its peak memory and its cores."""
 
 from __future__ import annotations
 
+import os
 import resource
 from pathlib import Path
 
@@ -19,3 +20,10 @@ def peak_rss_mb() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

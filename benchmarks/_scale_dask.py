@@ -37,7 +37,7 @@ import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
-from _memory import peak_rss_mb
+from _memory import available_cores, peak_rss_mb
 from perf import ALT, DAY, LAT, LON, campaign
 
 #: Times in the graph of tiny chunks (one task each).
@@ -83,7 +83,7 @@ def measure(work: Path, hours: int = 8) -> dict:
 
     import ionofield as iof
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = available_cores()
     ds = campaign(max(hours, 3))
     model = iof.RSTMRF(iof.FitConfig()).eval()
     model.info["background"] = {"kind": "iri"}

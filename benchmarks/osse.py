@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -52,7 +51,7 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-from _memory import peak_rss_mb
+from _memory import available_cores, peak_rss_mb
 
 import ionofield as iof
 from ionofield.background import IRI_F107, campaign_background
@@ -435,13 +434,6 @@ def run_fit(work: Path, world: str, mode: str, name: str, seed: int, options: di
     kept.write_text(json.dumps(record))
     print(f"{world} {mode} {fit}: skill {record['skill']}", file=sys.stderr, flush=True)
     return record
-
-
-def available_cores() -> int:
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def spread(values: list[float]) -> dict:
