@@ -25,6 +25,11 @@ worlds (and per world over seeds).
                               [--world-seed 0] [--tec-cadence 2] [--options '{"max_steps": 2000}']
                               [--val-tail-hours 6] [--jobs 2] [--threads 1]
 
+The grid is reconstructed with ``reconstruct``'s default ``precision="auto"``; where
+that chose bfloat16, the default's scoring reconstructs it in float32 too and reports
+what the precision changed (``float32``: skill, the rms and largest change of log10
+Ne, the rms relative change of sigma).
+
 Every variant (the default config and, in forecast mode, each ablation) is fitted
 once per seed: single fits scatter by several hundredths in skill with the seed
 alone. The default's fits are scored on the full grid, the ablations' on every other
@@ -245,9 +250,21 @@ def score_grid(work: Path, name: str, *, full: bool) -> dict:
     rmse_fit = float(np.sqrt(((fit - truth) ** 2).mean()))
     rmse_bg = float(np.sqrt(((background - truth) ** 2).mean()))
     out = {"reconstruct_wall_s": round(seconds, 1), "rmse_log10_background": round(rmse_bg, 4),
-           "rmse_log10_fit": round(rmse_fit, 4), "skill": round(1.0 - rmse_fit / rmse_bg, 4)}
+           "rmse_log10_fit": round(rmse_fit, 4), "skill": round(1.0 - rmse_fit / rmse_bg, 4),
+           "precision": vol.attrs["precision"]}
     if not full:
         return out
+    if vol.attrs["precision"] != "float32":  # what the default precision cost, if anything
+        exact = iof.reconstruct(ds, truth_ds[["log10_ne"]], model=model,
+                                precision="float32").compute()
+        fit32 = np.log10(exact.ne.sel(band))
+        rmse32 = float(np.sqrt(((fit32 - truth) ** 2).mean()))
+        moved = fit - fit32
+        sigma_moved = vol.ne_log10_sigma / exact.ne_log10_sigma - 1.0
+        out["float32"] = {"skill": round(1.0 - rmse32 / rmse_bg, 4),
+                          "ne_rms_change_dex": round(float(np.sqrt((moved**2).mean())), 5),
+                          "ne_max_change_dex": round(float(np.abs(moved).max()), 5),
+                          "sigma_rms_change": round(float(np.sqrt((sigma_moved**2).mean())), 5)}
     peaks = {k: iof.peak_parameters(v) for k, v in (
         ("truth", 10.0**truth_ds.log10_ne), ("fit", vol.ne), ("background", vol.ne_background))}
     for k in ("fit", "background"):

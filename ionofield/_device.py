@@ -1,10 +1,21 @@
-"""Which torch device a fit or a reconstruction runs on: :func:`resolve_device`."""
+"""Which torch device a fit or a reconstruction runs on, and in which precision.
+
+:func:`resolve_device` and :func:`resolve_precision`.
+"""
 
 from __future__ import annotations
 
+import typing
+from typing import Literal
+
 import torch
 
+from ionofield.config import Precision
 from ionofield.errors import ConfigError
+
+#: CPU features (:func:`torch.cpu.get_capabilities`) that compute bfloat16 products
+#: natively: AVX-512 BF16 (Intel Cooper Lake and later, AMD Zen 4 and later) and AMX.
+CPU_BFLOAT16_FEATURES = ("avx512_bf16", "amx_bf16")
 
 #: What ``device=`` accepts besides a :class:`torch.device`, for messages.
 DEVICE_HELP = (
@@ -74,3 +85,67 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if found.type not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"device = {device!r}: ionofield runs on cpu, cuda or mps; {DEVICE_HELP}")
     return found
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 matrix products natively (not emulated).
+
+    Parameters
+    ----------
+    device
+        A resolved device (:func:`resolve_device`).
+
+    Returns
+    -------
+    bool
+        True on a CPU with one of :data:`CPU_BFLOAT16_FEATURES` and on a CUDA GPU
+        with bfloat16 units (compute capability 8.0 and later); False elsewhere,
+        MPS included.
+    """
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        features = torch.cpu.get_capabilities()
+        return any(features.get(name, False) for name in CPU_BFLOAT16_FEATURES)
+    return False
+
+
+def resolve_precision(
+    precision: Precision, device: torch.device, *, where: str
+) -> Literal["float32", "bfloat16"]:
+    """The precision ``precision`` names on ``device``, checked.
+
+    Parameters
+    ----------
+    precision
+        ``"auto"``: ``"bfloat16"`` where the device computes it natively
+        (:func:`native_bfloat16`), else ``"float32"``; or either of those.
+    device
+        The resolved device the network runs on.
+    where
+        The function or option that took it, for the message.
+
+    Returns
+    -------
+    str
+        ``"float32"`` or ``"bfloat16"``.
+
+    Raises
+    ------
+    ConfigError
+        ``precision`` is none of the three.
+
+    Examples
+    --------
+    >>> resolve_precision("float32", torch.device("cpu"), where="reconstruct")
+    'float32'
+    """
+    if precision not in typing.get_args(Precision):
+        raise ConfigError(
+            f"{where}: precision={precision!r}; give one of "
+            f"{', '.join(map(repr, typing.get_args(Precision)))}"
+        )
+    if precision == "auto":
+        return "bfloat16" if native_bfloat16(device) else "float32"
+    return precision

@@ -107,7 +107,7 @@ class RSTMRFAccessor:
         chunks: int | None = None,
         cache_dir: str | None = None,
         device: str | torch.device | None = "auto",
-        precision: Precision = "float32",
+        precision: Precision = "auto",
         compile: bool = False,
     ) -> xr.Dataset:
         """Reconstruct Ne on a grid; forwards to :func:`ionofield.reconstruct`.
@@ -122,7 +122,8 @@ class RSTMRFAccessor:
         background, chunks, cache_dir, device, precision, compile
             As in :func:`ionofield.reconstruct` (``device="cuda"`` runs the network on
             the first GPU; the default ``"auto"`` takes it when torch sees one;
-            ``precision="bfloat16"`` runs its matrix products in bfloat16;
+            the default ``precision="auto"`` runs its matrix products in bfloat16
+            where the device computes it natively, ``"float32"`` always in float32;
             ``compile=True`` runs it through :func:`torch.compile`).
 
         Returns

@@ -56,8 +56,9 @@ RETIRED_FIELDS = {
 
 #: Floating-point precisions of the network's matrix products: ``"bfloat16"`` runs
 #: them under :func:`torch.autocast` (the weights, the reductions and the output
-#: layer stay float32).
-Precision = Literal["float32", "bfloat16"]
+#: layer stay float32); ``"auto"`` is bfloat16 where the device computes it natively,
+#: float32 elsewhere (:func:`ionofield._device.resolve_precision`).
+Precision = Literal["auto", "float32", "bfloat16"]
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,8 @@ class FitConfig:
     precision
         ``"float32"`` (the default), or ``"bfloat16"`` to run the training steps'
         network and losses under :func:`torch.autocast` with bfloat16 (matrix products
-        in bfloat16, reductions and the weights in float32). On a CPU with AVX-512
+        in bfloat16, reductions and the weights in float32), or ``"auto"`` for
+        bfloat16 where the device computes it natively and float32 elsewhere. On a CPU with AVX-512
         BF16 it made a step 1.35x faster (0.066-0.071 against 0.089-0.096 s, all
         terms, one thread), and kept the skill on ``benchmarks/osse.py`` (0.458 against
         0.455 in float32, mean of seeds 0-2). Validation and calibration run in

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from ionofield._device import resolve_precision
 from ionofield._threads import torch_threads
 from ionofield.background import BackgroundField
 from ionofield.config import Precision
@@ -84,7 +85,9 @@ def predict_residual(
         count); unused on other devices.
     precision
         ``"bfloat16"`` runs the network's matrix products in bfloat16
-        (:func:`torch.autocast`); the results are float32 either way.
+        (:func:`torch.autocast`), ``"auto"`` does where the device computes it
+        natively (:func:`~ionofield._device.resolve_precision`); the results are
+        float32 either way.
     compile
         Run the network through :func:`torch.compile` (:func:`compiled_network`),
         every call on :data:`POINTS_PER_CALL` points (the last one padded), so
@@ -107,6 +110,7 @@ def predict_residual(
     """
     model.eval()
     device = model.device
+    bfloat16 = resolve_precision(precision, device, where="predict_residual") == "bfloat16"
     space_grid = np.empty((alt.size, lat.size, lon.size, 3), dtype=np.float32)
     space_grid[..., 0] = lat[:, None]
     space_grid[..., 1] = lon
@@ -123,7 +127,7 @@ def predict_residual(
         n = min(POINTS_PER_CALL, len(space) - start)
         # grad mode and autocast are per thread
         with (cores or contextlib.nullcontext()), torch.inference_mode(), torch.autocast(
-                device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+                device.type, dtype=torch.bfloat16, enabled=bfloat16):
             padded = network is not model  # compiled: one shape for every call
             coords = torch.empty((POINTS_PER_CALL if padded else n, 4), device=device)
             coords[:n, :3] = space[start : start + n]

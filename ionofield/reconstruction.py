@@ -38,7 +38,6 @@ import importlib.metadata
 import io
 import os
 import threading
-import typing
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -50,7 +49,7 @@ import torch
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
-from ionofield._device import resolve_device
+from ionofield._device import resolve_device, resolve_precision
 from ionofield._threads import torch_threads, worker_threads
 from ionofield._version import __version__
 from ionofield.background import IRI_F107, BackgroundField, campaign_background, iri_axes
@@ -190,7 +189,7 @@ def reconstruct(
     chunks: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     device: str | torch.device | None = "auto",
-    precision: Precision = "float32",
+    precision: Precision = "auto",
     compile: bool = False,
 ) -> xr.Dataset:
     """Reconstruct Ne on a grid, lazily.
@@ -221,12 +220,16 @@ def reconstruct(
         ``"mps"`` or a :class:`torch.device`. The background and the combination run
         on the CPU whatever the device.
     precision
-        ``"float32"`` (the default), or ``"bfloat16"`` to run the network's matrix
-        products in bfloat16 (:func:`torch.autocast`; the output layer and the
-        background stay float32). On a CPU with AVX-512 BF16 the network runs about
-        twice as fast; on the OSSE's fitted models ``ne`` moved by 0.0005-0.0008 dex
-        rms (at most 0.01 dex) and ``ne_log10_sigma`` by 0.4 % rms
-        (:doc:`/user_guide/fit_time`).
+        ``"auto"`` (the default): ``"bfloat16"`` where the device computes it
+        natively (a CPU with AVX-512 BF16 or AMX, a CUDA GPU of compute capability 8.0
+        or later; :func:`~ionofield._device.native_bfloat16`), else ``"float32"``.
+        ``"bfloat16"`` runs the network's matrix products in bfloat16
+        (:func:`torch.autocast`; the output layer and the background stay float32):
+        on a CPU with AVX-512 BF16 the network runs about twice as fast, and on the
+        OSSE's fitted models ``ne`` moved by 0.0009-0.0017 dex rms (at most 0.02 dex),
+        ``ne_log10_sigma`` by 0.4 % rms and the skill by at most 0.0002, a hundredth
+        of the model's own error (:doc:`/user_guide/fit_time`). ``"float32"`` keeps
+        every product in float32, on any device.
     compile
         Run the network through :func:`torch.compile`, compiled once per process
         (:func:`~ionofield.prediction.compiled_network`; an eager fallback, with a
@@ -249,7 +252,7 @@ def reconstruct(
         was given, ``iri_f107``), how far the grid is from what the model was
         fitted on (``training_period``, ``training_alt_range``, ``extrapolation``),
         the device the network runs on (``device``: ``"cpu"``, ``"cuda:0"``, ...) and
-        its ``precision``.
+        its ``precision`` (``"float32"`` or ``"bfloat16"``, what ``"auto"`` chose).
 
     Raises
     ------
@@ -285,11 +288,7 @@ def reconstruct(
             f"reconstruct: chunks={chunks!r}; give a positive whole number of times per "
             "chunk, or leave chunks=None for about 4 million points per chunk"
         )
-    if precision not in typing.get_args(Precision):
-        raise ConfigError(
-            f"reconstruct: precision={precision!r}; give one of "
-            f"{', '.join(map(repr, typing.get_args(Precision)))}"
-        )
+    precision = resolve_precision(precision, device, where="reconstruct")
     if not isinstance(compile, (bool, np.bool_)):
         raise ConfigError(f"reconstruct: compile={compile!r}; give True or False")
     check_campaign(ds)

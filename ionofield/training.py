@@ -65,6 +65,7 @@ import torch
 import xarray as xr
 from torch.optim.swa_utils import AveragedModel
 
+from ionofield._device import resolve_precision
 from ionofield._distributed import World
 from ionofield._threads import torch_threads
 from ionofield._version import __version__
@@ -218,6 +219,8 @@ class _Trainer:
         self.drivers = drivers.for_tec_path(self.config.w_tec_forecast > 0)
         self.bg_field = bg_field
         self.device = model.device
+        self.bfloat16 = resolve_precision(self.config.precision, self.device,
+                                          where="fit") == "bfloat16"
         # Collocation points are drawn within the observed latitudes and altitudes.
         self.sin_lat_range = tuple(np.sin(np.radians(data.lat_range)))
         self.alt_range = data.alt_range
@@ -1059,8 +1062,7 @@ def _train_steps(
         for group in optimizer.param_groups:
             group["lr"] = lr
         idx = sampler.batch(rng, config.batch_size, config.batch_hours)
-        with torch.autocast(trainer.device.type, dtype=torch.bfloat16,
-                            enabled=config.precision == "bfloat16"):
+        with torch.autocast(trainer.device.type, dtype=torch.bfloat16, enabled=trainer.bfloat16):
             losses = trainer.batch_losses(idx, rng)
         losses = {name: value.float() for name, value in losses.items()}
         parts = np.array([float(value.detach()) for value in losses.values()])

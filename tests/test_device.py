@@ -18,7 +18,7 @@ import torch
 import xarray as xr
 
 import ionofield as iof
-from ionofield._device import resolve_device
+from ionofield._device import resolve_device, resolve_precision
 from ionofield.cli import build_parser, main
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import ConfigError
@@ -69,6 +69,43 @@ def test_auto_takes_the_first_gpu_torch_sees_else_the_cpu(name):
 
 def test_auto_is_the_cpu_without_gpu(cpu_only):
     assert resolve_device("auto") == CPU
+
+
+# -- resolve_precision ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("features", "expected"), [
+    ({"avx512_bf16": True, "amx_bf16": False}, "bfloat16"),
+    ({"avx512_bf16": False, "amx_bf16": True}, "bfloat16"),
+    ({"avx512_bf16": False, "amx_bf16": False, "avx512": True}, "float32"),
+    ({}, "float32"),
+])
+def test_auto_precision_is_bfloat16_where_the_cpu_computes_it_natively(features, expected,
+                                                                        monkeypatch):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: features)
+    assert resolve_precision("auto", CPU, where="reconstruct") == expected
+    for given in ("float32", "bfloat16"):  # a named precision is kept on any CPU
+        assert resolve_precision(given, CPU, where="reconstruct") == given
+
+
+def test_auto_precision_is_float32_on_mps_and_unknown_names_are_refused():
+    assert resolve_precision("auto", torch.device("mps"), where="reconstruct") == "float32"
+    with pytest.raises(ConfigError, match=r"reconstruct: precision='half'; give one of "
+                                          r"'auto', 'float32', 'bfloat16'"):
+        resolve_precision("half", CPU, where="reconstruct")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_reconstruct_records_what_auto_chose_and_computes_in_it(native, model, tiny_campaign,
+                                                                 chapman_background,
+                                                                 monkeypatch):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": native})
+    options = dict(model=model, background=chapman_background, device="cpu")
+    auto = iof.reconstruct(tiny_campaign, small_grid(), **options)
+    chosen = "bfloat16" if native else "float32"
+    assert auto.attrs["precision"] == chosen
+    named = iof.reconstruct(tiny_campaign, small_grid(), precision=chosen, **options)
+    xr.testing.assert_equal(auto.compute(), named.compute())
 
 
 @pytest.mark.parametrize("name", ["cpu", "CPU", " cpu ", CPU], ids=str)

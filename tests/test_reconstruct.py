@@ -35,8 +35,9 @@ def small_grid(**overrides):
 
 @pytest.fixture(scope="module")
 def volume(tiny_campaign, model, chapman_background):
+    # float32 whatever the CPU: the tests compare it with predict_residual's float32
     return iof.reconstruct(tiny_campaign, small_grid(), model=model,
-                           background=chapman_background, chunks=2)
+                           background=chapman_background, chunks=2, precision="float32")
 
 
 def _raise_if_computed(dsk, keys, **kwargs):
@@ -83,7 +84,8 @@ def test_volume_values(volume, tiny_campaign, model, chapman_background):
 
 def test_tec_maps_change_sigma_never_ne(volume, tiny_campaign, model, chapman_background):
     vol = volume.compute()
-    options = dict(model=model, background=chapman_background, chunks=2)  # as `volume`
+    options = dict(model=model, background=chapman_background, chunks=2,
+                   precision="float32")  # as `volume`
     doubled = tiny_campaign.assign(tec=tiny_campaign.tec * 2.0)
     other = iof.reconstruct(doubled, small_grid(), **options).compute()
     without = iof.reconstruct(tiny_campaign.drop_vars("tec"), small_grid(), **options).compute()
@@ -132,7 +134,7 @@ def test_column_misfit_interpolates_in_time_and_across_the_antimeridian(tiny_cam
 def test_chunkings_and_schedulers_agree(volume, tiny_campaign, model, chapman_background):
     reference = volume.compute(scheduler="threads")
     one_by_one = iof.reconstruct(tiny_campaign, small_grid(), model=model,
-                                 background=chapman_background, chunks=1)
+                                 background=chapman_background, chunks=1, precision="float32")
     # Equal to float32 rounding: the network's matrix products see other batch sizes.
     xr.testing.assert_allclose(one_by_one.compute(scheduler="synchronous"), reference, rtol=1e-5)
 
@@ -307,11 +309,13 @@ def test_volume_passes_the_cf_checker(volume, tmp_path):
     assert passed, failures
 
 
-def test_accessor_reconstruct_equals_function(volume, tiny_campaign, model, chapman_background):
+def test_accessor_reconstruct_equals_function(tiny_campaign, model, chapman_background):
     ds = tiny_campaign.copy()
-    via_accessor = ds.rstmrf.reconstruct(small_grid(), model=model,
-                                         background=chapman_background, chunks=2)
-    xr.testing.assert_equal(via_accessor.compute(), volume.compute())  # history stamps differ
+    options = dict(model=model, background=chapman_background, chunks=2)  # default precision
+    via_accessor = ds.rstmrf.reconstruct(small_grid(), **options)
+    via_function = iof.reconstruct(tiny_campaign, small_grid(), **options)
+    assert via_accessor.attrs["precision"] == via_function.attrs["precision"]
+    xr.testing.assert_equal(via_accessor.compute(), via_function.compute())  # history differs
     with pytest.raises(ConfigError, match="model="):
         ds.rstmrf.reconstruct(small_grid())
 
@@ -461,7 +465,8 @@ def test_a_compiled_network_gives_the_eager_volume_from_one_graph(volume, tiny_c
 
     graphs = counters["stats"]["unique_graphs"]
     compiled = iof.reconstruct(tiny_campaign, small_grid(), model=model,
-                               background=chapman_background, chunks=2, compile=True).compute()
+                               background=chapman_background, chunks=2, precision="float32",
+                               compile=True).compute()
     assert counters["stats"]["unique_graphs"] == graphs + 1
     np.testing.assert_allclose(np.log10(compiled.ne), np.log10(volume.ne), atol=1e-5)
     np.testing.assert_allclose(compiled.ne_log10_sigma, volume.ne_log10_sigma, rtol=1e-5)
@@ -482,6 +487,7 @@ def test_a_failed_compilation_warns_and_runs_the_network_as_it_is(volume, tiny_c
     with pytest.warns(PerformanceWarning, match="RuntimeError: no C[+][+] compiler here[)]"):
         fallback = iof.reconstruct(tiny_campaign, small_grid(), model=model,
                                    background=chapman_background, chunks=2,
+                                   precision="float32",
                                    compile=True).compute(scheduler="synchronous")
     xr.testing.assert_equal(fallback, volume.compute())
 

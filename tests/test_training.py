@@ -850,8 +850,16 @@ def test_campaign_checked_in_blocks_reports_as_whole(tiny_campaign, monkeypatch)
         assert text in str(whole.value)
 
 
-def test_bfloat16_precision_runs_the_training_steps_in_bfloat16(tiny_campaign,
-                                                                 chapman_background):
+@pytest.mark.parametrize(("precision", "native", "steps_dtype"), [
+    ("bfloat16", False, torch.bfloat16),
+    ("auto", True, torch.bfloat16),
+    ("auto", False, torch.float32),
+])
+def test_bfloat16_precision_runs_the_training_steps_in_bfloat16(
+    precision, native, steps_dtype, tiny_campaign, chapman_background, monkeypatch
+):
+    """``"auto"`` is bfloat16 on a CPU that computes it natively, float32 on another."""
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": native})
     seen = {"train": set(), "eval": set()}
 
     def record(module, inputs, output):
@@ -862,17 +870,17 @@ def test_bfloat16_precision_runs_the_training_steps_in_bfloat16(tiny_campaign,
     hook = torch.nn.modules.module.register_module_forward_hook(record)
     try:
         model = iof.fit(tiny_campaign, background=chapman_background, max_steps=16,
-                        precision="bfloat16", **TINY)
+                        precision=precision, **TINY)
     finally:
         hook.remove()
     output_layer = (model.decoder[-1].in_features, model.decoder[-1].out_features)
     # the steps' products, physics terms included, but the residual and log-variance
-    assert {dtype for shape, dtype in seen["train"] if shape != output_layer} == {torch.bfloat16}
+    assert {dtype for shape, dtype in seen["train"] if shape != output_layer} == {steps_dtype}
     assert {dtype for shape, dtype in seen["train"] if shape == output_layer} == {torch.float32}
     assert {dtype for _, dtype in seen["eval"]} == {torch.float32}  # validation, calibration
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert np.isfinite(model.history[["data", "val_rmse"]].to_numpy()).all()
-    assert model.config.precision == "bfloat16"
+    assert model.config.precision == precision
 
 
 def test_unknown_precision_is_refused():
