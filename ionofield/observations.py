@@ -126,11 +126,12 @@ class ObservationStore:
             points = np.empty(time.size, POINT)
             points["coords"] = point_coords(time, alt, lat, lon)
             points["time"] = time
-            points["background"] = bg_field.log10_at(time, alt, lat, lon)
+            background = bg_field.log10_at(time, alt, lat, lon)
+            points["background"] = background
             points["target"] = np.log10(block["ne"])
             runs = run_starts(block["obs_profile"])
             points["obs_sigma"] = observation_log10_sigma(
-                bg_field, time, alt, lat, lon, block["ne"], block.get("ne_err"),
+                bg_field, time, alt, lat, lon, background, block.get("ne_err"),
                 observation_errors, runs
             )
             if not heads:  # a campaign is sorted in time: its first hour is the first block's

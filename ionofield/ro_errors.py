@@ -2,8 +2,9 @@
 
 A fit weighs each observed point by its total variance, the network's plus the
 observation's own (``FitConfig.observation_errors``). The observation's sigma of
-log10 Ne comes from the file's ``ne_err`` when it gives one
-(:func:`log10_sigma_from_ne_err`), else from the RO error model
+log10 Ne comes from the file's ``ne_err`` when it gives one, relative to the
+background's density at the point (:func:`log10_sigma_from_ne_err`,
+:func:`observation_log10_sigma`), else from the RO error model
 (:func:`ro_relative_error`): the Abel inversion's relative error, which is largest
 below the F2 peak (most at night, when the bottomside density is low) and near the
 equatorial anomaly's crests, where the horizontal gradients that the inversion's
@@ -128,7 +129,8 @@ def log10_sigma_from_ne_err(ne: np.ndarray, ne_err: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     ne, ne_err
-        Electron density and its 1-sigma error (m-3), shape [N].
+        The density the error is relative to (a fit gives the background's:
+        :func:`observation_log10_sigma`) and the 1-sigma error (m-3), shape [N].
 
     Returns
     -------
@@ -185,12 +187,21 @@ def observation_log10_sigma(
     alt: np.ndarray,
     lat: np.ndarray,
     lon: np.ndarray,
-    ne: np.ndarray,
+    background: np.ndarray,
     ne_err: np.ndarray | None,
     source: str,
     runs: np.ndarray | None = None,
 ) -> np.ndarray:
     """The observation sigma of log10 Ne (dex) of each point, as a fit weighs it.
+
+    A file's ``ne_err`` is taken relative to the background's density at the point,
+    not to the observed density: relative to the observation itself, a draw of the
+    noise above the truth gets a smaller sigma than one below it, so the fit leans
+    towards the upward draws wherever the noise is a good part of the density (the
+    bottomside; on ``benchmarks/osse.py``'s storm reanalysis, 0.043 dex too high at
+    150-220 km against 0.007 relative to the background). The background is not the
+    truth, so the sigma is off by the ratio of the two, but that ratio does not
+    depend on the noise.
 
     The error model is placed against the background's hmF2 found once per run of
     points of one profile, at its middle point (the tangent point drifts by a few
@@ -202,8 +213,12 @@ def observation_log10_sigma(
     ----------
     bg_field
         The fit's background, whose hmF2 the error model is placed against.
-    time, alt, lat, lon, ne
-        The points, shape [N] (datetime64, km, degrees, m-3).
+    time, alt, lat, lon
+        The points, shape [N] (datetime64, km, degrees).
+    background
+        log10 of the background's Ne (m-3) at the points
+        (:meth:`BackgroundField.log10_at
+        <ionofield.background.BackgroundField.log10_at>`), shape [N].
     ne_err
         Their errors (m-3; NaN where unknown), or None when the campaign has none.
     source
@@ -222,7 +237,7 @@ def observation_log10_sigma(
     """
     sigma = np.zeros(time.size) if source == "none" else np.full(time.size, np.nan)
     if source == "auto" and ne_err is not None:
-        sigma = log10_sigma_from_ne_err(ne, ne_err)
+        sigma = log10_sigma_from_ne_err(10.0 ** np.asarray(background, np.float64), ne_err)
     todo = np.flatnonzero(np.isnan(sigma))
     if todo.size:
         starts = np.arange(time.size) if runs is None else np.asarray(runs)

@@ -69,16 +69,43 @@ def test_observation_sigma_takes_ne_err_where_known_and_the_model_elsewhere(
     alt = np.array([150.0, 300.0, 450.0, 200.0])
     lat, lon = np.array([10.0, 40.0, -60.0, 0.0]), np.array([0.0, 90.0, -150.0, 15.0])
     time = np.full(4, START + np.timedelta64(6, "h"))
-    ne = np.full(4, 1e11)
+    background = field.log10_at(time, alt, lat, lon)
     ne_err = np.array([2e10, np.nan, 1e10, np.nan])
-    got = observation_log10_sigma(field, time, alt, lat, lon, ne, ne_err, source)
+    got = observation_log10_sigma(field, time, alt, lat, lon, background, ne_err, source)
     assert got.dtype == np.float32
     local_time = 6.0 + lon / 15.0
     above = alt - background_hmf2(field, time, lat, lon)  # about 300 km: tested above
     model = np.minimum(ro_relative_error(above, lat, local_time) / np.log(10.0), MAX_LOG10_SIGMA)
-    expected = {"auto": np.where(np.isnan(ne_err), model, ne_err / ne / np.log(10.0)),
+    relative = ne_err / 10.0**background  # to the background's density, not the observed
+    expected = {"auto": np.where(np.isnan(ne_err), model,
+                                 np.minimum(relative / np.log(10.0), MAX_LOG10_SIGMA)),
                 "model": model, "none": np.zeros(4)}[source]
     np.testing.assert_allclose(got, expected, rtol=2e-3)
+
+
+def test_the_sigma_of_ne_err_does_not_depend_on_the_noise_draw(chapman_background):
+    """Relative to the observed density, the draws above the truth would weigh more than
+    those below it, and a weighted mean of log10 Ne would lean upward; relative to the
+    background, every draw of a point weighs alike and the weighted mean is the mean."""
+    field = BackgroundField(chapman_background)
+    rng = np.random.default_rng(1)
+    n = 20000
+    time = np.full(n, START + np.timedelta64(6, "h"))
+    alt, lat, lon = np.full(n, 180.0), np.full(n, 20.0), np.full(n, 30.0)
+    background = field.log10_at(time, alt, lat, lon)
+    truth = 10.0 ** background  # a truth equal to the background, to isolate the noise
+    ne_err = 0.3 * truth
+    observed = truth + ne_err * rng.standard_normal(n)
+    kept = observed > 0
+    sigma = observation_log10_sigma(field, time, alt, lat, lon, background, ne_err, "auto")
+    assert np.ptp(sigma) == 0  # one weight for every draw
+    weight = 1.0 / sigma[kept].astype(np.float64) ** 2
+    log_obs = np.log10(observed[kept])
+    ours = np.sum(weight * log_obs) / np.sum(weight)
+    by_observed = log10_sigma_from_ne_err(observed[kept], ne_err[kept])
+    leaning = np.sum(log_obs / by_observed**2) / np.sum(1.0 / by_observed**2)
+    assert ours == pytest.approx(np.mean(log_obs), abs=1e-12)
+    assert leaning - background[0] > ours - background[0] + 0.05  # the upward lean
 
 
 def test_points_carry_their_observation_sigma(tiny_campaign, chapman_background):
@@ -92,7 +119,11 @@ def test_points_carry_their_observation_sigma(tiny_campaign, chapman_background)
         store = ObservationStore.from_campaign(ds, field, source.split("-")[0])
         rows[source] = store.rows(np.arange(len(store)))
         store.close()
-    np.testing.assert_allclose(rows["auto"]["obs_sigma"], 0.2 / np.log(10.0), rtol=1e-6)
+    # 20 % of the observed density, relative to the background's there
+    relative = 0.2 * 10.0 ** (rows["none"]["target"].astype(np.float64)
+                              - rows["none"]["background"])
+    np.testing.assert_allclose(rows["auto"]["obs_sigma"],
+                               np.minimum(relative / np.log(10.0), MAX_LOG10_SIGMA), rtol=1e-5)
     assert np.all(rows["none"]["obs_sigma"] == 0)
     np.testing.assert_array_equal(rows["model"]["obs_sigma"],
                                   rows["auto-without-ne_err"]["obs_sigma"])
@@ -138,13 +169,13 @@ def test_the_model_takes_hmf2_once_per_run_at_its_middle_point(chapman_backgroun
     time = np.full(5, START + np.timedelta64(3, "h"))
     lat, lon = np.array([-30.0, 0.0, 30.0, 10.0, 50.0]), np.zeros(5)
     alt = np.full(5, 200.0)
-    by_run = observation_log10_sigma(field, time, alt, lat, lon, np.full(5, 1e11), None,
+    by_run = observation_log10_sigma(field, time, alt, lat, lon, np.full(5, 11.0), None,
                                      "model", np.array([0, 3]))
     middle = background_hmf2(field, time[[1, 4]], lat[[1, 4]], lon[[1, 4]])
     np.testing.assert_allclose(middle, [250.0, 300.0], atol=6.0)  # on a 20 km, 15 deg grid
     local_time = 3.0 + lon / 15.0
     expected = ro_relative_error(alt - np.repeat(middle, [3, 2]), lat, local_time) / np.log(10.0)
     np.testing.assert_allclose(by_run, np.minimum(expected, MAX_LOG10_SIGMA), rtol=1e-6)
-    per_point = observation_log10_sigma(field, time, alt, lat, lon, np.full(5, 1e11), None,
+    per_point = observation_log10_sigma(field, time, alt, lat, lon, np.full(5, 11.0), None,
                                         "model")
     assert per_point[0] < by_run[0]  # its own peak (220 km) is lower than its run's (250 km)
