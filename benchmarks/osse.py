@@ -72,6 +72,8 @@ from ionofield.osse import (
 START = "2024-05-10"
 DAYS = 3
 EVAL_ALT = (150.0, 600.0)
+#: Edges (km) of the altitude bands the grid's scores are split into (``by_altitude``).
+ALT_BANDS = (150.0, 220.0, 300.0, 400.0, 500.0, 600.0)  # the last one includes its top
 #: The model's IRI cube on the synthetic world's background grid.
 BACKGROUND = dict(background_alt=(60.0, 1000.0, 10.0), background_lat_step=5.0,
                   background_lon_step=10.0)
@@ -283,7 +285,22 @@ def score_grid(work: Path, name: str, *, full: bool) -> dict:
     out["sigma_calibration_by_quarter"] = [round(float(inside.isel(time=q).mean()), 4)
                                            for q in quarters]
     out["sigma_median"] = round(float(sigma.median()), 4)
+    out["by_altitude"] = by_altitude(truth, fit, background)
     out["by_class"] = classes(ds, truth, fit, background)
+    return out
+
+
+def by_altitude(truth: xr.DataArray, fit: xr.DataArray, bg: xr.DataArray) -> dict:
+    """RMSE of log10 Ne, fit and background, and the skill, in altitude bands (km)."""
+    out = {}
+    edges = list(zip(ALT_BANDS[:-1], ALT_BANDS[1:], strict=True))
+    for low, high in edges:
+        band = dict(alt=slice(low, high if high == ALT_BANDS[-1] else high - 1e-6))
+        rmse = {k: float(np.sqrt(((v.sel(band) - truth.sel(band)) ** 2).mean()))
+                for k, v in (("fit", fit), ("background", bg))}
+        out[f"{low:g}-{high:g} km"] = {"rmse_fit": round(rmse["fit"], 4),
+                                       "rmse_background": round(rmse["background"], 4),
+                                       "skill": round(1.0 - rmse["fit"] / rmse["background"], 4)}
     return out
 
 
