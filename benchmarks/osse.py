@@ -234,6 +234,11 @@ def score_heldout(work: Path, name: str) -> dict:
     return out
 
 
+def rms(values: xr.DataArray | np.ndarray) -> float:
+    """Root mean square of some values (an RMSE, given errors)."""
+    return float(np.sqrt((values**2).mean()))
+
+
 def score_grid(work: Path, name: str, *, full: bool) -> dict:
     """Reconstruct ``truth.nc``'s grid with a fitted variant and score it against the truth."""
     truth_ds = xr.open_dataset(work / "truth.nc").load()
@@ -249,8 +254,8 @@ def score_grid(work: Path, name: str, *, full: bool) -> dict:
     truth = truth_ds.log10_ne.sel(band)
     fit = np.log10(vol.ne.sel(band))
     background = np.log10(vol.ne_background.sel(band))
-    rmse_fit = float(np.sqrt(((fit - truth) ** 2).mean()))
-    rmse_bg = float(np.sqrt(((background - truth) ** 2).mean()))
+    rmse_fit = rms(fit - truth)
+    rmse_bg = rms(background - truth)
     out = {"reconstruct_wall_s": round(seconds, 1), "rmse_log10_background": round(rmse_bg, 4),
            "rmse_log10_fit": round(rmse_fit, 4), "skill": round(1.0 - rmse_fit / rmse_bg, 4),
            "precision": vol.attrs["precision"]}
@@ -260,23 +265,22 @@ def score_grid(work: Path, name: str, *, full: bool) -> dict:
         exact = iof.reconstruct(ds, truth_ds[["log10_ne"]], model=model,
                                 precision="float32").compute()
         fit32 = np.log10(exact.ne.sel(band))
-        rmse32 = float(np.sqrt(((fit32 - truth) ** 2).mean()))
+        rmse32 = rms(fit32 - truth)
         moved = fit - fit32
         sigma_moved = vol.ne_log10_sigma / exact.ne_log10_sigma - 1.0
         out["float32"] = {"skill": round(1.0 - rmse32 / rmse_bg, 4),
-                          "ne_rms_change_dex": round(float(np.sqrt((moved**2).mean())), 5),
+                          "ne_rms_change_dex": round(rms(moved), 5),
                           "ne_max_change_dex": round(float(np.abs(moved).max()), 5),
-                          "sigma_rms_change": round(float(np.sqrt((sigma_moved**2).mean())), 5)}
+                          "sigma_rms_change": round(rms(sigma_moved), 5)}
     peaks = {k: iof.peak_parameters(v) for k, v in (
         ("truth", 10.0**truth_ds.log10_ne), ("fit", vol.ne), ("background", vol.ne_background))}
     for k in ("fit", "background"):
         rel = (peaks[k].nmf2 - peaks["truth"].nmf2) / peaks["truth"].nmf2
-        out[f"nmf2_rel_rmse_{k}"] = round(float(np.sqrt((rel**2).mean())), 4)
+        out[f"nmf2_rel_rmse_{k}"] = round(rms(rel), 4)
         dh = peaks[k].hmf2 - peaks["truth"].hmf2
-        out[f"hmf2_rmse_km_{k}"] = round(float(np.sqrt((dh**2).mean())), 2)
+        out[f"hmf2_rmse_km_{k}"] = round(rms(dh), 2)
         column = iof.column_tec(vol.ne if k == "fit" else vol.ne_background)
-        out[f"tec_rmse_tecu_{k}"] = round(float(np.sqrt(((column - truth_ds.tec) ** 2).mean())),
-                                          3)
+        out[f"tec_rmse_tecu_{k}"] = round(rms(column - truth_ds.tec), 3)
     sigma = vol.ne_log10_sigma.sel(band)
     inside = np.abs(fit - truth) <= sigma
     out["sigma_calibration_inside_1sigma"] = round(float(inside.mean()), 4)
@@ -296,7 +300,7 @@ def by_altitude(truth: xr.DataArray, fit: xr.DataArray, bg: xr.DataArray) -> dic
     edges = list(zip(ALT_BANDS[:-1], ALT_BANDS[1:], strict=True))
     for low, high in edges:
         band = dict(alt=slice(low, high if high == ALT_BANDS[-1] else high - 1e-6))
-        rmse = {k: float(np.sqrt(((v.sel(band) - truth.sel(band)) ** 2).mean()))
+        rmse = {k: rms(v.sel(band) - truth.sel(band))
                 for k, v in (("fit", fit), ("background", bg))}
         out[f"{low:g}-{high:g} km"] = {"rmse_fit": round(rmse["fit"], 4),
                                        "rmse_background": round(rmse["background"], 4),
