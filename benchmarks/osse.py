@@ -89,6 +89,7 @@ VARIANTS = {
     "no_tec_direction": {"w_tec_direction": 0.0},
     "no_chapman": {"w_chapman": 0.0},
     "no_env_lstm": {"use_env": False},
+    "no_profile_shift": {"profile_shift": False},
 }
 MODES = ("forecast", "reanalysis")
 #: Share of the reanalysis profiles held out of the fit.

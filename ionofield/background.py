@@ -75,6 +75,10 @@ The other hours are read back from the IRI disk cache when a query needs them
 does: on the default 2.5 x 5 degree, 10 km grid an hour is 2 MB, 32 hours are kept.
 """
 
+PROFILE_STEP_KM = 10.0
+"""Step (km) of the central differences that give the background's vertical slope
+(:meth:`BackgroundField.vertical_slope`): the default IRI grid's step."""
+
 _NE_UNITS = {"m-3", "m^-3", "m**-3", "/m3", "1/m3"}
 
 def campaign_background(
@@ -373,6 +377,93 @@ class BackgroundField:
             longitude_cells(self.lon, lon_q),
         ]
         return np.asarray(interpolate(values, cells))
+
+    def raised(
+        self,
+        time: npt.ArrayLike,
+        alt: npt.ArrayLike,
+        lat: npt.ArrayLike,
+        lon: npt.ArrayLike,
+        rise_km: npt.ArrayLike,
+    ) -> np.ndarray:
+        """log10 Ne at the given points of the background with its profiles raised.
+
+        The value at ``alt`` is the background's at ``alt - rise_km``, held at the
+        field's lowest or highest altitude beyond them: the network's profile shift
+        (:class:`~ionofield.nn.model.RSTMRFNetwork`) moves the whole profile, peak,
+        bottomside and topside together.
+
+        Parameters
+        ----------
+        time, alt, lat, lon
+            As :meth:`log10_at` takes them (broadcast against each other).
+        rise_km
+            How far each profile rises (km; negative lowers it), broadcast with them.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64 log10 Ne with the broadcast shape of the inputs.
+
+        Raises
+        ------
+        CoverageError
+            As :meth:`log10_at`, for the points as given.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, xarray as xr
+        >>> alt = np.arange(100.0, 501.0, 50.0)
+        >>> ne = xr.DataArray(
+        ...     np.broadcast_to(10.0 ** (8 + 0.01 * alt)[None, :, None, None], (2, 9, 3, 4)),
+        ...     coords={"time": pd.date_range("2024-05-11", periods=2, freq="h"), "alt": alt,
+        ...             "lat": [-60.0, 0.0, 60.0], "lon": [-180.0, -90.0, 0.0, 90.0]},
+        ...     dims=("time", "alt", "lat", "lon"), attrs={"units": "m-3"})
+        >>> BackgroundField(ne).raised(np.datetime64("2024-05-11T00:30"), 300.0, 0.0, 0.0,
+        ...                            [20.0, -20.0, 500.0]).round(6)
+        array([10.8, 11.2,  9. ])
+        """
+        alt_q = np.asarray(alt, dtype=np.float64)
+        _check_range(
+            "alt", alt_q, self.alt[0], self.alt[-1], f"{self.alt[0]:g}..{self.alt[-1]:g} km"
+        )
+        lowered = np.clip(alt_q - np.asarray(rise_km, dtype=np.float64), *self.alt_range)
+        return self.log10_at(time, lowered, lat, lon)
+
+    def vertical_slope(
+        self,
+        time: npt.ArrayLike,
+        alt: npt.ArrayLike,
+        lat: npt.ArrayLike,
+        lon: npt.ArrayLike,
+    ) -> np.ndarray:
+        """d log10 Ne / d alt of the background at the given points (dex per km).
+
+        Central differences of :data:`PROFILE_STEP_KM`, one-sided within a step of the
+        field's lowest or highest altitude (0 for a field of one altitude); a fit takes
+        it as the derivative of :meth:`raised` in the rise.
+
+        Parameters
+        ----------
+        time, alt, lat, lon
+            As :meth:`log10_at` takes them (broadcast against each other).
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, the broadcast shape of the inputs.
+
+        Raises
+        ------
+        CoverageError
+            As :meth:`log10_at`.
+        """
+        alt_q = np.asarray(alt, dtype=np.float64)
+        above = np.minimum(alt_q + PROFILE_STEP_KM, self.alt[-1])
+        below = np.maximum(alt_q - PROFILE_STEP_KM, self.alt[0])
+        rise = self.log10_at(time, above, lat, lon) - self.log10_at(time, below, lat, lon)
+        depth = np.broadcast_to(above - below, rise.shape)  # 0 only for a one-level field
+        return np.divide(rise, depth, out=np.zeros_like(rise), where=depth > 0)
 
 
 class _LoadedHours:

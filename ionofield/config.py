@@ -38,13 +38,14 @@ NETWORK_FIELDS = (
     "convlstm_layers",
     "use_env",
     "magnetic_inputs",
+    "profile_shift",
 )
 #: Fields of :class:`FitConfig` that shape the model (its network and the driver
 #: windows it reads), shown in its summary.
 ARCHITECTURE_FIELDS = (*NETWORK_FIELDS[:5], "env_len", "seq_len", *NETWORK_FIELDS[5:])
 #: Fields added since the first model files, and the value of each that files
 #: without it were written with.
-ADDED_FIELDS = {"observation_errors": "none", "val_tail_hours": 0.0}
+ADDED_FIELDS = {"observation_errors": "none", "val_tail_hours": 0.0, "profile_shift": False}
 #: Fields of earlier versions, and what replaced them (their values are refused with
 #: this advice; a model file that records them loads, as they did not shape it).
 RETIRED_FIELDS = {
@@ -148,6 +149,14 @@ class FitConfig:
         against 0.598), for 1.16x the network's cost per step. That world is ordered
         by a centred dipole and geographic local time, so it cannot show what
         real data ordered by the dip equator and MLT may gain.
+    profile_shift
+        Let the network raise or lower the background's profile at each point
+        (:meth:`ionofield.background.BackgroundField.raised`), besides adding its
+        residual: a storm's uplift of hmF2, or a background whose hmF2 is off, changes
+        the bottomside by tenths of a dex, following the background's steep slope
+        there, which one shift per place and time describes and an additive residual
+        must learn point by point. On by default; files of earlier versions load
+        without it.
     collocation_fraction
         Number of collocation points of each step, as a fraction of ``batch_size``:
         the physics losses (double backward) run there. They are drawn uniformly on
@@ -276,6 +285,7 @@ class FitConfig:
     w_tec_forecast: float = 0.0
     use_env: bool = True
     magnetic_inputs: bool = False
+    profile_shift: bool = True
     collocation_fraction: float = 0.1
     collocation_hours: int = 1
     physics_alt_range: tuple[float, float] = (150.0, 600.0)

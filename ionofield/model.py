@@ -57,7 +57,7 @@ class RSTMRF(RSTMRFNetwork):
     >>> coords = torch.tensor([[10.0, 20.0, 300.0, 12.0]])
     >>> code = model.time_code(torch.zeros(1, 4), None, None)
     >>> [t.shape for t in model(coords, code)]
-    [torch.Size([1]), torch.Size([1])]
+    [torch.Size([1]), torch.Size([1]), torch.Size([1])]
     """
 
     def __init__(self, config: FitConfig | None = None, *, info: dict[str, Any] | None = None):

@@ -57,8 +57,8 @@ def predict_residual(
     precision: Precision = "float32",
     compile: bool = False,
     cores: threading.Semaphore | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The network's log10 residual and log-variance on a (time, alt, lat, lon) grid.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The network's log10 residual, log-variance and profile shift on a 4-D grid.
 
     The network runs on the model's device (:attr:`~ionofield.RSTMRF.device`): the grid goes
     there once, each call's coordinates are built there, and the results come back
@@ -99,8 +99,9 @@ def predict_residual(
 
     Returns
     -------
-    residual, log_var
-        float32 numpy arrays of shape [T, Z, Y, X].
+    residual, log_var, shift_km
+        float32 numpy arrays of shape [T, Z, Y, X]; the profile shift is None for a
+        model without one (:attr:`~ionofield.config.FitConfig.profile_shift`).
 
     Warns
     -----
@@ -119,8 +120,9 @@ def predict_residual(
     with torch.inference_mode():
         codes = model.encode_time(drivers.time_inputs(times, model.config.env_len))
         space = torch.as_tensor(space_grid.reshape(-1, 3), device=device)
-        # residual and log_var of every point, written in place by the calls below
-        out = torch.empty((2, len(times), len(space)), dtype=torch.float32, device=device)
+        # residual, log_var (and the shift) of every point, written in place by the calls below
+        rows = 3 if model.profile_shift else 2
+        out = torch.empty((rows, len(times), len(space)), dtype=torch.float32, device=device)
 
     def evaluate(network: torch.nn.Module, task: tuple[int, int]) -> None:
         k, start = task
@@ -133,8 +135,9 @@ def predict_residual(
             coords[:n, :3] = space[start : start + n]
             coords[n:, :3] = space[0]  # the padding: any point of the grid
             coords[:, 3] = float(ut[k])
-            residual, log_var = network(coords, codes[k : k + 1])
-            out[0, k, start : start + n], out[1, k, start : start + n] = residual[:n], log_var[:n]
+            # without the profile shift, out has no row for the network's zeros
+            for row, values in zip(out, network(coords, codes[k : k + 1]), strict=False):
+                row[k, start : start + n] = values[:n]
 
     tasks = [(k, s) for k in range(len(times)) for s in range(0, len(space), POINTS_PER_CALL)]
     on_cpu, workers = device.type == "cpu", workers or torch.get_num_threads()
@@ -147,8 +150,8 @@ def predict_residual(
             for task in tasks:
                 evaluate(network, task)
     shape = (len(times), alt.size, lat.size, lon.size)
-    residual, log_var = out.cpu().numpy().reshape(2, *shape)
-    return residual, log_var
+    residual, log_var, *shift = out.cpu().numpy().reshape(rows, *shape)
+    return residual, log_var, (shift[0] if shift else None)
 
 
 def compiled_network(
@@ -215,6 +218,9 @@ class ModelColumns:
         The maps' columns ``lon`` takes every this many of.
     residual
         float32 [K, Z, Y, X]: the network's log10 residual over the background.
+    shift
+        float32 [K, Z, Y, X]: the network's profile shift (km), or None for a model
+        without one.
     """
 
     hours: np.ndarray
@@ -223,6 +229,7 @@ class ModelColumns:
     lon: np.ndarray
     lon_stride: int
     residual: np.ndarray
+    shift: np.ndarray | None
 
     @classmethod
     def compute(
@@ -255,15 +262,16 @@ class ModelColumns:
         lon = drivers.tec_lon[::lon_stride]
         alt = np.arange(alt_range[0], alt_range[1] + 1e-6, COLUMN_STEP_KM)
         hours = np.asarray(hours, dtype=np.int64)
-        residual, _ = predict_residual(model, drivers, drivers.hours[hours], alt, lat, lon,
-                                       precision=precision, compile=compile, cores=cores)
-        return cls(hours, alt, lat, lon, lon_stride, residual)
+        residual, _, shift = predict_residual(model, drivers, drivers.hours[hours], alt, lat,
+                                              lon, precision=precision, compile=compile,
+                                              cores=cores)
+        return cls(hours, alt, lat, lon, lon_stride, residual, shift)
 
     def misfit(self, drivers: HourlyDrivers, field: BackgroundField) -> ColumnMisfit:
         """The column misfit, once the background of the hours is known.
 
-        The model's column is the trapezoid integral of the background times the
-        residual over the column altitudes.
+        The model's column is the trapezoid integral of its Ne (the background, raised
+        by the profile shift, times the residual) over the column altitudes.
 
         Parameters
         ----------
@@ -278,9 +286,10 @@ class ModelColumns:
         """
         values = np.empty((self.hours.size, self.lat.size, self.lon.size), dtype=np.float32)
         for k, hour in enumerate(self.hours):  # one hour at a time: the memory of one
-            log10_ne = self.residual[k] + field.log10_at(
-                drivers.hours[hour], self.alt[:, None, None], self.lat[:, None], self.lon
-            )
+            where = (drivers.hours[hour], self.alt[:, None, None], self.lat[:, None], self.lon)
+            background = (field.log10_at(*where) if self.shift is None
+                          else field.raised(*where, self.shift[k]))
+            log10_ne = self.residual[k] + background
             column = np.trapezoid(10.0 ** log10_ne.astype(np.float64), self.alt * 1e3, axis=0)
             tec = drivers.tec[hour, ::MISFIT_MAP_STRIDE, :: self.lon_stride]
             values[k] = np.log10(column / TECU / np.maximum(tec, MIN_MAP_TEC))

@@ -478,12 +478,12 @@ def _volume_block(
         field = background.field(times, cores)
     else:
         field = background
-    residual, log_var, columns = network.result()
+    residual, log_var, shift, columns = network.result()
     # A broken model overflows below; _check_block then names the chunk.
     with np.errstate(over="ignore", invalid="ignore"):
         misfit = None if columns is None else columns.misfit(drivers, field)
         out = _block_values(model, drivers, field, times, alt, lat, meridians, residual,
-                            log_var, misfit)
+                            log_var, shift, misfit)
     _check_block(times, residual, out)
     return out if np.array_equal(meridians, lon) else out[..., column]
 
@@ -510,10 +510,10 @@ def _network(
     model: RSTMRF, drivers: HourlyDrivers, background: _IriHours | BackgroundField,
     times: np.ndarray, alt: np.ndarray, lat: np.ndarray, lon: np.ndarray, threads: int,
     cores: threading.Semaphore, precision: Precision, compile: bool,
-) -> tuple[np.ndarray, np.ndarray, ModelColumns | None]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, ModelColumns | None]:
     """All a chunk needs of the network, on ``threads`` threads holding ``cores``.
 
-    The residual and log-variance on the chunk's grid, and, when sigma takes the TEC
+    The residual, log-variance and profile shift on the chunk's grid, and, when sigma takes the TEC
     maps' column misfit, the network's part of the columns at the hours the chunk's
     times take weight from (:class:`~ionofield.prediction.ModelColumns`). While PyIRI
     computes a background it holds one of the ``cores``, and the network runs on the
@@ -522,30 +522,38 @@ def _network(
     """
     columns = None
     with _NETWORK_LOCK, torch_threads(threads):
-        residual, log_var = predict_residual(model, drivers, times, alt, lat, lon,
-                                             precision=precision, compile=compile, cores=cores)
+        residual, log_var, shift = predict_residual(model, drivers, times, alt, lat, lon,
+                                                    precision=precision, compile=compile,
+                                                    cores=cores)
         if drivers.tec is not None:
             i0, i1, w0, w1 = drivers.bracket(times)
             hours = np.union1d(i0[w0 > 0], i1[w1 > 0])  # the chunk's field spans them
             columns = ModelColumns.compute(model, drivers, background.alt_range, hours,
                                            precision=precision, compile=compile, cores=cores)
-    return residual, log_var, columns
+    return residual, log_var, shift, columns
 
 
 def _block_values(
     model: RSTMRF, drivers: HourlyDrivers, field: BackgroundField, times: np.ndarray,
     alt: np.ndarray, lat: np.ndarray, lon: np.ndarray, residual: np.ndarray,
-    log_var: np.ndarray, misfit: ColumnMisfit | None,
+    log_var: np.ndarray, shift: np.ndarray | None, misfit: ColumnMisfit | None,
 ) -> np.ndarray:
-    """The stacked outputs of a chunk on distinct meridians ``lon``."""
+    """The stacked outputs of a chunk on distinct meridians ``lon``.
+
+    ``ne`` is the background, raised by the profile ``shift`` (None: not raised), times
+    the residual; ``ne_background`` the background itself.
+    """
     out = np.empty((len(_OUTPUTS), *residual.shape), dtype=np.float32)
     # Slabs of a few altitudes keep the interpolation's temporaries the same on any grid.
     levels = max(1, BACKGROUND_POINTS_PER_CALL // (lat.size * lon.size))
     for k, time in enumerate(times):
         for start in range(0, alt.size, levels):
             slab = slice(start, start + levels)
-            out[1, k, slab] = field.log10_at(time, alt[slab, None, None], lat[:, None], lon)
-    np.add(out[1], residual, out=out[0])
+            where = (time, alt[slab, None, None], lat[:, None], lon)
+            out[1, k, slab] = field.log10_at(*where)
+            if shift is not None:
+                out[0, k, slab] = field.raised(*where, shift[k, slab])
+    np.add(out[1] if shift is None else out[0], residual, out=out[0])
     np.exp(log_var, out=out[2])  # log_var is ln(sigma^2), sigma in dex
     out[2] += model.gap_variance(times)[:, None, None, None]
     if misfit is not None:

@@ -238,8 +238,8 @@ class _Trainer:
 
     def network(
         self, coords: torch.Tensor, times: np.ndarray, model: RSTMRF | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, TimeInputs, np.ndarray]:
-        """Residual and log-variance at points of the given times, with the time inputs.
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, TimeInputs, np.ndarray]:
+        """Residual, log-variance, profile shift and the time inputs at points of ``times``.
 
         ``model`` is the trained model by default (the weight average in validation).
         """
@@ -247,17 +247,40 @@ class _Trainer:
         distinct, inverse = np.unique(times, return_inverse=True)
         inputs = self.drivers.time_inputs(distinct, self.config.env_len)
         codes = model.encode_time(inputs)
-        residual, log_var = model(coords, codes, self.tensor(inverse))
-        return residual, log_var, inputs, inverse
+        residual, log_var, shift = model(coords, codes, self.tensor(inverse))
+        return residual, log_var, shift, inputs, inverse
 
     def predict(
         self, points: np.ndarray, model: RSTMRF | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted log10 Ne and log-variance at observed ``points`` (:data:`POINT` rows)."""
-        residual, log_var, _, _ = self.network(
-            self.tensor(np.ascontiguousarray(points["coords"])), points["time"], model
-        )
-        return self.tensor(points["background"]) + residual, log_var
+        coords = np.ascontiguousarray(points["coords"])
+        residual, log_var, shift, _, _ = self.network(self.tensor(coords), points["time"], model)
+        background = (self.raised_background(points["time"], coords, shift)
+                      if self.model.profile_shift else self.tensor(points["background"]))
+        return background + residual, log_var
+
+    def raised_background(
+        self, times: np.ndarray, coords: np.ndarray, shift: torch.Tensor
+    ) -> torch.Tensor:
+        """The background's log10 Ne at points, its profiles raised by ``shift`` (km).
+
+        Exact in value (:meth:`~ionofield.background.BackgroundField.raised`, as a
+        reconstruction computes it); its gradient in the shift is minus the
+        background's slope at the lowered altitude
+        (:meth:`~ionofield.background.BackgroundField.vertical_slope`), zero where the
+        lowered altitude is held at the field's end.
+        """
+        lat, lon, alt = coords[:, 0], coords[:, 1], coords[:, 2]
+        rise = shift.detach().float().cpu().numpy()
+        lowered = alt - rise
+        field = self.bg_field
+        value = field.raised(times, alt, lat, lon, rise)
+        held = (lowered < field.alt_range[0]) | (lowered > field.alt_range[1])
+        slope = np.where(held, 0.0, field.vertical_slope(
+            times, np.clip(lowered, *field.alt_range), lat, lon))
+        return (self.tensor(value.astype(np.float32))
+                - self.tensor(slope.astype(np.float32)) * (shift - shift.detach()))
 
     def data_loss(
         self, pred: torch.Tensor, log_var: torch.Tensor, points: np.ndarray
@@ -325,13 +348,18 @@ class _Trainer:
         share = world.take(times)
         points, times, bg_gradient = points[share], times[share], bg_gradient[share]
         coords = self.tensor(points).requires_grad_(True)
-        residual, _, inputs, inverse = self.network(coords, times)
+        residual, _, shift, inputs, inverse = self.network(coords, times)
         if config.w_chapman > 0:
             chapman = chapman_smoothness(
                 residual, coords, alt_index=2, scale_km=config.chapman_scale_km
             )
             losses["chapman"] = chapman * _part(len(times), n_points)
         if self.use_tec:
+            if self.model.profile_shift:  # the shift's change of the background, with it
+                background = self.bg_field.log10_at(times, points[:, 2], points[:, 0],
+                                                    points[:, 1])
+                residual = (residual + self.raised_background(times, points, shift)
+                            - self.tensor(background.astype(np.float32)))
             losses.update(self.tec_losses(
                 residual, coords, points, bg_gradient, inputs, inverse, hours, n_inside
             ))

@@ -71,6 +71,49 @@ def test_exact_at_grid_nodes():
     np.testing.assert_allclose(got, np.log10(da.values), rtol=0, atol=2e-6)
 
 
+def _chapman_field() -> BackgroundField:
+    """An alpha-Chapman layer (peak 300 km, scale height 60 km) on a 2 km grid."""
+
+    def chapman(t, alt, lat, lon):
+        z = (alt - 300.0) / 60.0
+        return 11.5 + 0.1 * np.cos(np.radians(lat)) + 0.5 * (1.0 - z - np.exp(-z)) / np.log(10.0)
+
+    return BackgroundField(background(chapman, alt=np.arange(100.0, 600.1, 2.0)))
+
+
+def test_vertical_slope_of_a_chapman_layer():
+    """Against the analytic slope; within a step of the ends, one-sided."""
+    field = _chapman_field()
+    alt = np.array([150.0, 201.0, 255.5, 300.0, 347.0, 480.0])
+    z = (alt - 300.0) / 60.0
+    np.testing.assert_allclose(field.vertical_slope(TIMES[1], alt, 10.0, -40.0),
+                               0.5 * (np.exp(-z) - 1.0) / (60.0 * np.log(10.0)),
+                               rtol=0.02, atol=2e-5)
+    at_ends = field.vertical_slope(TIMES[1], np.array([100.0, 600.0]), 10.0, -40.0)
+    one_sided = [field.log10_at(TIMES[1], 110.0, 10.0, -40.0)
+                 - field.log10_at(TIMES[1], 100.0, 10.0, -40.0),
+                 field.log10_at(TIMES[1], 600.0, 10.0, -40.0)
+                 - field.log10_at(TIMES[1], 590.0, 10.0, -40.0)]
+    np.testing.assert_allclose(at_ends, np.array(one_sided) / 10.0, rtol=1e-12)
+
+
+def test_a_raised_background_is_the_background_lower_down():
+    """Raising by s gives the value s lower (held at the ends); the points as given are
+    checked, not the lowered ones."""
+    field = _chapman_field()
+    alt = np.array([150.0, 300.0, 450.0, 590.0])
+    rise = np.array([30.0, -25.0, 80.0, -40.0])
+    np.testing.assert_allclose(field.raised(TIMES[1], alt, 10.0, -40.0, rise),
+                               field.log10_at(TIMES[1], np.minimum(alt - rise, 600.0), 10.0,
+                                              -40.0), rtol=0, atol=1e-12)
+    assert field.raised(TIMES[1], 120.0, 10.0, -40.0, 80.0) == field.log10_at(TIMES[1], 100.0,
+                                                                              10.0, -40.0)
+    peak = field.log10_at(TIMES[1], 300.0, 10.0, -40.0)
+    assert field.raised(TIMES[1], 340.0, 10.0, -40.0, 40.0) == pytest.approx(peak, abs=1e-12)
+    with pytest.raises(CoverageError, match="alt"):
+        field.raised(TIMES[1], 620.0, 10.0, -40.0, 30.0)
+
+
 def test_scattered_and_grid_inputs_agree():
     field = BackgroundField(random_background(2))
     t = TIMES.values[:2] + np.timedelta64(20, "m")

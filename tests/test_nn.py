@@ -26,7 +26,12 @@ from ionofield.nn import (
     reference_direction,
     sample_direction,
 )
-from ionofield.nn.model import MAGNETIC_FEATURES, SPATIAL_FEATURES, RSTMRFNetwork
+from ionofield.nn.model import (
+    MAGNETIC_FEATURES,
+    MAX_SHIFT_KM,
+    SPATIAL_FEATURES,
+    RSTMRFNetwork,
+)
 from ionofield.sphere import Cells
 
 # A small global grid with the module convention: W distinct meridians, W * dlon = 360.
@@ -403,7 +408,7 @@ def _magnetic_network() -> RSTMRFNetwork:
 
 def _lat_gradient(net: RSTMRFNetwork, code: torch.Tensor) -> torch.Tensor:
     coords = torch.tensor(POINTS, dtype=torch.float64, requires_grad=True)
-    residual, _ = net(coords, code)
+    residual, *_ = net(coords, code)
     (grad,) = torch.autograd.grad(residual.sum(), coords)
     return grad[:, 0]
 
@@ -455,7 +460,7 @@ def test_physics_loss_derivatives_flow_through_the_magnetic_inputs() -> None:
     net = _magnetic_network()
     code = torch.randn(1, NET["basis_dim"], dtype=torch.float64)
     coords = torch.tensor(POINTS, dtype=torch.float64, requires_grad=True)
-    residual, _ = net(coords, code)
+    residual, *_ = net(coords, code)
     (grad,) = torch.autograd.grad(residual.sum(), coords, create_graph=True)
     (curvature,) = torch.autograd.grad(grad[:, 2].sum(), coords, create_graph=True)
     loss = (curvature[:, 2] ** 2).sum() + (1.0 - torch.cosine_similarity(
@@ -463,3 +468,23 @@ def test_physics_loss_derivatives_flow_through_the_magnetic_inputs() -> None:
     loss.backward()
     magnetic_grad = net.spatial.net[0].linear.weight.grad[:, SPATIAL_FEATURES:]
     assert torch.isfinite(magnetic_grad).all() and float(magnetic_grad.abs().sum()) > 0
+
+
+# ------------------------------------------------------------------------ profile shift
+def test_the_profile_shift_output_is_bounded_and_zero_without_the_option() -> None:
+    torch.manual_seed(0)
+    coords = torch.tensor(POINTS)
+    code = torch.zeros(1, NET["basis_dim"])
+    plain = RSTMRFNetwork(**NET)
+    assert plain.decoder[-1].out_features == 2
+    assert torch.equal(plain(coords, code)[2], torch.zeros(3))
+    net = RSTMRFNetwork(**NET, profile_shift=True)
+    assert net.decoder[-1].out_features == 3
+    with torch.no_grad():
+        _, _, shift = net(coords, code)
+    assert float(shift.abs().max()) < 0.05 * MAX_SHIFT_KM  # a fresh network: about none
+    assert float(shift.abs().max()) > 0.0
+    with torch.no_grad():
+        net.decoder[-1].bias[2] = 50.0
+        _, _, shift = net(coords, code)
+    torch.testing.assert_close(shift, torch.full((3,), MAX_SHIFT_KM))

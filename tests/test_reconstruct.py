@@ -68,18 +68,21 @@ def test_volume_values(volume, tiny_campaign, model, chapman_background):
     assert np.all(vol.ne > 0) and np.all(np.isfinite(vol.ne))
     times = vol.time.values
     drivers = HourlyDrivers.from_campaign(tiny_campaign)
-    residual, log_var = predict_residual(model, drivers, times, vol.alt.values, vol.lat.values,
-                                         vol.lon.values)
-    np.testing.assert_allclose(np.log10(vol.ne / vol.ne_background), residual, atol=2e-5)
+    residual, log_var, shift = predict_residual(model, drivers, times, vol.alt.values,
+                                                vol.lat.values, vol.lon.values)
     field = BackgroundField(chapman_background)
+    where = (times[:, None, None, None], vol.alt.values[:, None, None], vol.lat.values[:, None],
+             vol.lon.values)
+    raised = field.raised(*where, shift)
+    assert np.abs(shift).max() > 0.1  # the shift acts
+    assert np.abs(raised - field.log10_at(*where)).max() > 1e-3
+    np.testing.assert_allclose(np.log10(vol.ne), raised + residual, atol=2e-5)
     misfit = ColumnMisfit.compute(model, drivers, field, np.arange(drivers.n_hours))
     excess = misfit.at(drivers, times[:, None, None], vol.lat.values[:, None], vol.lon.values)
     excess -= float(model.column_misfit_offset)
     np.testing.assert_allclose(vol.ne_log10_sigma, np.sqrt(np.exp(log_var) + excess[:, None]**2),
                                rtol=1e-5)
-    expected = field.log10_at(times[:, None, None, None], vol.alt.values[:, None, None],
-                              vol.lat.values[:, None], vol.lon.values)
-    np.testing.assert_allclose(np.log10(vol.ne_background), expected, atol=2e-6)
+    np.testing.assert_allclose(np.log10(vol.ne_background), field.log10_at(*where), atol=2e-6)
 
 
 def test_tec_maps_change_sigma_never_ne(volume, tiny_campaign, model, chapman_background):
@@ -92,7 +95,7 @@ def test_tec_maps_change_sigma_never_ne(volume, tiny_campaign, model, chapman_ba
     xr.testing.assert_equal(other.ne, vol.ne)
     xr.testing.assert_equal(without.ne, vol.ne)
     assert not np.allclose(other.ne_log10_sigma, vol.ne_log10_sigma)
-    _, log_var = predict_residual(model, HourlyDrivers.from_campaign(tiny_campaign),
+    _, log_var, _ = predict_residual(model, HourlyDrivers.from_campaign(tiny_campaign),
                                   vol.time.values, vol.alt.values, vol.lat.values, vol.lon.values)
     np.testing.assert_allclose(without.ne_log10_sigma, np.exp(0.5 * log_var), rtol=1e-6)
     assert np.all(vol.ne_log10_sigma >= without.ne_log10_sigma)
@@ -229,12 +232,12 @@ def test_antimeridian_and_poles(tiny_campaign, model, chapman_background):
     drivers = HourlyDrivers.from_campaign(tiny_campaign)
     times = np.array([START + np.timedelta64(150, "m")])
     alt = np.array([200.0, 400.0])
-    residual, _ = predict_residual(model, drivers, times, alt, np.array([-40.0, 10.0]),
+    residual, *_ = predict_residual(model, drivers, times, alt, np.array([-40.0, 10.0]),
                                    np.array([-180.0, 180.0]))
     np.testing.assert_allclose(residual[..., 0], residual[..., 1], atol=1e-6)
     lons = np.linspace(-180.0, 180.0, 13)
     for pole in (-90.0, 90.0):
-        at_pole, _ = predict_residual(model, drivers, times, alt, np.array([pole]), lons)
+        at_pole, *_ = predict_residual(model, drivers, times, alt, np.array([pole]), lons)
         assert np.ptp(at_pole, axis=-1).max() < 1e-5
     field = BackgroundField(chapman_background)
     assert field.log10_at(times[0], 300.0, 20.0, -180.0) == pytest.approx(
@@ -496,7 +499,7 @@ def test_the_output_layer_stays_float32_under_autocast(model):
     coords = torch.tensor([[10.0, 20.0, 300.0, 12.0], [-40.0, 170.0, 500.0, 3.0]])
     code = torch.zeros(1, model.basis_dim)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        residual, log_var = model(coords, code)
+        residual, log_var, _ = model(coords, code)
         hidden = model.decoder[-1].weight.new_ones(1, model.decoder[-1].in_features)
         assert model.decoder[-1](hidden).dtype == torch.bfloat16  # autocast is on
     assert residual.dtype == torch.float32 and log_var.dtype == torch.float32

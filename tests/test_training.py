@@ -11,11 +11,14 @@ import torch
 import xarray as xr
 
 import ionofield as iof
+from ionofield.background import PROFILE_STEP_KM, BackgroundField
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import CheckpointError, ConfigError, IonofieldWarning, ManyProblemsError
 from ionofield.features import temporal_features
 from ionofield.nn.model import spatial_features
 from ionofield.nn.recurrent import sample_direction
+from ionofield.observations import ObservationStore, ProfileRuns
+from ionofield.prediction import predict_residual
 from ionofield.sampling import ProfileSampler, split_tail
 from ionofield.sphere import Cells
 from ionofield.timeutil import day_of_year, hours_from_data
@@ -46,6 +49,50 @@ def test_fit_beats_background(fitted):
     assert fitted.info["val_rmse"] == pytest.approx(table.loc[best, "val_rmse"])
     assert {"data", "chapman", "tec_direction", "tec_anchor"} <= set(table.columns)
     assert not fitted.training
+
+
+def test_the_profile_shift_finds_the_peaks_rise(tiny_campaign, chapman_background):
+    """The tiny world's peak is 40 km above the background's: a fit with the profile
+    shift finds that rise, and at the same budget fits far better than one without."""
+    options = dict(background=chapman_background, max_steps=80, seed=0, **TINY)
+    shifted = iof.fit(tiny_campaign, profile_shift=True, **options)
+    plain = iof.fit(tiny_campaign, profile_shift=False, **options)
+    assert shifted.info["val_rmse"] < 0.6 * plain.info["val_rmse"]
+    drivers = HourlyDrivers.from_campaign(tiny_campaign)
+    _, _, rise = predict_residual(shifted, drivers, tiny_campaign.time.values[2:11:4],
+                                  np.arange(200.0, 451.0, 50.0), np.arange(-60.0, 61.0, 30.0),
+                                  np.arange(-180.0, 180.0, 60.0))
+    assert np.median(rise) == pytest.approx(40.0, abs=8.0)
+    assert predict_residual(plain, drivers, tiny_campaign.time.values[:1], np.array([300.0]),
+                            np.array([0.0]), np.array([0.0]))[2] is None
+
+
+def test_the_fits_raised_background_is_the_volumes_with_its_slope_as_gradient(
+    tiny_campaign, chapman_background
+):
+    """The value a fit takes is the reconstruction's (BackgroundField.raised); its
+    derivative in the shift is the value's change with the shift (central differences of
+    the slope's step), and zero where the lowered altitude is held at the field's bottom (80 km)."""
+    bg_field = BackgroundField(chapman_background)
+    data = ObservationStore.from_campaign(tiny_campaign, bg_field)
+    trainer = _Trainer(iof.RSTMRF(iof.FitConfig(basis_dim=8, siren_hidden=16, siren_layers=1)),
+                       data, HourlyDrivers.from_campaign(tiny_campaign), bg_field)
+    points = data.rows(np.arange(0, len(data), 7))
+    coords = points["coords"].astype(np.float64)
+    coords[-1, 2] = 150.0  # raised by 90 km: 60 km, below the field
+    rise = np.linspace(-60.0, 60.0, len(points))
+    rise[-1] = 90.0
+    shift = torch.tensor(rise, dtype=torch.float32, requires_grad=True)
+    value = trainer.raised_background(points["time"], coords, shift)
+    (gradient,) = torch.autograd.grad(value.sum(), shift)
+    lat, lon, alt = coords[:, 0], coords[:, 1], coords[:, 2]
+    np.testing.assert_allclose(value.detach().numpy(),
+                               bg_field.raised(points["time"], alt, lat, lon, rise), atol=1e-5)
+    step = PROFILE_STEP_KM
+    change = (bg_field.raised(points["time"], alt, lat, lon, rise + step)
+              - bg_field.raised(points["time"], alt, lat, lon, rise - step)) / (2 * step)
+    np.testing.assert_allclose(gradient.numpy()[:-1], change[:-1], rtol=1e-4, atol=1e-7)
+    assert gradient[-1] == 0.0 and np.abs(gradient.numpy()[:-1]).min() > 0.0
 
 
 def test_fit_is_deterministic_under_a_seed(tiny_campaign, chapman_background):
@@ -243,7 +290,6 @@ def test_profile_sampler_of_runs_draws_what_the_sampler_of_their_points_draws():
 
 
 def test_test_blocks_are_whole_periods_apart_from_training_and_validation():
-    from ionofield.observations import ProfileRuns
     from ionofield.training import _split
 
     rng = np.random.default_rng(3)
@@ -288,7 +334,6 @@ def test_split_tail_takes_the_whole_profiles_that_start_in_the_last_hours():
 
 
 def tail_runs(n: int = 600):
-    from ionofield.observations import ProfileRuns
 
     hour = np.sort(np.random.default_rng(3).integers(0, 72, n)).astype(np.int32)
     return ProfileRuns(np.arange(n, dtype=np.int64), np.ones(n, dtype=np.int64),
@@ -504,8 +549,6 @@ def test_sigma_is_calibrated_on_the_held_out_points(fitted, tiny_campaign, chapm
     NLL is stationary in the log of both weights (the network's factor squared and
     the growth rate), or the rate sits at 0 with the NLL rising from there.
     """
-    from ionofield.background import BackgroundField
-    from ionofield.observations import ObservationStore
     from ionofield.prediction import ColumnMisfit
     from ionofield.training import _anchor_split, _split, _subsample
 
@@ -568,21 +611,37 @@ def test_model_files_of_older_versions_load_uncalibrated_and_unpinned(fitted, tm
     assert torch.isnan(old.pinned_season).all() and torch.isfinite(fitted.pinned_season).all()
 
 
+def _loaded_without(model: iof.RSTMRF, field: str, folder) -> iof.RSTMRF:
+    """``model`` saved, its config's ``field`` removed as in files of before it, loaded."""
+    from ionofield.checkpoint import payload_checksum
+
+    model.save(folder / "m.pt")
+    payload = torch.load(folder / "m.pt", weights_only=True)
+    del payload["config"][field]
+    payload["checksum"] = payload_checksum(payload)
+    torch.save(payload, folder / "old.pt")
+    return iof.load_model(folder / "old.pt")
+
+
 def test_model_files_without_observation_errors_load_as_fitted_without_them(fitted, tmp_path):
     """Files written before FitConfig.observation_errors were fitted with the network's
     variance alone: they load with "none", not with the new default."""
-    from ionofield.checkpoint import payload_checksum
-
-    fitted.save(tmp_path / "m.pt")
-    payload = torch.load(tmp_path / "m.pt", weights_only=True)
-    del payload["config"]["observation_errors"]
-    payload["checksum"] = payload_checksum(payload)
-    torch.save(payload, tmp_path / "old.pt")
-    old = iof.load_model(tmp_path / "old.pt")
+    old = _loaded_without(fitted, "observation_errors", tmp_path)
     assert old.config.observation_errors == "none"
     assert iof.FitConfig().observation_errors == "auto"
     assert iof.load_model(tmp_path / "m.pt").config.observation_errors == "auto"
     assert same_weights(old, fitted)
+
+
+def test_model_files_without_profile_shift_load_as_fitted_without_it(tiny_campaign,
+                                                                     chapman_background,
+                                                                     tmp_path):
+    """Files written before FitConfig.profile_shift have a two-output decoder."""
+    plain = iof.fit(tiny_campaign, background=chapman_background, max_steps=8,
+                    profile_shift=False, **TINY)
+    old = _loaded_without(plain, "profile_shift", tmp_path)
+    assert not old.config.profile_shift and iof.FitConfig().profile_shift
+    assert same_weights(old, plain)
 
 
 @pytest.mark.parametrize("source", ["auto", "none"])
@@ -591,8 +650,6 @@ def test_a_point_with_a_huge_observation_sigma_barely_moves_the_network(
 ):
     """The data term's gradient on the weights from points of sigma_obs 100 dex is
     1e-4 of theirs at sigma_obs 0; with observation_errors="none" sigma_obs is ignored."""
-    from ionofield.background import BackgroundField
-    from ionofield.observations import ObservationStore
 
     bg_field = BackgroundField(chapman_background)
     data = ObservationStore.from_campaign(tiny_campaign, bg_field, source)
@@ -661,8 +718,6 @@ def test_fit_with_magnetic_inputs_reads_the_field_of_the_campaigns_middle_day(
 
 def test_collocation_points_cover_the_hours_without_profiles(chapman_background):
     """Physics points span the whole campaign, not only the hours with profiles."""
-    from ionofield.background import BackgroundField
-    from ionofield.observations import ObservationStore
     from tests.conftest import START, indices_dataset, observations, tec_dataset
 
     obs = observations()
@@ -695,8 +750,6 @@ def test_collocation_points_cover_the_hours_without_profiles(chapman_background)
 
 def test_tec_path_runs_once_per_collocation_hour(tiny_campaign, chapman_background, monkeypatch):
     """Collocation points at a whole hour need that hour's map sequence only."""
-    from ionofield.background import BackgroundField
-    from ionofield.observations import ObservationStore
 
     bg_field = BackgroundField(chapman_background)
     data = ObservationStore.from_campaign(tiny_campaign, bg_field)
@@ -777,8 +830,6 @@ def test_observation_store_in_blocks_equals_one_block(tiny_campaign, chapman_bac
                                                       monkeypatch):
     """Blocks cut profiles into more runs, not into more profiles: the points are the same."""
     campaign_module = importlib.import_module("ionofield.campaign")  # the function shadows it
-    from ionofield.background import BackgroundField
-    from ionofield.observations import ObservationStore
 
     field = BackgroundField(chapman_background)
     whole = ObservationStore.from_campaign(tiny_campaign, field)
@@ -807,10 +858,8 @@ def test_observation_store_in_blocks_equals_one_block(tiny_campaign, chapman_bac
 def test_lazily_opened_campaign_is_read_in_blocks_not_held(tiny_campaign, chapman_background,
                                                            tmp_path, monkeypatch, store, chunks):
     campaign_module = importlib.import_module("ionofield.campaign")  # the function shadows it
-    from ionofield.background import BackgroundField
     from ionofield.campaign import check_campaign
     from ionofield.checkpoint import campaign_fingerprint
-    from ionofield.observations import ObservationStore
 
     field = BackgroundField(chapman_background)
     loaded = ObservationStore.from_campaign(tiny_campaign, field)

@@ -1,13 +1,17 @@
 """The R-STMRF network: a learned log10 residual over the background, in plain torch.
 
-``log10 Ne(x, t) = log10 Ne_background(x, t) + residual(x, t)``
+``log10 Ne(x, t) = log10 Ne_background(alt - shift(x, t), ...) + residual(x, t)``
+(``shift`` is zero without the profile shift)
 
 * spatial path: SIREN over the unit-sphere position, altitude and local time, and
   optionally modip and magnetic local time (:func:`magnetic_features`);
 * temporal path: SIREN over universal time and day of year (held at the campaign's
   middle day for short campaigns, :meth:`ionofield.RSTMRF.pin_season`), plus the additive shift
   ``beta(z_env)`` of an LSTM over the recent Kp / F10.7 history;
-* decoder: ``concat(h_spatial, h_temporal + beta(z_env))`` -> residual, log-variance;
+* decoder: ``concat(h_spatial, h_temporal + beta(z_env))`` -> residual, log-variance
+  and, optionally, a profile shift: the height (km) by which the background's profile
+  rises at the point (:meth:`ionofield.background.BackgroundField.raised`), so that the
+  whole bottomside follows a change of hmF2;
 * TEC path (loss only): ConvLSTM over the last ``seq_len`` hourly TEC maps and a
   direction head anchored to the finite-difference TEC gradient. It never enters the
   forward value of Ne.
@@ -50,6 +54,9 @@ LOG_VAR_OFFSET = 2.0 * math.log(0.1)
 #: (a factor 1000) says nothing. Unbounded, the log-variance head extrapolated to
 #: 6 dex and more at a few points of an unseen storm day (``benchmarks/osse.py``).
 SIGMA_BOUNDS_DEX = (1.0e-3, 3.0)
+#: The profile shift's bound (km): ``shift = MAX_SHIFT_KM * tanh(output)``. Storms move
+#: hmF2 by tens of km, up to about 100.
+MAX_SHIFT_KM = 100.0
 
 
 def bounded_log_var(raw: torch.Tensor) -> torch.Tensor:
@@ -221,6 +228,9 @@ class RSTMRFNetwork(nn.Module):
         (:func:`magnetic_features`), from the buffers ``modip_table`` and
         ``dipole_axis``, NaN until :meth:`set_magnetic_field` fills them; ``False``
         builds the geographic-only network, without those buffers.
+    profile_shift
+        Give the decoder a third output, the profile shift (km, bounded by
+        :data:`MAX_SHIFT_KM`); ``False``: the shift is zero.
 
     Examples
     --------
@@ -228,7 +238,7 @@ class RSTMRFNetwork(nn.Module):
     >>> coords = torch.tensor([[10.0, 20.0, 300.0, 12.0]])
     >>> code = net.time_code(torch.zeros(1, 4), None, None)
     >>> [t.shape for t in net(coords, code)]
-    [torch.Size([1]), torch.Size([1])]
+    [torch.Size([1]), torch.Size([1]), torch.Size([1])]
     """
 
     def __init__(
@@ -243,10 +253,12 @@ class RSTMRFNetwork(nn.Module):
         convlstm_layers: int = 1,
         use_env: bool = True,
         magnetic_inputs: bool = False,
+        profile_shift: bool = False,
     ) -> None:
         super().__init__()
         self.basis_dim = basis_dim
         self.magnetic_inputs = magnetic_inputs
+        self.profile_shift = profile_shift
         n_spatial = SPATIAL_FEATURES + (MAGNETIC_FEATURES if magnetic_inputs else 0)
         self.spatial = Siren(n_spatial, siren_hidden, siren_layers, basis_dim,
                              w0=w0, w0_first=w0)
@@ -262,9 +274,9 @@ class RSTMRFNetwork(nn.Module):
             nn.SiLU(),
             nn.Linear(siren_hidden, siren_hidden),
             nn.SiLU(),
-            nn.Linear(siren_hidden, 2),
+            nn.Linear(siren_hidden, 3 if profile_shift else 2),
         )
-        with torch.no_grad():  # start at the background: residual ~0, sigma ~0.1
+        with torch.no_grad():  # start at the background: residual ~0, shift ~0, sigma ~0.1
             self.decoder[-1].weight.mul_(0.01)
             self.decoder[-1].bias.zero_()
         # ln of the squared sigma calibration factor, set after a fit (calibrate_sigma).
@@ -330,7 +342,10 @@ class RSTMRFNetwork(nn.Module):
         time_code: torch.Tensor,
         time_index: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, ...]:
-        """Residual of log10 Ne over the background and its log-variance at points.
+        """Residual of log10 Ne, its log-variance and the profile shift at points.
+
+        The model's log10 Ne is the background's raised by the shift
+        (:meth:`ionofield.background.BackgroundField.raised`), plus the residual.
 
         The decoder's first layer acts on ``concat(h_spatial, time_code)``; its time
         half is computed once per row of ``time_code`` (once per distinct time), not
@@ -348,8 +363,8 @@ class RSTMRFNetwork(nn.Module):
 
         Returns
         -------
-        residual, log_var
-            Each shape [N].
+        residual, log_var, shift_km
+            Each shape [N]; the shift is zeros without ``profile_shift``.
         """
         first = self.decoder[0]
         n_space = self.basis_dim
@@ -365,7 +380,10 @@ class RSTMRFNetwork(nn.Module):
         last = self.decoder[-1]
         with torch.autocast(hidden.device.type, enabled=False):
             out = last(hidden.to(last.weight.dtype))
-        return out[:, 0], bounded_log_var(out[:, 1] + LOG_VAR_OFFSET) + self.log_var_shift
+        log_var = bounded_log_var(out[:, 1] + LOG_VAR_OFFSET) + self.log_var_shift
+        shift = (MAX_SHIFT_KM * torch.tanh(out[:, 2]) if self.profile_shift
+                 else torch.zeros_like(out[:, 0]))
+        return out[:, 0], log_var, shift
 
     def pin_season(self, season: torch.Tensor) -> None:
         """Give every time the season ``season`` in the temporal code.
