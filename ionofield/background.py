@@ -1,14 +1,16 @@
 """The background field of the model: log10 Ne at any point, from IRI or a user's cube.
 
-R-STMRF learns a residual on top of a climatological background::
+R-STMRF learns a residual on top of a climatological background, whose profile it may
+raise by a learned height (:meth:`BackgroundField.raised`)::
 
-    log10 Ne(x, t) = log10 Ne_background(x, t) + residual(x, t)
+    log10 Ne(x, t) = log10 Ne_background(alt - shift, lat, lon, t) + residual(x, t)
 
 :class:`BackgroundField` turns any background cube (IRI's from
 :func:`ionofield.iri.iri_cube`, or one a user supplies) into log10 Ne at scattered
 points by multilinear interpolation in log10 space (:func:`ionofield.sphere.interpolate`).
 It is the only reading of the background: fitting and reconstruction both call
-:meth:`BackgroundField.log10_at`, so they see the same value at the same point.
+:meth:`BackgroundField.log10_at` (and :meth:`BackgroundField.raised`), so they see the
+same value at the same point.
 :func:`campaign_background` gives fitting and reconstruction that field over whole
 hours: the IRI cube of a configuration, or a user's background.
 """
@@ -437,7 +439,7 @@ class BackgroundField:
         lat: npt.ArrayLike,
         lon: npt.ArrayLike,
     ) -> np.ndarray:
-        """d log10 Ne / d alt of the background at the given points (dex per km).
+        """Slope d log10 Ne / d alt of the background at the given points (dex per km).
 
         Central differences of :data:`PROFILE_STEP_KM`, one-sided within a step of the
         field's lowest or highest altitude (0 for a field of one altitude); a fit takes

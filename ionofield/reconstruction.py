@@ -513,12 +513,12 @@ def _network(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, ModelColumns | None]:
     """All a chunk needs of the network, on ``threads`` threads holding ``cores``.
 
-    The residual, log-variance and profile shift on the chunk's grid, and, when sigma takes the TEC
-    maps' column misfit, the network's part of the columns at the hours the chunk's
-    times take weight from (:class:`~ionofield.prediction.ModelColumns`). While PyIRI
-    computes a background it holds one of the ``cores``, and the network runs on the
-    others; read from the IRI cache, or given by the user, the background leaves
-    them all to the network.
+    The residual, log-variance and profile shift on the chunk's grid, and, when sigma
+    takes the TEC maps' column misfit, the network's part of the columns at the hours
+    the chunk's times take weight from (:class:`~ionofield.prediction.ModelColumns`).
+    While PyIRI computes a background it holds one of the ``cores``, and the network
+    runs on the others; read from the IRI cache, or given by the user, the background
+    leaves them all to the network.
     """
     columns = None
     with _NETWORK_LOCK, torch_threads(threads):
