@@ -362,10 +362,7 @@ class BackgroundField:
         hours = hours_since(when, self.time[0])
         span = f"{self.time[0]}..{self.time[-1]}"
         _check_range("time", hours, 0.0, self._hours[-1], span, shown=when)
-        alt_q = np.asarray(alt, dtype=np.float64)
-        _check_range(
-            "alt", alt_q, self.alt[0], self.alt[-1], f"{self.alt[0]:g}..{self.alt[-1]:g} km"
-        )
+        alt_q = self._checked_alt(alt)
         lat_q = np.asarray(lat, dtype=np.float64)
         lo, hi = self._lat_closed[0], self._lat_closed[-1]
         _check_range("lat", lat_q, lo, hi, f"{lo:g}..{hi:g} degrees north")
@@ -405,12 +402,12 @@ class BackgroundField:
         Returns
         -------
         numpy.ndarray
-            float64 log10 Ne with the broadcast shape of the inputs.
+            float64 log10 Ne of the raised profiles, shaped as :meth:`log10_at`'s.
 
         Raises
         ------
         CoverageError
-            As :meth:`log10_at`, for the points as given.
+            As :meth:`log10_at`, for the points as given (not as lowered).
 
         Examples
         --------
@@ -425,12 +422,16 @@ class BackgroundField:
         ...                            [20.0, -20.0, 500.0]).round(6)
         array([10.8, 11.2,  9. ])
         """
+        lowered = self._checked_alt(alt) - np.asarray(rise_km, dtype=np.float64)
+        return self.log10_at(time, np.clip(lowered, *self.alt_range), lat, lon)
+
+    def _checked_alt(self, alt: npt.ArrayLike) -> np.ndarray:
+        """``alt`` as float64 km, refused (CoverageError) outside the field's altitudes."""
         alt_q = np.asarray(alt, dtype=np.float64)
         _check_range(
             "alt", alt_q, self.alt[0], self.alt[-1], f"{self.alt[0]:g}..{self.alt[-1]:g} km"
         )
-        lowered = np.clip(alt_q - np.asarray(rise_km, dtype=np.float64), *self.alt_range)
-        return self.log10_at(time, lowered, lat, lon)
+        return alt_q
 
     def vertical_slope(
         self,
