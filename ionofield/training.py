@@ -256,31 +256,34 @@ class _Trainer:
         """Predicted log10 Ne and log-variance at observed ``points`` (:data:`POINT` rows)."""
         coords = np.ascontiguousarray(points["coords"])
         residual, log_var, shift, _, _ = self.network(self.tensor(coords), points["time"], model)
-        background = (self.raised_background(points["time"], coords, shift)
-                      if self.model.profile_shift else self.tensor(points["background"]))
-        return background + residual, log_var
+        if not self.model.profile_shift:
+            return self.tensor(points["background"]) + residual, log_var
+        rise = shift.detach().float().cpu().numpy()
+        raised = self.bg_field.raised(points["time"], coords[:, 2], coords[:, 0], coords[:, 1],
+                                      rise)
+        background = self.tensor(raised.astype(np.float32))
+        gradient = self.shift_gradient(points["time"], coords, shift, rise)
+        return background + gradient + residual, log_var
 
-    def raised_background(
-        self, times: np.ndarray, coords: np.ndarray, shift: torch.Tensor
+    def shift_gradient(
+        self, times: np.ndarray, coords: np.ndarray, shift: torch.Tensor, rise: np.ndarray
     ) -> torch.Tensor:
-        """The background's log10 Ne at points, its profiles raised by ``shift`` (km).
+        """Zero at the points, with the raised background's gradient in ``shift`` (km).
 
-        Exact in value (:meth:`~ionofield.background.BackgroundField.raised`, as a
-        reconstruction computes it); its gradient in the shift is minus the
+        Added to the background raised by ``shift`` (``rise``, its values on the CPU;
+        :meth:`~ionofield.background.BackgroundField.raised`, exact in value, as a
+        reconstruction computes it), it gives that value the derivative minus the
         background's slope at the lowered altitude
         (:meth:`~ionofield.background.BackgroundField.vertical_slope`), zero where the
         lowered altitude is held at the field's end.
         """
         lat, lon, alt = coords[:, 0], coords[:, 1], coords[:, 2]
-        rise = shift.detach().float().cpu().numpy()
         lowered = alt - rise
         field = self.bg_field
-        value = field.raised(times, alt, lat, lon, rise)
         held = (lowered < field.alt_range[0]) | (lowered > field.alt_range[1])
         slope = np.where(held, 0.0, field.vertical_slope(
             times, np.clip(lowered, *field.alt_range), lat, lon))
-        return (self.tensor(value.astype(np.float32))
-                - self.tensor(slope.astype(np.float32)) * (shift - shift.detach()))
+        return -self.tensor(slope.astype(np.float32)) * (shift - shift.detach())
 
     def data_loss(
         self, pred: torch.Tensor, log_var: torch.Tensor, points: np.ndarray
@@ -355,11 +358,9 @@ class _Trainer:
             )
             losses["chapman"] = chapman * _part(len(times), n_points)
         if self.use_tec:
-            if self.model.profile_shift:  # the shift's change of the background, with it
-                background = self.bg_field.log10_at(times, points[:, 2], points[:, 0],
-                                                    points[:, 1])
-                residual = (residual + self.raised_background(times, points, shift)
-                            - self.tensor(background.astype(np.float32)))
+            if self.model.profile_shift:  # the direction reads gradients only
+                rise = shift.detach().float().cpu().numpy()
+                residual = residual + self.shift_gradient(times, points, shift, rise)
             losses.update(self.tec_losses(
                 residual, coords, points, bg_gradient, inputs, inverse, hours, n_inside
             ))
