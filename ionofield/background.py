@@ -422,8 +422,49 @@ class BackgroundField:
         ...                            [20.0, -20.0, 500.0]).round(6)
         array([10.8, 11.2,  9. ])
         """
+        lowered, _ = self._lowered(alt, rise_km)
+        return self.log10_at(time, lowered, lat, lon)
+
+    def raised_slope(
+        self,
+        time: npt.ArrayLike,
+        alt: npt.ArrayLike,
+        lat: npt.ArrayLike,
+        lon: npt.ArrayLike,
+        rise_km: npt.ArrayLike,
+    ) -> np.ndarray:
+        """Derivative of :meth:`raised` in the rise (dex per km).
+
+        Minus the background's :meth:`vertical_slope` at the lowered altitude, and 0
+        where that altitude is held at the field's end (the value no longer moves with
+        the rise there). A fit takes it as the gradient of the raised background in the
+        network's profile shift.
+
+        Parameters
+        ----------
+        time, alt, lat, lon, rise_km
+            As :meth:`raised` takes them.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, shaped as :meth:`raised`'s value.
+
+        Raises
+        ------
+        CoverageError
+            As :meth:`raised`.
+        """
+        lowered, held = self._lowered(alt, rise_km)
+        return np.where(held, 0.0, -self.vertical_slope(time, lowered, lat, lon))
+
+    def _lowered(
+        self, alt: npt.ArrayLike, rise_km: npt.ArrayLike
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``alt - rise_km`` held within the field's altitudes, and where it was held."""
         lowered = self._checked_alt(alt) - np.asarray(rise_km, dtype=np.float64)
-        return self.log10_at(time, np.clip(lowered, *self.alt_range), lat, lon)
+        low, high = self.alt_range
+        return np.clip(lowered, low, high), (lowered < low) | (lowered > high)
 
     def _checked_alt(self, alt: npt.ArrayLike) -> np.ndarray:
         """``alt`` as float64 km, refused (CoverageError) outside the field's altitudes."""

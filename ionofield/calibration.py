@@ -107,8 +107,12 @@ def fit_variance(error: np.ndarray, terms: np.ndarray, fixed_var: np.ndarray) ->
 
     # start with each term alone explaining an equal share of the mean squared error
     share = np.mean(error2) / len(terms) / np.maximum(terms.mean(axis=1), np.finfo(float).tiny)
+    # Tolerances far below the defaults: the default stopping rule (on the relative
+    # change of the NLL) can leave the log-weights' gradient at 1e-4, and the
+    # weights then move with rounding-level changes of the errors.
     best = scipy.optimize.minimize(nll, np.log(np.maximum(share, 1e-12)), jac=True,
-                                   method="L-BFGS-B", bounds=[(-50.0, 10.0)] * len(terms))
+                                   method="L-BFGS-B", bounds=[(-50.0, 10.0)] * len(terms),
+                                   options={"ftol": 1e-15, "gtol": 1e-10})
     return np.exp(best.x)
 
 

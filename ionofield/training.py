@@ -272,18 +272,11 @@ class _Trainer:
 
         Added to the background raised by ``shift`` (``rise``, its values on the CPU;
         :meth:`~ionofield.background.BackgroundField.raised`, exact in value, as a
-        reconstruction computes it), it gives that value the derivative minus the
-        background's slope at the lowered altitude
-        (:meth:`~ionofield.background.BackgroundField.vertical_slope`), zero where the
-        lowered altitude is held at the field's end.
+        reconstruction computes it), it gives that value its derivative in the rise
+        (:meth:`~ionofield.background.BackgroundField.raised_slope`).
         """
-        lat, lon, alt = coords[:, 0], coords[:, 1], coords[:, 2]
-        lowered = alt - rise
-        field = self.bg_field
-        held = (lowered < field.alt_range[0]) | (lowered > field.alt_range[1])
-        slope = np.where(held, 0.0, field.vertical_slope(
-            times, np.clip(lowered, *field.alt_range), lat, lon))
-        return -self.tensor(slope.astype(np.float32)) * (shift - shift.detach())
+        slope = self.bg_field.raised_slope(times, coords[:, 2], coords[:, 0], coords[:, 1], rise)
+        return self.tensor(slope.astype(np.float32)) * (shift - shift.detach())
 
     def data_loss(
         self, pred: torch.Tensor, log_var: torch.Tensor, points: np.ndarray
