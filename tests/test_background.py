@@ -114,6 +114,21 @@ def test_a_raised_background_is_the_background_lower_down():
         field.raised(TIMES[1], 620.0, 10.0, -40.0, 30.0)
 
 
+def test_the_raised_slope_is_the_change_of_the_raised_background_with_the_rise():
+    """Against the analytic Chapman slope at the lowered altitude, and 0 where held."""
+    field = _chapman_field()
+    alt = np.array([180.0, 300.0, 420.0])
+    rise = np.array([30.0, -25.0, 60.0])
+    z = (alt - rise - 300.0) / 60.0
+    np.testing.assert_allclose(field.raised_slope(TIMES[1], alt, 10.0, -40.0, rise),
+                               -0.5 * (np.exp(-z) - 1.0) / (60.0 * np.log(10.0)),
+                               rtol=0.02, atol=2e-5)
+    # lowered below the field's 100 km or above its 600 km: the value is held there
+    held = field.raised_slope(TIMES[1], np.array([150.0, 560.0]), 10.0, -40.0,
+                              np.array([70.0, -60.0]))
+    np.testing.assert_array_equal(held, [0.0, 0.0])
+
+
 def test_scattered_and_grid_inputs_agree():
     field = BackgroundField(random_background(2))
     t = TIMES.values[:2] + np.timedelta64(20, "m")
