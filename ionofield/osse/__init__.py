@@ -68,7 +68,12 @@ default the 10-12 May 2024 G5 storm); :func:`write_samples` writes one day of th
 """
 
 from ionofield.osse.samples import write_samples
-from ionofield.osse.sampling import hold_out_profiles, sample_ro_profiles, tec_maps
+from ionofield.osse.sampling import (
+    NOISE_FLOOR_M3,
+    hold_out_profiles,
+    sample_ro_profiles,
+    tec_maps,
+)
 from ionofield.osse.world import (
     WORLDS,
     Perturbations,
@@ -81,6 +86,7 @@ from ionofield.osse.world import (
 )
 
 __all__ = [
+    "NOISE_FLOOR_M3",
     "WORLDS",
     "Perturbations",
     "Structures",

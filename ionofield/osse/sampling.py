@@ -27,10 +27,14 @@ from ionofield.validation import split_profiles
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["hold_out_profiles", "sample_ro_profiles", "tec_maps"]
+__all__ = ["NOISE_FLOOR_M3", "hold_out_profiles", "sample_ro_profiles", "tec_maps"]
 
 TECU = 1.0e16
 """Electrons per m2 in one TEC unit."""
+
+NOISE_FLOOR_M3 = 5.0e9
+"""Standard deviation (m-3) of the profiles' additive noise, by default: below it an
+occultation's density is mostly noise."""
 
 IONEX_LAT = np.linspace(-87.5, 87.5, 71)
 """The 71 latitudes (degrees north, ascending) of an IONEX global map."""
@@ -78,7 +82,7 @@ def sample_ro_profiles(
     missions: Sequence[str] = ("FY3D", "COSMIC2"),
     levels: int = 240,
     relative_noise: float = 0.1,
-    noise_floor: float = 5.0e9,
+    noise_floor: float = NOISE_FLOOR_M3,
     retrieval_errors: bool = False,
 ) -> xr.Dataset:
     """Radio-occultation-like profiles of the truth, with realistic noise.
