@@ -78,7 +78,7 @@ _TIME_LABEL = "time (UTC)"
 _ARROWS_ACROSS = 24
 #: Panel titles of the groupings of a validation table.
 _GROUPING_TITLES = {"lat_band": "by latitude band (deg N)", "local_time": "by local time (h)",
-                    "kp_class": "by Kp class"}
+                    "kp_class": "by Kp class", "snr_class": "by signal-to-noise (ne / ne_err)"}
 #: Loss terms of a fit, in the order of the history plot.
 _LOSS_TERMS = ("data", "chapman", "tec_direction", "tec_anchor", "tec_forecast")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -74,6 +75,11 @@ LOCAL_TIME_BINS = (0.0, 6.0, 12.0, 18.0, 24.0)
 #: Edges of the default Kp classes: quiet (Kp < 3), active (3 <= Kp < 5) and storm
 #: (Kp >= 5, a G1 storm or stronger).
 KP_CLASSES = (0.0, 3.0, 5.0, 9.0)
+#: Edges of the default signal-to-noise classes of RO observations (``ne / ne_err``):
+#: mostly noise (< 1), marginal (1-3), fair (3-10) and clean (>= 10). Where the true
+#: density is below an occultation's noise (the night's bottomside, depletions), a
+#: log10 error can reach a dex, and such points can dominate an RMSE.
+SNR_CLASSES = (0.0, 1.0, 3.0, 10.0, math.inf)
 #: Altitudes (km) where the F2 peak is looked for: above the E and F1 layers, below
 #: any F2 peak.
 PEAK_SEARCH_KM = (150.0, 800.0)
@@ -89,6 +95,7 @@ _GROUPINGS = {
     "lat_band": ((-90.0, 90.0), "lat {:g}..{:g}"),
     "local_time": ((0.0, 24.0), "LT {:02g}-{:02g}"),
     "kp_class": ((0.0, 9.0), "Kp {:g}-{:g}"),
+    "snr_class": ((0.0, math.inf), "SNR {:g}-{:g}"),
 }
 
 
@@ -200,6 +207,7 @@ def validate(
     lat_bands: Sequence[float] = LAT_BANDS,
     local_time_bins: Sequence[float] = LOCAL_TIME_BINS,
     kp_classes: Sequence[float] = KP_CLASSES,
+    snr_classes: Sequence[float] = SNR_CLASSES,
     cache_dir: PathLike | None = None,
     device: str | torch.device | None = "auto",
 ) -> xr.Dataset:
@@ -230,10 +238,12 @@ def validate(
         The background the model was fitted with, when it was user-supplied (as
         :func:`ionofield.reconstruct` takes it); unused for a volume, which carries
         its own ``ne_background``.
-    lat_bands, local_time_bins, kp_classes
+    lat_bands, local_time_bins, kp_classes, snr_classes
         Increasing group edges: latitudes (deg N) within -90..90, local times (hours)
-        within 0..24, Kp within 0..9. Groups include their lower edge; the last also
-        its upper one. Local time is the mean solar time, ``UT + lon / 15`` hours.
+        within 0..24, Kp within 0..9, the RO observations' signal-to-noise ratio
+        ``ne / ne_err`` within 0..inf (only when they carry ``ne_err``; an F2 peak
+        takes its observation's). Groups include their lower edge; the last also its
+        upper one. Local time is the mean solar time, ``UT + lon / 15`` hours.
     cache_dir
         Disk cache of the IRI background (for a model).
     device
@@ -244,8 +254,9 @@ def validate(
     -------
     xarray.Dataset
         Dims ``estimate`` (``"model"``, ``"background"``) and ``group`` (labels such
-        as ``"all"``, ``"lat 30..60"``, ``"LT 06-12"``, ``"Kp 5-9"``; coordinates
-        ``grouping`` (``all``, ``lat_band``, ``local_time``, ``kp_class``) and the
+        as ``"all"``, ``"lat 30..60"``, ``"LT 06-12"``, ``"Kp 5-9"``, ``"SNR 0-1"``;
+        coordinates ``grouping`` (``all``, ``lat_band``, ``local_time``, ``kp_class``,
+        ``snr_class``) and the
         edges ``lower``, ``upper``). Variables: counts ``n_points`` (Ne values),
         ``n_nmf2`` and ``n_hmf2`` (F2 peaks); ``log10_ne_rmse``, ``log10_ne_bias``,
         ``log10_nmf2_rmse``, ``log10_nmf2_bias`` (dex), ``hmf2_rmse``, ``hmf2_bias``
@@ -300,7 +311,7 @@ def validate(
     >>> scores.log10_ne_skill.sel(group="all")  # doctest: +SKIP
     >>> scores.log10_ne_rmse.isel(group=scores.grouping == "lat_band")  # doctest: +SKIP
     """
-    groups = _group_table(lat_bands, local_time_bins, kp_classes)
+    groups = _group_table(lat_bands, local_time_bins, kp_classes, snr_classes)
     if campaign is None and _is_campaign(observations):
         campaign = observations
     if campaign is not None:
@@ -312,6 +323,9 @@ def validate(
         parts, described = _score_soundings(scorer, observations, campaign)
     else:
         parts, described = _score_profiles(scorer, observations, campaign)
+    with_snr = parts["log10_ne"].snr is not None
+    if not with_snr:
+        groups = [g for g in groups if g.grouping != "snr_class"]
     table = _table(groups, parts)
     table.attrs = {
         "title": "ionofield validation: skill on independent observations against the "
@@ -323,6 +337,8 @@ def validate(
         "local_time": "mean solar local time, UT + lon / 15 hours",
         "kp": "Kp of the 3-hour slot, from the campaign" if campaign is not None
               else "no campaign given: no Kp classes",
+        "snr": "observed ne / ne_err of each RO observation" if with_snr
+               else "no ne_err in the observations: no SNR classes",
         "history": history_line("validate"),
         "ionofield_version": __version__,
         "summary": _summary(table),
@@ -673,6 +689,7 @@ class _Part:
     lat: np.ndarray
     lon: np.ndarray
     kp: np.ndarray | None
+    snr: np.ndarray | None = None
 
 
 def _is_campaign(ds: Any) -> bool:
@@ -724,7 +741,8 @@ def _score_profiles(scorer: _Source, obs: xr.Dataset, campaign: xr.Dataset | Non
             "(ionosonde soundings); read them with ionofield.open_ro_profiles or "
             "ionofield.open_ionosonde"
         )
-    cols = _points("RO observations", obs, "obs", ("time", "lat", "lon", "alt"), prefix, ["ne"])
+    cols = _points("RO observations", obs, "obs", ("time", "lat", "lon", "alt"), prefix,
+                   ["ne", "ne_err"])
     profile = (obs[prefix + "profile"].values if prefix + "profile" in obs.coords
                else cols["time"])  # one profile per distinct time, as a campaign makes them
     code = pd.factorize(profile)[0]
@@ -741,9 +759,12 @@ def _score_profiles(scorer: _Source, obs: xr.Dataset, campaign: xr.Dataset | Non
     t, lat, lon, alt = (cols[n][valid] for n in ("time", "lat", "lon", "alt"))
     values = np.vstack([observed[valid], estimates[:, valid]])
     kp = _kp(campaign, cols["time"][valid])
-    parts = {"log10_ne": _Part(values[1:] - values[0], t, lat, lon, kp)}
+    snr = (points["ne"].values[valid] / np.asarray(obs["ne_err"].values, np.float64)[valid]
+           if "ne_err" in obs.data_vars else None)
+    parts = {"log10_ne": _Part(values[1:] - values[0], t, lat, lon, kp, snr)}
     rows, nmf2, hmf2 = _profile_peaks(code[valid], alt, values)
-    where = (t[rows], lat[rows], lon[rows], None if kp is None else kp[rows])
+    where = (t[rows], lat[rows], lon[rows], None if kp is None else kp[rows],
+             None if snr is None else snr[rows])
     parts["log10_nmf2"] = _Part(np.log10(nmf2[1:] / nmf2[0]), *where)
     parts["hmf2"] = _Part(hmf2[1:] - hmf2[0], *where)
     described = (f"{int(valid.sum())} RO observations in {np.unique(code[valid]).size} profiles "
@@ -873,11 +894,12 @@ def _kp(campaign: xr.Dataset | None, time: np.ndarray) -> np.ndarray | None:
 
 
 def _group_table(lat_bands: Sequence[float], local_time_bins: Sequence[float],
-                 kp_classes: Sequence[float]) -> list[_Group]:
+                 kp_classes: Sequence[float], snr_classes: Sequence[float]) -> list[_Group]:
     """The groups of the table, "all" first; ConfigError on bad edges."""
     groups = [_Group("all", "all", np.nan, np.nan, True)]
     problems = []
-    given = {"lat_band": lat_bands, "local_time": local_time_bins, "kp_class": kp_classes}
+    given = {"lat_band": lat_bands, "local_time": local_time_bins, "kp_class": kp_classes,
+             "snr_class": snr_classes}
     for grouping, edges in given.items():
         (low, high), label = _GROUPINGS[grouping]
         values = np.atleast_1d(np.asarray(edges, dtype=np.float64))
@@ -897,7 +919,8 @@ def _group_table(lat_bands: Sequence[float], local_time_bins: Sequence[float],
 def _membership(groups: list[_Group], part: _Part) -> np.ndarray:
     """Bool [G, N]: which items of ``part`` each group holds."""
     local_time = np.mod(universal_time_hours(part.time) + part.lon / 15.0, 24.0)
-    key = {"lat_band": part.lat, "local_time": local_time, "kp_class": part.kp}
+    key = {"lat_band": part.lat, "local_time": local_time, "kp_class": part.kp,
+           "snr_class": part.snr}
     member = np.ones((len(groups), part.lat.size), dtype=bool)
     for k, group in enumerate(groups):
         if group.grouping != "all":
@@ -960,7 +983,7 @@ def _table(groups: list[_Group], parts: dict[str, _Part]) -> xr.Dataset:
         "group": ("group", [g.label for g in groups], {"long_name": "group of observations"}),
         "grouping": ("group", [g.grouping for g in groups],
                      {"long_name": "what the group is drawn by: all, lat_band (deg N), "
-                                   "local_time (h), kp_class"}),
+                                   "local_time (h), kp_class, snr_class (ne / ne_err)"}),
         "lower": ("group", [g.lower for g in groups],
                   {"long_name": "lower edge of the group (included)"}),
         "upper": ("group", [g.upper for g in groups],

@@ -426,6 +426,40 @@ def test_without_a_campaign_there_are_no_kp_classes():
     assert "no campaign" in table.attrs["kp"]
 
 
+def test_snr_classes_split_the_scores_by_ne_over_ne_err(tiny_campaign):
+    """Each class holds the points whose ne / ne_err lies in it; its scores are theirs."""
+    obs = node_profiles()
+    snr = np.random.default_rng(11).choice([0.5, 2.0, 5.0, 50.0], obs.sizes["obs"])
+    obs["ne_err"] = obs.ne / snr
+    offset = 0.05 + 0.1 * (snr < 1)  # the noise-dominated points err more
+    vol = truth_volume()
+    table = validate(vol, obs, campaign=tiny_campaign)
+    classes = by_group(table, "snr_class")
+    assert classes.group.values.tolist() == ["SNR 0-1", "SNR 1-3", "SNR 3-10", "SNR 10-inf"]
+    expected = [int(((snr >= lo) & (snr < hi)).sum()) for lo, hi in
+                [(0, 1), (1, 3), (3, 10), (10, np.inf)]]
+    np.testing.assert_array_equal(classes.n_points, expected)
+    assert int(classes.n_nmf2.sum()) == int(table.n_nmf2.sel(group="all")) > 0
+    # A volume off by the offset of each point's class scores that class's offset.
+    moved = validate(vol, obs.assign(ne=obs.ne / 10.0 ** offset), campaign=tiny_campaign)
+    rmse = by_group(moved, "snr_class").log10_ne_rmse.sel(estimate="model").values
+    np.testing.assert_allclose(rmse, [0.15, 0.05, 0.05, 0.05], atol=1e-9)
+    assert "ne / ne_err" in table.attrs["snr"]
+
+
+def test_without_ne_err_there_are_no_snr_classes_and_a_bad_one_is_named(tiny_campaign):
+    obs = node_profiles(n=5)
+    table = validate(truth_volume(), obs, campaign=tiny_campaign)
+    assert "snr_class" not in table.grouping.values
+    assert "no ne_err" in table.attrs["snr"]
+    obs["ne_err"] = obs.ne * 0.1
+    obs["ne_err"][3] = 0.0
+    with pytest.raises(iof.errors.ManyProblemsError, match="'ne_err' holds 1 zero"):
+        validate(truth_volume(), obs, campaign=tiny_campaign)
+    with pytest.raises(ConfigError, match="snr_class edges"):
+        validate(truth_volume(), obs, snr_classes=(3.0, 1.0))
+
+
 # -- command, files and plot -------------------------------------------------------------
 
 
