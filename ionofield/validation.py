@@ -256,16 +256,16 @@ def validate(
         Dims ``estimate`` (``"model"``, ``"background"``) and ``group`` (labels such
         as ``"all"``, ``"lat 30..60"``, ``"LT 06-12"``, ``"Kp 5-9"``, ``"SNR 0-1"``;
         coordinates ``grouping`` (``all``, ``lat_band``, ``local_time``, ``kp_class``,
-        ``snr_class``) and the
-        edges ``lower``, ``upper``). Variables: counts ``n_points`` (Ne values),
-        ``n_nmf2`` and ``n_hmf2`` (F2 peaks); ``log10_ne_rmse``, ``log10_ne_bias``,
-        ``log10_nmf2_rmse``, ``log10_nmf2_bias`` (dex), ``hmf2_rmse``, ``hmf2_bias``
-        (km) on ``(estimate, group)``, biases as estimate minus observation; and the
-        skills ``log10_ne_skill``, ``log10_nmf2_skill``, ``hmf2_skill`` (``1 -
-        RMSE(model) / RMSE(background)``; 1 is perfect, 0 no better than the
-        background). A group without data holds NaN. The attributes describe the
-        source and the observations (with how many fell outside the source) and hold
-        a one-line ``summary``. Select with ``table.sel(group="all")`` or
+        ``snr_class``) and the edges ``lower``, ``upper``). Variables: counts
+        ``n_points`` (Ne values), ``n_nmf2`` and ``n_hmf2`` (F2 peaks);
+        ``log10_ne_rmse``, ``log10_ne_bias``, ``log10_nmf2_rmse``,
+        ``log10_nmf2_bias`` (dex), ``hmf2_rmse``, ``hmf2_bias`` (km) on ``(estimate,
+        group)``, biases as estimate minus observation; and the skills
+        ``log10_ne_skill``, ``log10_nmf2_skill``, ``hmf2_skill`` (``1 - RMSE(model)
+        / RMSE(background)``; 1 is perfect, 0 no better than the background). A
+        group without data holds NaN. The attributes describe the source and the
+        observations (with how many fell outside the source) and hold a one-line
+        ``summary``. Select with ``table.sel(group="all")`` or
         ``table.isel(group=table.grouping == "kp_class")``.
 
     Raises
