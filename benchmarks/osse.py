@@ -91,6 +91,7 @@ VARIANTS = {
     "no_chapman": {"w_chapman": 0.0},
     "no_env_lstm": {"use_env": False},
     "no_profile_shift": {"profile_shift": False},
+    "log_noise_likelihood": {"noise_likelihood": "log"},
 }
 MODES = ("forecast", "reanalysis")
 #: Share of the reanalysis profiles held out of the fit.

@@ -7,23 +7,33 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
+
+from ionofield.nn.losses import gaussian_nll
 
 #: Edges, in hours from the training data, of the bins of :func:`errors_by_gap`: hours
 #: with data and next to them, the gaps of validation blocks, and a forecast's first
 #: hours, its day and beyond.
 GAP_BINS = (0.0, 1.0, 3.0, 6.0, 12.0, 24.0, math.inf)
+#: No clamp of the log-variance in the calibration's likelihood.
+_UNCLAMPED = (-math.inf, math.inf)
 
 
 def sigma_scale(
-    error: np.ndarray, log_var: np.ndarray, extra_var: np.ndarray | None = None
+    error: np.ndarray,
+    log_var: np.ndarray,
+    extra_var: np.ndarray | None = None,
+    log10_snr: np.ndarray | None = None,
 ) -> float:
     """The constant factor on sigma that minimises the Gaussian NLL of errors.
 
-    Without ``extra_var`` it is the root mean square of the z-scores
-    ``error / sigma``: after it, sigma is the standard deviation of the errors it is
-    fitted on (the "std scaling" calibration of regression uncertainty, Levi et al.
-    2019). With it, the variance of each error is ``(factor * sigma)**2 + extra_var``
-    (the TEC maps' column misfit squared), and the factor is found numerically.
+    Without ``extra_var`` and ``log10_snr`` it is the root mean square of the
+    z-scores ``error / sigma``: after it, sigma is the standard deviation of the
+    errors it is fitted on (the "std scaling" calibration of regression uncertainty,
+    Levi et al. 2019). With them, the variance of each error is
+    ``(factor * sigma)**2 + extra_var`` (the TEC maps' column misfit squared, the
+    observation's own), each point scored as :func:`fit_variance` scores it, and the
+    factor is found numerically.
 
     Parameters
     ----------
@@ -33,6 +43,8 @@ def sigma_scale(
         Predicted log-variance, shape [N].
     extra_var
         Variance added to each point's after the factor, shape [N].
+    log10_snr
+        As in :func:`fit_variance`.
 
     Returns
     -------
@@ -46,37 +58,43 @@ def sigma_scale(
     >>> round(sigma_scale(np.array([0.3, -0.1]), np.log([0.01, 0.01]), np.full(2, 0.04)), 3)
     1.0
     """
-    error2 = error.astype(np.float64) ** 2
     var = np.exp(np.asarray(log_var, dtype=np.float64))
-    if extra_var is None:
-        return float(np.sqrt(np.mean(error2 / var)))
-
-    import scipy.optimize  # 0.3 s to import: only a fit with TEC maps needs it
-
-    def nll(log_factor: float) -> float:
-        total = np.exp(2.0 * log_factor) * var + extra_var
-        return float(np.mean(np.log(total) + error2 / total))
-
-    best = scipy.optimize.minimize_scalar(nll, bounds=(-10.0, 10.0), method="bounded")
-    return float(np.exp(best.x))
+    if extra_var is None and log10_snr is None:
+        return float(np.sqrt(np.mean(np.asarray(error, dtype=np.float64) ** 2 / var)))
+    extra = np.zeros_like(var) if extra_var is None else extra_var
+    return float(np.sqrt(fit_variance(error, var[np.newaxis], extra, log10_snr)[0]))
 
 
-def fit_variance(error: np.ndarray, terms: np.ndarray, fixed_var: np.ndarray) -> np.ndarray:
-    """Non-negative weights of variance terms that maximise the Gaussian likelihood of errors.
+def fit_variance(
+    error: np.ndarray,
+    terms: np.ndarray,
+    fixed_var: np.ndarray,
+    log10_snr: np.ndarray | None = None,
+) -> np.ndarray:
+    """Non-negative weights of variance terms that maximise the likelihood of errors.
 
-    Each error ``error[i]`` is taken as normal with mean 0 and variance
-    ``sum_k weights[k] * terms[k, i] + fixed_var[i]``; the weights minimise the mean
-    negative log-likelihood ``mean(ln(var) + error**2 / var)`` (found in their
-    logarithms, so a term the errors do not need takes a weight near 0).
+    Each error ``error[i]`` has the variance of log10 Ne
+    ``v[i] = sum_k weights[k] * terms[k, i] + fixed_var[i]`` and is scored by
+    :func:`~ionofield.nn.losses.gaussian_nll`, the likelihood a fit trains on: as a
+    normal error of mean 0 and variance ``v[i]``, or, where ``log10_snr[i]`` is
+    finite, as an observation of Ne with additive noise (truncated to positive
+    values) whose prediction is ``10**log10_snr[i]`` times the noise, ``v[i]`` then
+    the prediction's variance alone. The weights minimise the mean negative
+    log-likelihood (found in their logarithms, so a term the errors do not need
+    takes a weight near 0).
 
     Parameters
     ----------
     error
-        Errors, shape [N].
+        Errors, observed minus predicted log10 Ne, shape [N].
     terms
         The variance terms at each error, shape [K, N], non-negative.
     fixed_var
-        Variance added to each error's with weight 1 (the observations' noise), shape [N].
+        Variance added to each error's with weight 1 (the TEC maps' column misfit,
+        the observation's noise where it is not in ``log10_snr``), shape [N].
+    log10_snr
+        log10 of each prediction over its observation's additive noise, NaN where
+        the error is plain normal; shape [N]. None: NaN everywhere.
 
     Returns
     -------
@@ -95,18 +113,29 @@ def fit_variance(error: np.ndarray, terms: np.ndarray, fixed_var: np.ndarray) ->
     """
     import scipy.optimize  # 0.3 s to import: only the calibration after a fit needs it
 
-    error2 = np.asarray(error, dtype=np.float64) ** 2
-    terms = np.asarray(terms, dtype=np.float64)
-    fixed = np.asarray(fixed_var, dtype=np.float64)
+    def tensor(values: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(values, dtype=np.float64))
+
+    error, terms, fixed = tensor(error), tensor(terms), tensor(fixed_var)
+    snr = torch.full_like(error, math.nan) if log10_snr is None else tensor(log10_snr)
+    noisy = torch.isfinite(snr)
+    # The likelihood depends on the prediction and the observation over the noise
+    # alone: take the noise as 1 (log10 0) and the prediction as its SNR.
+    pred = torch.where(noisy, snr, 0.0)
+    noise = torch.where(noisy, 0.0, math.nan)
 
     def nll(log_weights: np.ndarray) -> tuple[float, np.ndarray]:
-        weights = np.exp(log_weights)
+        weights = tensor(np.exp(log_weights)).requires_grad_()
         var = weights @ terms + fixed
-        gradient = (terms / var) @ (1.0 - error2 / var) / var.size * weights
-        return float(np.mean(np.log(var) + error2 / var)), gradient
+        value = gaussian_nll(pred, torch.log(var), pred + error, log_var_range=_UNCLAMPED,
+                             log10_noise=noise)
+        (gradient,) = torch.autograd.grad(value, weights)
+        return float(value.detach()), (gradient * weights).detach().numpy()
 
     # start with each term alone explaining an equal share of the mean squared error
-    share = np.mean(error2) / len(terms) / np.maximum(terms.mean(axis=1), np.finfo(float).tiny)
+    error2 = error.numpy() ** 2
+    share = np.mean(error2) / len(terms) / np.maximum(terms.numpy().mean(axis=1),
+                                                       np.finfo(float).tiny)
     # Tolerances far below the defaults: the default stopping rule (on the relative
     # change of the NLL) can leave the log-weights' gradient at 1e-4, and the
     # weights then move with rounding-level changes of the errors.
@@ -116,8 +145,50 @@ def fit_variance(error: np.ndarray, terms: np.ndarray, fixed_var: np.ndarray) ->
     return np.exp(best.x)
 
 
+def standard_scores(
+    error: np.ndarray, variance: np.ndarray, log10_snr: np.ndarray | None = None
+) -> np.ndarray:
+    """Each error over its standard deviation, as :func:`fit_variance` models it.
+
+    ``error / sqrt(variance)``; where ``log10_snr`` is finite, the observation's
+    departure from the prediction in Ne over the standard deviation of that
+    departure, ``(y - m) / sqrt((m ln 10)**2 variance + 1)`` with Ne in units of the
+    noise (``m = 10**log10_snr``, ``y = m 10**error``). Inside one sigma: ``|z| <= 1``.
+
+    Parameters
+    ----------
+    error
+        Observed minus predicted log10 Ne, shape [N].
+    variance
+        The prediction's variance of log10 Ne, shape [N], with the observation's own
+        where ``log10_snr`` is NaN.
+    log10_snr
+        As in :func:`fit_variance`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 [N].
+
+    Examples
+    --------
+    >>> z = standard_scores(np.array([0.2, 0.2]), np.array([0.01, 0.01]), np.array([np.nan, -1.0]))
+    >>> np.round(z, 4).tolist()  # the second: (0.1 * 10**0.2 - 0.1) / 1.0003
+    [2.0, 0.0585]
+    """
+    error = np.asarray(error, dtype=np.float64)
+    variance = np.asarray(variance, dtype=np.float64)
+    z = error / np.sqrt(variance)
+    if log10_snr is not None:
+        noisy = np.isfinite(log10_snr)
+        signal = 10.0 ** np.asarray(log10_snr, dtype=np.float64)[noisy]
+        z[noisy] = (signal * (10.0 ** error[noisy] - 1.0)
+                    / np.sqrt((signal * np.log(10.0)) ** 2 * variance[noisy] + 1.0))
+    return z
+
+
 def errors_by_gap(
-    error: np.ndarray, sigma: np.ndarray, gap: np.ndarray, bins: Sequence[float] = GAP_BINS
+    error: np.ndarray, z: np.ndarray, gap: np.ndarray, bins: Sequence[float] = GAP_BINS
 ) -> list[dict[str, Any]]:
     """How well sigma describes errors, by the hours from the training data.
 
@@ -130,8 +201,9 @@ def errors_by_gap(
     ----------
     error
         Observed minus predicted log10 Ne, shape [N].
-    sigma
-        The predicted standard deviation of each error (dex), shape [N].
+    z
+        Each error over its predicted standard deviation (:func:`standard_scores`),
+        shape [N].
     gap
         Hours from each error's time to the nearest hour with training data
         (:meth:`ionofield.RSTMRF.gap_hours`), shape [N].
@@ -143,17 +215,18 @@ def errors_by_gap(
     list of dict
         One per bin with errors, in the order of ``bins``: ``"gap_hours"`` (the bin's
         ``[low, high)`` edges), ``"count"`` (its errors), ``"inside_1sigma"`` (the
-        fraction with ``|error| <= sigma``) and ``"rmse"`` (root mean square error).
+        fraction with ``|z| <= 1``) and ``"rmse"`` (root mean square error).
 
     Examples
     --------
-    >>> rows = errors_by_gap(np.array([0.1, -0.3, 0.2, 0.5]), np.full(4, 0.25),
+    >>> error = np.array([0.1, -0.3, 0.2, 0.5])
+    >>> rows = errors_by_gap(error, error / 0.25,
     ...                      np.array([0.0, 0.5, 2.0, 30.0]))
     >>> [(row["gap_hours"], row["count"], row["inside_1sigma"]) for row in rows]
     [([0.0, 1.0], 2, 0.5), ([1.0, 3.0], 1, 1.0), ([24.0, inf], 1, 0.0)]
     """
     error = np.asarray(error, dtype=np.float64)
-    inside = np.abs(error) <= np.asarray(sigma, dtype=np.float64)
+    inside = np.abs(np.asarray(z, dtype=np.float64)) <= 1.0
     which = np.searchsorted(np.asarray(bins, dtype=np.float64), gap, side="right") - 1
     rows = []
     for k, (low, high) in enumerate(zip(bins[:-1], bins[1:], strict=True)):

@@ -45,7 +45,8 @@ NETWORK_FIELDS = (
 ARCHITECTURE_FIELDS = (*NETWORK_FIELDS[:5], "env_len", "seq_len", *NETWORK_FIELDS[5:])
 #: Fields added since the first model files, and the value of each that files
 #: without it were written with.
-ADDED_FIELDS = {"observation_errors": "none", "val_tail_hours": 0.0, "profile_shift": False}
+ADDED_FIELDS = {"observation_errors": "none", "val_tail_hours": 0.0, "profile_shift": False,
+                "noise_likelihood": "log"}
 #: Fields of earlier versions, and what replaced them (their values are refused with
 #: this advice; a model file that records them loads, as they did not shape it).
 RETIRED_FIELDS = {
@@ -108,6 +109,17 @@ class FitConfig:
         checkpoints without it are read with). The reconstructed
         ``ne_log10_sigma`` stays the network's: the uncertainty of the field, not of
         an observation of it.
+    noise_likelihood
+        How a point with a known ``ne_err`` enters the NLL (with ``observation_errors
+        = "auto"``). ``"truncated"``: as Ne observed with additive Gaussian noise of
+        standard deviation ``ne_err``, only its positive values kept, which is how RO
+        retrievals and the readers' dropping of non-positive values make it
+        (:func:`~ionofield.nn.losses.gaussian_nll`'s second form); the sigma
+        calibration after the fit uses the same likelihood. ``"log"``: as log10 Ne
+        with ``sigma_obs`` as above, which leans towards the noise's upward draws
+        where the noise is comparable to Ne (the bottomside at night, depletions;
+        the behaviour before the option existed, which model files and training
+        checkpoints without it are read with).
     w_chapman
         Weight of the Chapman smoothness loss (second altitude derivative of the residual).
     chapman_scale_km
@@ -280,6 +292,7 @@ class FitConfig:
     convlstm_layers: int = 1
     loss: Literal["nll", "mse"] = "nll"
     observation_errors: Literal["auto", "model", "none"] = "auto"
+    noise_likelihood: Literal["truncated", "log"] = "truncated"
     w_chapman: float = 0.1
     chapman_scale_km: float = 100.0
     w_tec_direction: float = 0.03

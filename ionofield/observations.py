@@ -27,11 +27,13 @@ _BG_GRADIENT_STEP_DEG = 0.25
 
 POINT = np.dtype([("coords", np.float32, (4,)), ("time", "datetime64[ns]"),
                   ("target", np.float32), ("background", np.float32),
-                  ("obs_sigma", np.float32)])
-"""One observation as a fit reads it (36 bytes): the network's coordinates (latitude,
+                  ("obs_sigma", np.float32), ("log10_noise", np.float32)])
+"""One observation as a fit reads it (40 bytes): the network's coordinates (latitude,
 longitude, altitude, UT hours; :func:`point_coords`), the time, the observed log10 Ne,
-the background's log10 Ne there and the observation's own sigma of log10 Ne (dex;
-:func:`~ionofield.ro_errors.observation_log10_sigma`)."""
+the background's log10 Ne there, the observation's own sigma of log10 Ne (dex;
+:func:`~ionofield.ro_errors.observation_log10_sigma`) and log10 of its ``ne_err`` (m-3;
+NaN where the campaign gives none or the fit's ``observation_errors`` is not
+``"auto"``)."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class ProfileRuns:
 class ObservationStore:
     """A campaign's observations with the background at each point, read by rows.
 
-    The points (:data:`POINT`, 36 bytes each) lie in an anonymous scratch file in the
+    The points (:data:`POINT`, 40 bytes each) lie in an anonymous scratch file in the
     campaign's order; the memory holds the profile index (:class:`ProfileRuns`) and a
     few numbers, so a fit of a month costs the memory of a fit of a day. Build it with
     :meth:`from_campaign`.
@@ -130,6 +132,7 @@ class ObservationStore:
             points["background"] = background
             points["target"] = np.log10(block["ne"])
             runs = run_starts(block["obs_profile"])
+            points["log10_noise"] = _log10_noise(block.get("ne_err"), time.size)
             points["obs_sigma"] = observation_log10_sigma(
                 bg_field, time, alt, lat, lon, background, block.get("ne_err"),
                 observation_errors, runs
@@ -166,6 +169,15 @@ class ObservationStore:
     def close(self) -> None:
         """Drop the scratch file."""
         self._spool.close()
+
+
+def _log10_noise(ne_err: np.ndarray | None, n: int) -> np.ndarray:
+    """log10 of the observations' ``ne_err`` (m-3), NaN where unknown or zero."""
+    if ne_err is None:
+        return np.full(n, np.nan, np.float32)
+    with np.errstate(divide="ignore"):
+        noise = np.log10(ne_err.astype(np.float64))
+    return np.where(np.isfinite(noise), noise, np.nan).astype(np.float32)
 
 
 def run_starts(names: np.ndarray) -> np.ndarray:

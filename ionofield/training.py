@@ -71,7 +71,7 @@ from ionofield._threads import torch_threads
 from ionofield._version import __version__
 from ionofield.align import DRIVERS
 from ionofield.background import IRI_F107, campaign_background
-from ionofield.calibration import errors_by_gap, fit_variance, sigma_scale
+from ionofield.calibration import errors_by_gap, fit_variance, sigma_scale, standard_scores
 from ionofield.campaign import check_campaign
 from ionofield.checkpoint import (
     campaign_fingerprint,
@@ -284,7 +284,8 @@ class _Trainer:
         """The data term at ``points``: the NLL or the MSE.
 
         The NLL's variance of a point is the network's plus its observation's
-        (``config.observation_errors``).
+        (``config.observation_errors``), or its observation's additive noise
+        (``config.noise_likelihood``).
         """
         target = self.tensor(points["target"])
         if self.config.loss == "mse":
@@ -292,7 +293,8 @@ class _Trainer:
         obs_var = None
         if self.config.observation_errors != "none":
             obs_var = self.tensor(_observation_variance(self.config, points).astype(np.float32))
-        return gaussian_nll(pred, log_var, target, obs_var=obs_var)
+        return gaussian_nll(pred, log_var, target, obs_var=obs_var,
+                            log10_noise=self.tensor(_linear_noise(self.config, points)))
 
     def collocation_points(
         self, rng: np.random.Generator
@@ -499,7 +501,8 @@ class _Trainer:
         target = points["target"]
         if self.config.loss == "nll":
             factor = sigma_scale(target - pred, log_var,
-                                 _observation_variance(self.config, points))
+                                 _observation_variance(self.config, points),
+                                 pred - _linear_noise(self.config, points))
             log_var = log_var + np.float32(2.0 * np.log(factor))
         with torch.no_grad():
             loss = self.data_loss(self.tensor(pred), self.tensor(log_var), points)
@@ -897,7 +900,8 @@ def _test(
             "n_test": int(runs.length[test_runs].sum()),
             "test_rmse": float(np.sqrt(np.mean(error**2))),
             "test_rmse_background": float(np.sqrt(np.mean(bg_error**2))),
-            "test_inside_1sigma": float(np.mean(error**2 <= variance)),
+            "test_inside_1sigma": float(np.mean(np.abs(standard_scores(
+                error, variance, _log10_snr(trainer.config, points, error))) <= 1.0)),
         }
     return trainer.world.object_from_main(scores)
 
@@ -905,12 +909,35 @@ def _test(
 def _observation_variance(config: FitConfig, points: np.ndarray) -> np.ndarray:
     """The observations' own variance of log10 Ne at ``points`` (float64, dex**2).
 
-    ``obs_sigma**2`` (:data:`~ionofield.observations.POINT`), or 0 when
-    ``config.observation_errors`` is ``"none"``.
+    ``obs_sigma**2`` (:data:`~ionofield.observations.POINT`); 0 when
+    ``config.observation_errors`` is ``"none"``, and at the points whose noise the
+    likelihood takes in Ne instead (:func:`_linear_noise`).
     """
     if config.observation_errors == "none":
         return np.zeros(len(points))
-    return np.square(points["obs_sigma"].astype(np.float64))
+    return np.where(np.isnan(_linear_noise(config, points)),
+                    np.square(points["obs_sigma"].astype(np.float64)), 0.0)
+
+
+def _linear_noise(config: FitConfig, points: np.ndarray) -> np.ndarray:
+    """log10 of the additive noise (m-3) of the ``points`` the NLL takes in Ne, else NaN.
+
+    The points with a known ``ne_err`` (:data:`~ionofield.observations.POINT`'s
+    ``log10_noise``) under ``config.noise_likelihood = "truncated"``
+    (:func:`~ionofield.nn.losses.gaussian_nll`'s second form); float32 [N].
+    """
+    if config.noise_likelihood != "truncated":
+        return np.full(len(points), np.nan, np.float32)
+    return points["log10_noise"]
+
+
+def _log10_snr(config: FitConfig, points: np.ndarray, error: np.ndarray) -> np.ndarray:
+    """log10 of the prediction over the noise where the NLL takes the noise in Ne, else NaN.
+
+    The prediction is the observation less ``error`` (observed minus predicted
+    log10 Ne); float64 [N], as :func:`~ionofield.calibration.fit_variance` takes it.
+    """
+    return points["target"] - error - _linear_noise(config, points).astype(np.float64)
 
 
 def _check_inputs(ds: xr.Dataset, drivers: HourlyDrivers) -> None:
@@ -1173,13 +1200,14 @@ def _calibrate(
         error, network, offset, misfit = trainer.held_out_terms(points)
         variances = np.stack([network, trainer.model.gap_growth(points["time"])])
         fixed = misfit + _observation_variance(trainer.config, points)
-        weights = fit_variance(error, variances, fixed)
+        snr = _log10_snr(trainer.config, points, error)
+        weights = fit_variance(error, variances, fixed, snr)
         val = slice(0, len(val_index))
-        sigma = np.sqrt(weights @ variances[:, val] + fixed[val])
+        z = standard_scores(error[val], weights @ variances[:, val] + fixed[val], snr[val])
         terms = {"sigma_factor": math.sqrt(weights[0]),
                  "sigma_gap_variance_rate": float(weights[1]), "n_calibration": len(points),
                  "sigma_calibration_by_gap": errors_by_gap(
-                     error[val], sigma, trainer.model.gap_hours(points["time"][val]))}
+                     error[val], z, trainer.model.gap_hours(points["time"][val]))}
     terms, offset = trainer.world.object_from_main((terms, offset))
     trainer.model.calibrate_sigma(terms["sigma_factor"], offset, terms["sigma_gap_variance_rate"])
     return terms

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy.special import ndtr
 
 import ionofield as iof
-from ionofield.calibration import GAP_BINS, errors_by_gap, fit_variance
+from ionofield.calibration import GAP_BINS, errors_by_gap, fit_variance, standard_scores
 from ionofield.observations import POINT
 from ionofield.timeutil import hours_from_data
 from ionofield.training import _observation_variance
@@ -55,6 +56,38 @@ def test_fit_variance_recovers_the_terms_of_known_errors(scale2, rate):
     assert weights[1] == pytest.approx(rate, rel=0.1, abs=2e-4)
 
 
+def test_fit_variance_recovers_the_network_term_under_additive_noise():
+    """Observations of Ne with additive noise, non-positive ones dropped.
+
+    Half the points are scored as log-normal, half as noisy densities of signal-to-noise
+    0.1 to 100; the network's variance, scaled by 2.25, comes back from both, and the
+    standard scores fall within 1 as often as they should.
+    """
+    rng = np.random.default_rng(2)
+    n = 120_000
+    network = rng.uniform(0.0005, 0.005, n)  # sigma to 0.1 dex: Ne's first order holds
+    snr = 10.0 ** rng.uniform(-1.0, 2.0, n)  # the prediction over the noise
+    noisy = np.arange(n) % 2 == 1
+    true_var = 2.25 * network
+    # the truth about the prediction, in log10 Ne; then the observation of it
+    truth = snr * 10.0 ** rng.normal(0.0, np.sqrt(true_var))
+    observed = np.where(noisy, truth + rng.standard_normal(n),
+                        snr * 10.0 ** rng.normal(0.0, np.sqrt(true_var + 0.001)))
+    keep = observed > 0
+    error = np.log10(observed[keep] / snr[keep])
+    log10_snr = np.where(noisy, np.log10(snr), np.nan)[keep]
+    fixed = np.where(noisy, 0.0, 0.001)[keep]
+    weights = fit_variance(error, network[np.newaxis, keep], fixed, log10_snr)
+    assert weights[0] == pytest.approx(2.25, rel=0.05)
+    z = standard_scores(error, weights[0] * network[keep] + fixed, log10_snr)
+    # within one sigma: 68.3 %, or of a normal cut at -u (u the prediction over tau) its
+    # share above -u
+    u = snr[keep] / np.sqrt((snr[keep] * np.log(10.0)) ** 2 * true_var[keep] + 1.0)
+    cut = np.where(np.isnan(log10_snr), np.inf, u)
+    inside = (ndtr(1.0) - ndtr(-np.minimum(cut, 1.0))) / ndtr(cut)
+    assert np.mean(np.abs(z) <= 1.0) == pytest.approx(np.mean(inside), abs=0.005)
+
+
 def test_errors_by_gap_of_gaussian_errors_put_68_percent_within_one_sigma():
     """Errors drawn with their own sigma: every bin holds about 68.3 % within it."""
     rng = np.random.default_rng(4)
@@ -62,7 +95,7 @@ def test_errors_by_gap_of_gaussian_errors_put_68_percent_within_one_sigma():
     gap = rng.uniform(0.0, 48.0, n)
     sigma = rng.uniform(0.02, 0.3, n)
     error = rng.normal(0.0, sigma)
-    rows = errors_by_gap(error, sigma, gap)
+    rows = errors_by_gap(error, error / sigma, gap)
     edges = [row["gap_hours"] for row in rows]
     assert edges == [[low, high] for low, high in zip(GAP_BINS[:-1], GAP_BINS[1:], strict=True)]
     assert sum(row["count"] for row in rows) == n
@@ -78,22 +111,27 @@ def test_errors_by_gap_of_gaussian_errors_put_68_percent_within_one_sigma():
 def test_errors_by_gap_bins_are_closed_below_and_leave_empty_bins_out():
     gap = np.array([0.0, 0.999, 1.0, 2.5, 3.0, 6.0, 24.0, 500.0])
     error = np.array([0.1, 0.3, 0.1, 0.1, 0.3, 0.1, 0.3, 0.1])
-    rows = errors_by_gap(error, np.full(gap.size, 0.2), gap)
+    rows = errors_by_gap(error, error / 0.2, gap)
     by_bin = {tuple(row["gap_hours"]): (row["count"], row["inside_1sigma"]) for row in rows}
     assert by_bin == {(0.0, 1.0): (2, 0.5), (1.0, 3.0): (2, 1.0), (3.0, 6.0): (1, 0.0),
                       (6.0, 12.0): (1, 1.0), (24.0, np.inf): (2, 0.5)}  # none in 12-24 h
     assert rows[0]["rmse"] == pytest.approx(np.sqrt((0.01 + 0.09) / 2))
     # bins of one's own: the gaps outside them are left out
-    rows = errors_by_gap(error, np.full(gap.size, 0.2), gap, bins=(1.0, 6.0))
+    rows = errors_by_gap(error, error / 0.2, gap, bins=(1.0, 6.0))
     assert [(row["gap_hours"], row["count"]) for row in rows] == [([1.0, 6.0], 3)]
 
 
 def test_calibration_takes_the_observations_own_variance_unless_told_not_to():
     points = np.zeros(3, dtype=POINT)
     points["obs_sigma"] = [0.05, 0.1, 1.0]
+    points["log10_noise"] = [np.nan, np.nan, 9.0]
     for option in ("auto", "model"):
-        config = iof.FitConfig(observation_errors=option)
+        config = iof.FitConfig(observation_errors=option, noise_likelihood="log")
         np.testing.assert_allclose(_observation_variance(config, points), [0.0025, 0.01, 1.0],
+                                   rtol=1e-6)
+        # a point whose noise the likelihood takes in Ne has none in log10 Ne
+        config = iof.FitConfig(observation_errors=option)
+        np.testing.assert_allclose(_observation_variance(config, points), [0.0025, 0.01, 0.0],
                                    rtol=1e-6)
     none = iof.FitConfig(observation_errors="none")
     assert np.all(_observation_variance(none, points) == 0.0)

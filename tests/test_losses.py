@@ -350,3 +350,55 @@ def test_unit_normalises_and_leaves_zeros() -> None:
     np.testing.assert_array_equal(_np(u[:, 1, 2]), [0.0, 0.0])
     u.sum().backward()
     assert torch.isfinite(v.grad).all()
+
+
+@pytest.mark.parametrize(("log10_ne", "log_var"), [(10.0, math.log(0.05**2)), (9.0, -30.0),
+                                                   (8.0, math.log(0.3**2))],
+                         ids=["snr-10", "snr-1", "snr-0.1"])
+def test_noisy_density_nll_is_a_normalised_density_of_log10_ne(log10_ne, log_var) -> None:
+    """exp(-nll) integrates to 1 over the observed log10 Ne, the dropped draws accounted for."""
+    observed = torch.linspace(log10_ne - 8.0, log10_ne + 2.0, 400_001, dtype=torch.float64)
+    nll = gaussian_nll(torch.full_like(observed, log10_ne), torch.full_like(observed, log_var),
+                       observed, log_var_range=(-40.0, 6.0),
+                       log10_noise=torch.full_like(observed, 9.0), reduction="none")
+    density = torch.exp(-nll)
+    assert float(torch.trapezoid(density, observed)) == pytest.approx(1.0, abs=2e-4)
+
+
+def test_noisy_density_nll_leaves_points_without_noise_to_the_log_normal() -> None:
+    pred, log_var, target = (torch.tensor([10.0, 10.0]), torch.full((2,), -4.0),
+                             torch.tensor([10.1, 10.1]))
+    noise = torch.tensor([math.nan, 9.0])
+    each = gaussian_nll(pred, log_var, target, log10_noise=noise, reduction="none")
+    plain = gaussian_nll(pred, log_var, target, reduction="none")
+    assert float(each[0]) == float(plain[0]) != float(each[1])
+    assert float(gaussian_nll(pred, log_var, target, log10_noise=noise)) == pytest.approx(
+        float(each.mean()))
+    with pytest.raises(ConfigError, match="reduction"):
+        gaussian_nll(pred, log_var, target, reduction="sum")
+
+
+def test_noisy_density_nll_recovers_a_density_buried_in_noise_the_log_normal_does_not() -> None:
+    """Ne at 0.3 times the noise, the non-positive draws dropped, as RO readers do.
+
+    The maximum of the truncated likelihood lies at the true density; the log-normal
+    form, given each point's sigma relative to the truth, lands well above it, on the
+    kept draws' upward lean.
+    """
+    rng = np.random.default_rng(3)
+    noise, truth = 5e9, 1.5e9
+    draws = truth + noise * rng.standard_normal(200_000)
+    observed = torch.from_numpy(np.log10(draws[draws > 0]))
+    candidates = np.arange(8.5, 10.5, 0.005)
+
+    def best(**options) -> float:
+        scores = [float(gaussian_nll(torch.full_like(observed, c), torch.full_like(observed, -40.0),
+                                     observed, log_var_range=(-40.0, 6.0), **options))
+                  for c in candidates]
+        return float(candidates[int(np.argmin(scores))])
+
+    truncated = best(log10_noise=torch.full_like(observed, math.log10(noise)))
+    log_normal = best(obs_var=torch.full_like(observed, min(noise / truth / math.log(10.0), 1.0)
+                                              ** 2))
+    assert truncated == pytest.approx(math.log10(truth), abs=0.02)
+    assert log_normal - math.log10(truth) > 0.3

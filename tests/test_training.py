@@ -15,6 +15,7 @@ from ionofield.background import PROFILE_STEP_KM, BackgroundField
 from ionofield.drivers import HourlyDrivers
 from ionofield.errors import CheckpointError, ConfigError, IonofieldWarning, ManyProblemsError
 from ionofield.features import temporal_features
+from ionofield.nn.losses import gaussian_nll
 from ionofield.nn.model import spatial_features
 from ionofield.nn.recurrent import sample_direction
 from ionofield.observations import ObservationStore, ProfileRuns
@@ -678,6 +679,42 @@ def test_a_point_with_a_huge_observation_sigma_barely_moves_the_network(
         assert noisy < 1e-4 * exact
 
 
+@pytest.mark.parametrize("likelihood", ["truncated", "log"])
+def test_the_data_term_takes_ne_err_as_additive_noise_unless_told_not_to(
+    tiny_campaign, chapman_background, likelihood
+):
+    """With ne_err and noise_likelihood="truncated", the data term is gaussian_nll's
+    noisy-density form with that noise, and no sigma_obs; with "log", the log-normal."""
+    campaign = tiny_campaign.assign(ne_err=0.2 * tiny_campaign["ne"])
+    campaign["ne_err"][::3] = np.nan  # unknown errors: the RO error model, log-normal
+    bg_field = BackgroundField(chapman_background)
+    data = ObservationStore.from_campaign(campaign, bg_field, "auto")
+    config = iof.FitConfig(basis_dim=16, siren_hidden=32, siren_layers=1, env_hidden=8,
+                           env_len=4, noise_likelihood=likelihood)
+    torch.manual_seed(0)
+    trainer = _Trainer(iof.RSTMRF(config), data, HourlyDrivers.from_campaign(campaign),
+                       bg_field)
+    points = data.rows(np.arange(len(data)))
+    data.close()
+    noise = np.log10(campaign["ne_err"].values.astype(np.float32))
+    np.testing.assert_allclose(points["log10_noise"], noise, rtol=1e-6)
+    with torch.no_grad():
+        pred, log_var = trainer.predict(points)
+        got = trainer.data_loss(pred, log_var, points)
+    obs_var = torch.from_numpy(points["obs_sigma"].astype(np.float32) ** 2)
+    target = torch.from_numpy(points["target"])
+    if likelihood == "truncated":
+        obs_var[np.isfinite(noise)] = 0.0
+        expected = gaussian_nll(pred, log_var, target, obs_var=obs_var,
+                                log10_noise=torch.from_numpy(noise))
+    else:
+        expected = gaussian_nll(pred, log_var, target, obs_var=obs_var)
+    assert float(got) == pytest.approx(float(expected), rel=1e-6)
+    other = gaussian_nll(pred, log_var, target, obs_var=obs_var,
+                         log10_noise=None if likelihood == "truncated" else torch.from_numpy(noise))
+    assert abs(float(other) - float(got)) > 1e-3 * abs(float(got))
+
+
 def test_a_pinned_season_makes_the_time_code_blind_to_the_date():
     """Pinned, times of one UT on different days get one code: the pinned day's own."""
     torch.manual_seed(0)
@@ -822,7 +859,8 @@ def point_columns(store):
 
 def assert_same_points(a, b):
     (rows_a, code_a, hour_a), (rows_b, code_b, hour_b) = point_columns(a), point_columns(b)
-    np.testing.assert_array_equal(rows_a, rows_b)
+    for name in rows_a.dtype.names:  # field by field: a NaN equals a NaN there
+        np.testing.assert_array_equal(rows_a[name], rows_b[name])
     np.testing.assert_array_equal(code_a, code_b)
     np.testing.assert_array_equal(hour_a, hour_b)
 

@@ -45,8 +45,10 @@ def gaussian_nll(
     *,
     log_var_range: tuple[float, float] = (-14.0, 6.0),
     obs_var: torch.Tensor | None = None,
+    log10_noise: torch.Tensor | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
-    """Mean heteroscedastic Gaussian negative log-likelihood in log10 space.
+    """Heteroscedastic Gaussian negative log-likelihood of observed log10 Ne.
 
     For each point, with ``s = clamp(log_var)`` the natural log of the predicted
     variance of ``log10 Ne``::
@@ -54,6 +56,22 @@ def gaussian_nll(
         nll = 0.5 * log(2 pi) + 0.5 * s + 0.5 * (target - pred)**2 * exp(-s)
 
     The per-point optimum of ``s`` is ``log((target - pred)**2)``.
+
+    A point with a finite ``log10_noise`` is instead an observation of Ne itself
+    with additive Gaussian noise of standard deviation ``e = 10**log10_noise``, kept
+    only where it came out positive (readers drop the rest). With ``m = 10**pred``
+    and the predicted variance carried to Ne to first order, ``(m ln 10)**2 exp(s)``,
+    the observed ``y = 10**target`` is normal with mean ``m`` and variance
+    ``tau**2 = (m ln 10)**2 exp(s) + e**2``, truncated to ``y > 0``::
+
+        nll = 0.5 * log(2 pi tau**2) + 0.5 * (y - m)**2 / tau**2
+              + log Phi(m / tau) - log(y ln 10)
+
+    (``Phi`` the standard normal distribution function; the last term makes it a
+    density of log10 Ne, like the first form). Where ``m >> e`` the two forms agree.
+    Where the noise is comparable to Ne, the first form, with the observation's
+    sigma in ``obs_var``, cannot know that the draws below zero were dropped: the
+    positive draws it keeps lie above the truth on average, and a fit follows them.
 
     Parameters
     ----------
@@ -72,24 +90,64 @@ def gaussian_nll(
         The observations' own variance of log10 Ne (dex squared, >= 0), same shape as
         ``pred``: ``s`` is then ``log(exp(clamp(log_var)) + obs_var)``, the total
         variance of an observation of the predicted field. A point with a large
-        ``obs_var`` pulls weakly on ``pred`` and ``log_var``.
+        ``obs_var`` pulls weakly on ``pred`` and ``log_var``. Not used at the points
+        with a finite ``log10_noise``.
+    log10_noise
+        log10 of each observation's additive noise (m-3), NaN at the points the
+        first form scores; same shape as ``pred``.
+    reduction
+        ``"mean"`` (a scalar) or ``"none"`` (one value per point).
 
     Returns
     -------
     torch.Tensor
-        Scalar: the mean NLL in nats per point (density with respect to log10 Ne).
+        The mean NLL in nats per point (density with respect to log10 Ne), or each
+        point's.
 
     Examples
     --------
     >>> value = gaussian_nll(torch.zeros(3), torch.zeros(3), torch.ones(3))
     >>> round(float(value), 4)  # 0.5 log(2 pi) + 0.5
     1.4189
+    >>> # 1e10 m-3 observed as 1.01e10 with 1e8 m-3 of noise, one sigma off: both forms
+    >>> pred, log_var = torch.tensor([10.0]), torch.tensor([-30.0])
+    >>> target = torch.log10(torch.tensor([1.01e10]))
+    >>> noisy = gaussian_nll(pred, log_var, target, log_var_range=(-30.0, 6.0),
+    ...                      log10_noise=torch.tensor([8.0]))
+    >>> plain = gaussian_nll(pred, log_var, target, log_var_range=(-30.0, 6.0),
+    ...                      obs_var=torch.tensor([(1e8 / 1e10 / math.log(10.0)) ** 2]))
+    >>> round(float(noisy), 2), round(float(plain), 2)
+    (-4.03, -4.03)
     """
+    if reduction not in ("mean", "none"):
+        raise ConfigError(f"reduction must be 'mean' or 'none', not {reduction!r}")
     s = log_var.clamp(*log_var_range)
     if obs_var is not None:
         s = torch.logaddexp(s, torch.log(obs_var))
     nll = 0.5 * math.log(2.0 * math.pi) + 0.5 * s + 0.5 * (target - pred) ** 2 * torch.exp(-s)
-    return nll.mean()
+    if log10_noise is not None:
+        noisy = torch.isfinite(log10_noise)
+        if bool(noisy.any()):
+            nll = nll.masked_scatter(noisy, _truncated_nll(
+                pred[noisy], log_var.clamp(*log_var_range)[noisy], target[noisy],
+                log10_noise[noisy]))
+    return nll.mean() if reduction == "mean" else nll
+
+
+def _truncated_nll(
+    pred: torch.Tensor, log_var: torch.Tensor, target: torch.Tensor, log10_noise: torch.Tensor
+) -> torch.Tensor:
+    """:func:`gaussian_nll`'s second form, per point, in units of the noise.
+
+    Ne is divided by the noise before anything is raised to a power, so that float32
+    holds every quantity (``m / e`` stays below ``1e30``).
+    """
+    signal = torch.pow(10.0, (pred - log10_noise).clamp(max=30.0))
+    observed = torch.pow(10.0, target - log10_noise)
+    tau2 = 1.0 + torch.exp(log_var) * (signal * math.log(10.0)) ** 2
+    return (0.5 * torch.log(2.0 * math.pi * tau2) + 0.5 * (observed - signal) ** 2 / tau2
+            + torch.special.log_ndtr(signal / torch.sqrt(tau2))
+            - torch.log(observed * math.log(10.0)))
 
 
 def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
