@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,8 @@ from ionofield.nn.losses import gaussian_nll
 GAP_BINS = (0.0, 1.0, 3.0, 6.0, 12.0, 24.0, math.inf)
 #: No clamp of the log-variance in the calibration's likelihood.
 _UNCLAMPED = (-math.inf, math.inf)
+#: Bounds of the natural log of a variance term's weight in :func:`fit_variance`.
+_LOG_WEIGHT_BOUNDS = (-50.0, 10.0)
 
 
 def sigma_scale(
@@ -61,8 +63,16 @@ def sigma_scale(
     var = np.exp(np.asarray(log_var, dtype=np.float64))
     if extra_var is None and log10_snr is None:
         return float(np.sqrt(np.mean(np.asarray(error, dtype=np.float64) ** 2 / var)))
+
+    import scipy.optimize  # 0.3 s to import: only some fits need it
+
     extra = np.zeros_like(var) if extra_var is None else extra_var
-    return float(np.sqrt(fit_variance(error, var[np.newaxis], extra, log10_snr)[0]))
+    nll = _error_likelihood(error, extra, log10_snr)
+    network = _tensor(var)
+    best = scipy.optimize.minimize_scalar(
+        lambda log_factor: float(nll(math.exp(2.0 * log_factor) * network)),
+        bounds=(-10.0, 10.0), method="bounded")
+    return float(np.exp(best.x))
 
 
 def fit_variance(
@@ -113,36 +123,58 @@ def fit_variance(
     """
     import scipy.optimize  # 0.3 s to import: only the calibration after a fit needs it
 
-    def tensor(values: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(values, dtype=np.float64))
-
-    error, terms, fixed = tensor(error), tensor(terms), tensor(fixed_var)
-    snr = torch.full_like(error, math.nan) if log10_snr is None else tensor(log10_snr)
-    noisy = torch.isfinite(snr)
-    # The likelihood depends on the prediction and the observation over the noise
-    # alone: take the noise as 1 (log10 0) and the prediction as its SNR.
-    pred = torch.where(noisy, snr, 0.0)
-    noise = torch.where(noisy, 0.0, math.nan)
+    terms = _tensor(terms)
+    likelihood = _error_likelihood(error, fixed_var, log10_snr)
 
     def nll(log_weights: np.ndarray) -> tuple[float, np.ndarray]:
-        weights = tensor(np.exp(log_weights)).requires_grad_()
-        var = weights @ terms + fixed
-        value = gaussian_nll(pred, torch.log(var), pred + error, log_var_range=_UNCLAMPED,
-                             log10_noise=noise)
+        weights = _tensor(np.exp(log_weights)).requires_grad_()
+        value = likelihood(weights @ terms)
         (gradient,) = torch.autograd.grad(value, weights)
         return float(value.detach()), (gradient * weights).detach().numpy()
 
-    # start with each term alone explaining an equal share of the mean squared error
-    error2 = error.numpy() ** 2
-    share = np.mean(error2) / len(terms) / np.maximum(terms.numpy().mean(axis=1),
-                                                       np.finfo(float).tiny)
+    # Start with each term alone explaining an equal share of the typical squared
+    # error (medians: a few errors of a dex do not move them), scaled together by the
+    # power of 10 that fits best: the NLL is flat far below the errors' scale.
+    share = (np.median(np.asarray(error, dtype=np.float64) ** 2) / len(terms)
+             / np.maximum(np.median(terms.numpy(), axis=1), np.finfo(float).tiny))
+    starts = np.clip(np.log(np.maximum(share, 1e-12))
+                     + np.log(10.0) * np.arange(-4.0, 5.0)[:, np.newaxis], *_LOG_WEIGHT_BOUNDS)
+    start = min(starts, key=lambda log_weights: nll(log_weights)[0])
     # Tolerances far below the defaults: the default stopping rule (on the relative
     # change of the NLL) can leave the log-weights' gradient at 1e-4, and the
     # weights then move with rounding-level changes of the errors.
-    best = scipy.optimize.minimize(nll, np.log(np.maximum(share, 1e-12)), jac=True,
-                                   method="L-BFGS-B", bounds=[(-50.0, 10.0)] * len(terms),
+    best = scipy.optimize.minimize(nll, start, jac=True,
+                                   method="L-BFGS-B", bounds=[_LOG_WEIGHT_BOUNDS] * len(terms),
                                    options={"ftol": 1e-15, "gtol": 1e-10})
     return np.exp(best.x)
+
+
+def _tensor(values: np.ndarray) -> torch.Tensor:
+    """``values`` as a float64 tensor."""
+    return torch.as_tensor(np.asarray(values, dtype=np.float64))
+
+
+def _error_likelihood(
+    error: np.ndarray, fixed_var: np.ndarray, log10_snr: np.ndarray | None
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The mean NLL of ``error`` as a function of their variance before ``fixed_var``.
+
+    As :func:`fit_variance` scores them, through :func:`~ionofield.nn.losses.gaussian_nll`.
+    The likelihood of a noisy density depends on the prediction and the observation
+    over the noise alone: the noise is taken as 1 (log10 0) and the prediction as its
+    SNR.
+    """
+    error, fixed = _tensor(error), _tensor(fixed_var)
+    snr = torch.full_like(error, math.nan) if log10_snr is None else _tensor(log10_snr)
+    noisy = torch.isfinite(snr)
+    pred = torch.where(noisy, snr, 0.0)
+    noise = torch.where(noisy, 0.0, math.nan)
+
+    def nll(variance: torch.Tensor) -> torch.Tensor:
+        return gaussian_nll(pred, torch.log(variance + fixed), pred + error,
+                            log_var_range=_UNCLAMPED, log10_noise=noise)
+
+    return nll
 
 
 def standard_scores(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,14 @@ import torch
 from scipy.special import ndtr
 
 import ionofield as iof
-from ionofield.calibration import GAP_BINS, errors_by_gap, fit_variance, standard_scores
+from ionofield.calibration import (
+    GAP_BINS,
+    _error_likelihood,
+    errors_by_gap,
+    fit_variance,
+    sigma_scale,
+    standard_scores,
+)
 from ionofield.observations import POINT
 from ionofield.timeutil import hours_from_data
 from ionofield.training import _observation_variance
@@ -54,6 +62,24 @@ def test_fit_variance_recovers_the_terms_of_known_errors(scale2, rate):
     weights = fit_variance(error, np.stack([network, hours]), noise)
     assert weights[0] == pytest.approx(scale2, rel=0.05, abs=0.02)
     assert weights[1] == pytest.approx(rate, rel=0.1, abs=2e-4)
+
+
+def test_the_calibration_does_not_leap_onto_the_plateau_of_tiny_variances():
+    """400 validation errors of an OSSE fit (storm reanalysis, seed 1, step 1600),
+    scored as noisy densities: the NLL is flat for factors below 0.1 and least near
+    1.1. Started from the mean squared error over the mean variance, L-BFGS once
+    leapt from there onto the plateau and stopped (a factor of 1e-11)."""
+    data = np.load(Path(__file__).parent / "data" / "calibration_plateau.npz")
+    error, log_var, log10_snr = data["error"], data["log_var"], data["log10_snr"]
+    zero = np.zeros(error.size)
+    likelihood = _error_likelihood(error, zero, log10_snr)
+    network = torch.from_numpy(np.exp(log_var.astype(np.float64)))
+    factors = np.exp(np.linspace(-3.0, 3.0, 601))
+    best = factors[np.argmin([float(likelihood(f**2 * network)) for f in factors])]
+    assert 0.5 < best < 2.0
+    assert sigma_scale(error, log_var, zero, log10_snr) == pytest.approx(best, rel=0.01)
+    weight = fit_variance(error, network.numpy()[np.newaxis], zero, log10_snr)[0]
+    assert np.sqrt(weight) == pytest.approx(best, rel=0.01)
 
 
 def test_fit_variance_recovers_the_network_term_under_additive_noise():
