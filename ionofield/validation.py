@@ -316,17 +316,17 @@ def validate(
         campaign = observations
     if campaign is not None:
         check_campaign(campaign)
-    else:
-        groups = [g for g in groups if g.grouping != "kp_class"]
     scorer = _source(source, campaign, background, cache_dir, device)
     if _is_soundings(observations):
         parts, described = _score_soundings(scorer, observations, campaign)
     else:
         parts, described = _score_profiles(scorer, observations, campaign)
-    with_snr = parts["log10_ne"].snr is not None
-    if not with_snr:
-        groups = [g for g in groups if g.grouping != "snr_class"]
-    table = _table(groups, parts)
+    # Kp classes need a campaign, SNR classes observations with ne_err.
+    first = parts["log10_ne"]
+    missing = {grouping for grouping, values in (("kp_class", first.kp), ("snr_class", first.snr))
+               if values is None}
+    with_snr = "snr_class" not in missing
+    table = _table([g for g in groups if g.grouping not in missing], parts)
     table.attrs = {
         "title": "ionofield validation: skill on independent observations against the "
                  "background",
