@@ -635,6 +635,15 @@ def test_model_files_without_observation_errors_load_as_fitted_without_them(fitt
     assert same_weights(old, fitted)
 
 
+def test_model_files_without_noise_likelihood_load_as_fitted_with_the_log_normal(fitted,
+                                                                                 tmp_path):
+    old = _loaded_without(fitted, "noise_likelihood", tmp_path)
+    assert old.config.noise_likelihood == "log"
+    assert iof.FitConfig().noise_likelihood == "truncated"
+    assert iof.load_model(tmp_path / "m.pt").config.noise_likelihood == "truncated"
+    assert same_weights(old, fitted)
+
+
 def test_model_files_without_profile_shift_load_as_fitted_without_it(tiny_campaign,
                                                                      chapman_background,
                                                                      tmp_path):
