@@ -293,7 +293,7 @@ def score_grid(work: Path, name: str, *, full: bool) -> dict:
                                            for q in quarters]
     out["sigma_median"] = round(float(sigma.median()), 4)
     out["by_altitude"] = by_altitude(truth, fit, background)
-    out["by_noise_floor"] = by_noise_floor(truth, fit, background)
+    out["by_noise_floor"] = by_noise_floor(truth, fit, background, inside)
     out["by_class"] = classes(ds, truth, fit, background)
     return out
 
@@ -312,13 +312,16 @@ def by_altitude(truth: xr.DataArray, fit: xr.DataArray, bg: xr.DataArray) -> dic
     return out
 
 
-def by_noise_floor(truth: xr.DataArray, fit: xr.DataArray, bg: xr.DataArray) -> dict:
+def by_noise_floor(truth: xr.DataArray, fit: xr.DataArray, bg: xr.DataArray,
+                   inside: xr.DataArray) -> dict:
     """Where the errors lie: grid points whose true density is below the profiles' noise.
 
     Below ``NOISE_FLOOR_M3`` (the night bottomside, depletions) an occultation sees
     mostly noise, and log10 errors there can reach a dex. ``fraction`` of the points
     lie there; ``share_fit`` and ``share_background`` are the fractions of each one's
-    squared error they hold; ``skill_above`` and ``skill_below`` score each side.
+    squared error they hold; ``skill_above`` and ``skill_below`` score each side, and
+    ``inside_1sigma_above`` and ``inside_1sigma_below`` the fraction of the truth
+    within one sigma (``inside``, boolean on the grid).
     """
     below = (truth < np.log10(NOISE_FLOOR_M3)).values
     fit2, bg2 = ((fit - truth) ** 2).values, ((bg - truth) ** 2).values
@@ -328,10 +331,14 @@ def by_noise_floor(truth: xr.DataArray, fit: xr.DataArray, bg: xr.DataArray) -> 
             return None
         return round(1.0 - float(np.sqrt(fit2[where].mean() / bg2[where].mean())), 4)
 
+    def fraction(where: np.ndarray) -> float | None:
+        return round(float(inside.values[where].mean()), 4) if where.any() else None
+
     return {"noise_floor_m3": NOISE_FLOOR_M3, "fraction": round(float(below.mean()), 4),
             "share_fit": round(float(fit2[below].sum() / fit2.sum()), 4),
             "share_background": round(float(bg2[below].sum() / bg2.sum()), 4),
-            "skill_above": skill(~below), "skill_below": skill(below)}
+            "skill_above": skill(~below), "skill_below": skill(below),
+            "inside_1sigma_above": fraction(~below), "inside_1sigma_below": fraction(below)}
 
 
 def classes(ds: xr.Dataset, truth: xr.DataArray, fit: xr.DataArray, bg: xr.DataArray) -> dict:
