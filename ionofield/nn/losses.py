@@ -121,16 +121,14 @@ def gaussian_nll(
     """
     if reduction not in ("mean", "none"):
         raise ConfigError(f"reduction must be 'mean' or 'none', not {reduction!r}")
-    s = log_var.clamp(*log_var_range)
-    if obs_var is not None:
-        s = torch.logaddexp(s, torch.log(obs_var))
+    clamped = log_var.clamp(*log_var_range)
+    s = clamped if obs_var is None else torch.logaddexp(clamped, torch.log(obs_var))
     nll = 0.5 * math.log(2.0 * math.pi) + 0.5 * s + 0.5 * (target - pred) ** 2 * torch.exp(-s)
     if log10_noise is not None:
         noisy = torch.isfinite(log10_noise)
         if bool(noisy.any()):
             nll = nll.masked_scatter(noisy, _truncated_nll(
-                pred[noisy], log_var.clamp(*log_var_range)[noisy], target[noisy],
-                log10_noise[noisy]))
+                pred[noisy], clamped[noisy], target[noisy], log10_noise[noisy]))
     return nll.mean() if reduction == "mean" else nll
 
 
