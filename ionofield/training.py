@@ -108,6 +108,9 @@ logger = logging.getLogger(__name__)
 #: with a checksum, the seed and the campaign's fingerprint; 5: a budget of steps; 6: the
 #: model's gap_variance_rate buffer).
 TRAINING_CHECKPOINT_FORMAT = "ionofield-rstmrf-training/6"
+#: Held-out points in hours with training data needed to calibrate sigma's factor on
+#: them alone (:func:`_calibrate`).
+MIN_LEVEL_POINTS = 1000
 #: Options a resumed fit may change: the budget and the early stopping.
 RESUMABLE_CHANGES = ("max_steps", "time_limit", "patience")
 #: The learning rate at the end of the budget, as a fraction of ``lr``.
@@ -1185,9 +1188,15 @@ def _calibrate(
     points ``anchor_index``. The variance of a held-out error is modelled as
     ``factor**2 * network variance + gap_variance_rate * sqrt(hours from the training
     data) + column misfit term + noise`` (the last two, the TEC maps' misfit about the
-    campaign's median and the observation's own noise, with weight 1); ``factor**2``
-    and the rate maximise the Gaussian likelihood of the errors
-    (:func:`~ionofield.calibration.fit_variance`). ``sigma_calibration_by_gap`` then
+    campaign's median and the observation's own noise, with weight 1). ``factor**2``
+    and the rate maximise the likelihood of the errors
+    (:func:`~ionofield.calibration.fit_variance`) in two stages: the factor on the
+    points in hours with training data (the anchors, mostly), where a reanalysis'
+    times lie, then the rate on the others (the validation blocks') given the
+    factor. Fitted together, the validation blocks' larger errors set the factor
+    too, and sigma came out too wide in those hours. With fewer than
+    :data:`MIN_LEVEL_POINTS` points in hours with data, or none beyond them, both on
+    all the points at once. ``sigma_calibration_by_gap`` then
     scores the calibrated sigma at the validation points by their hours from the
     training data (:func:`~ionofield.calibration.errors_by_gap`). Without validation
     points (``None``), sigma stays as trained. Rank 0 computes the calibration and
@@ -1198,14 +1207,22 @@ def _calibrate(
     if val_index is not None and trainer.world.main:
         points = trainer.data.rows(np.concatenate([val_index, anchor_index]))
         error, network, offset, misfit = trainer.held_out_terms(points)
-        variances = np.stack([network, trainer.model.gap_growth(points["time"])])
+        growth = trainer.model.gap_growth(points["time"])
         fixed = misfit + _observation_variance(trainer.config, points)
         snr = _log10_snr(trainer.config, points, error)
-        weights = fit_variance(error, variances, fixed, snr)
+        inside, beyond = growth == 0.0, growth > 0.0  # in hours with training data or not
+        if inside.sum() >= MIN_LEVEL_POINTS and beyond.any():
+            (factor2,) = fit_variance(error[inside], network[np.newaxis, inside],
+                                      fixed[inside], snr[inside])
+            (rate,) = fit_variance(error[beyond], growth[np.newaxis, beyond],
+                                   fixed[beyond] + factor2 * network[beyond], snr[beyond])
+        else:
+            factor2, rate = fit_variance(error, np.stack([network, growth]), fixed, snr)
         val = slice(0, len(val_index))
-        z = standard_scores(error[val], weights @ variances[:, val] + fixed[val], snr[val])
-        terms = {"sigma_factor": math.sqrt(weights[0]),
-                 "sigma_gap_variance_rate": float(weights[1]), "n_calibration": len(points),
+        z = standard_scores(error[val], (factor2 * network + rate * growth + fixed)[val],
+                            snr[val])
+        terms = {"sigma_factor": math.sqrt(factor2),
+                 "sigma_gap_variance_rate": float(rate), "n_calibration": len(points),
                  "sigma_calibration_by_gap": errors_by_gap(
                      error[val], z, trainer.model.gap_hours(points["time"][val]))}
     terms, offset = trainer.world.object_from_main((terms, offset))

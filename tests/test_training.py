@@ -540,6 +540,22 @@ def test_decoder_time_half_once_per_time_equals_the_concatenated_decoder():
     torch.testing.assert_close(shared[0][[0, 2]], expected[[0, 2], 0], rtol=1e-12, atol=1e-12)
 
 
+def calibration_points(
+    fitted: iof.RSTMRF, campaign: xr.Dataset, bg_field: BackgroundField
+) -> tuple[ObservationStore, np.ndarray, np.ndarray, np.ndarray]:
+    """The observations of a fit, its validation and anchor points and its anchor runs,
+    drawn as the fit drew them."""
+    from ionofield.training import _anchor_split, _split, _subsample
+
+    data = ObservationStore.from_campaign(campaign, bg_field, fitted.config.observation_errors)
+    runs, config = data.runs, fitted.config
+    rng = np.random.default_rng(fitted.info["seed"])
+    _, train, val = _split(runs, config, rng)
+    train, anchor = _anchor_split(runs, train, val, config, rng)
+    val_index = _subsample(runs, val, config.validation_points, rng)
+    return data, val_index, _subsample(runs, anchor, config.validation_points, rng), anchor
+
+
 def test_sigma_is_calibrated_on_the_held_out_points(fitted, tiny_campaign, chapman_background):
     """The calibrated sigma maximises the likelihood of the calibration's errors.
 
@@ -548,20 +564,16 @@ def test_sigma_is_calibrated_on_the_held_out_points(fitted, tiny_campaign, chapm
     growth with the hours from the training data, the TEC column misfit and the
     observations' own variance. The mean
     NLL is stationary in the log of both weights (the network's factor squared and
-    the growth rate), or the rate sits at 0 with the NLL rising from there.
+    the growth rate), or the rate sits at 0 with the NLL rising from there. (The
+    tiny campaign has too few held-out points in hours with data for the two-stage
+    calibration, so both weights are fitted on all of them together.)
     """
     from ionofield.prediction import ColumnMisfit
-    from ionofield.training import _anchor_split, _split, _subsample
 
     bg_field = BackgroundField(chapman_background)
-    data = ObservationStore.from_campaign(tiny_campaign, bg_field,
-                                          fitted.config.observation_errors)
+    data, val_index, anchor_index, anchor = calibration_points(fitted, tiny_campaign, bg_field)
     runs, config = data.runs, fitted.config
-    rng = np.random.default_rng(fitted.info["seed"])
-    _, train, val = _split(runs, config, rng)
-    train, anchor = _anchor_split(runs, train, val, config, rng)
-    index = np.concatenate([_subsample(runs, val, config.validation_points, rng),
-                            _subsample(runs, anchor, config.validation_points, rng)])
+    index = np.concatenate([val_index, anchor_index])
     assert len(index) == fitted.info["n_calibration"]
     assert fitted.info["n_anchor"] == runs.length[anchor].sum() > 0
     points = data.rows(index)
@@ -593,6 +605,60 @@ def test_sigma_is_calibrated_on_the_held_out_points(fitted, tiny_campaign, chapm
     hours = fitted.data_hours
     assert hours.size > 0 and np.isin(points["time"][-1].astype("datetime64[h]"), hours)
     assert not np.isin(points["time"][0].astype("datetime64[h]"), hours)
+
+
+def test_sigma_level_and_growth_are_calibrated_in_two_stages(
+    tiny_campaign, chapman_background, monkeypatch
+):
+    """The factor maximises the likelihood of the held-out errors in hours with
+    training data, the growth rate that of the others given the factor.
+
+    Each held-out error is scored as the fit scores it (here log-normal, with the
+    observation's own variance); the campaign's maps' column misfit enters with
+    weight 1.
+    """
+    from ionofield import training
+
+    monkeypatch.setattr(training, "MIN_LEVEL_POINTS", 10)  # the tiny campaign's few
+    fitted = iof.fit(tiny_campaign, background=chapman_background, max_steps=48,
+                     calibration_fraction=0.2, **TINY)
+    bg_field = BackgroundField(chapman_background)
+    data, val_index, anchor_index, _ = calibration_points(fitted, tiny_campaign, bg_field)
+    points = data.rows(np.concatenate([val_index, anchor_index]))
+    assert len(points) == fitted.info["n_calibration"]
+    trainer = _Trainer(fitted, data, HourlyDrivers.from_campaign(tiny_campaign), bg_field)
+    error, network, _, misfit = trainer.held_out_terms(points,
+                                                       float(fitted.column_misfit_offset))
+    growth = np.sqrt(hours_from_data(points["time"], fitted.data_hours))
+    rate = fitted.info["sigma_gap_variance_rate"]
+    np.testing.assert_allclose(fitted.gap_variance(points["time"]), rate * growth, rtol=1e-6)
+    obs_var = points["obs_sigma"].astype(np.float64) ** 2
+    inside = growth == 0.0
+    assert inside.sum() >= 10 and (~inside).sum() >= 10
+    # the anchors lie in hours with data, unless theirs held no other profile; the
+    # validation blocks never do
+    assert not inside[: len(val_index)].any() and inside[len(val_index):].any()
+
+    def nll(where: np.ndarray, factor: float, rate_scale: float) -> float:
+        variance = factor**2 * network + rate_scale * rate * growth + misfit + obs_var
+        return float(np.mean(0.5 * np.log(2 * np.pi * variance[where])
+                             + 0.5 * error[where] ** 2 / variance[where]))
+
+    level = nll(inside, 1.0, 1.0)
+    assert nll(inside, 1.02, 1.0) > level and nll(inside, 0.98, 1.0) > level
+    assert nll(inside, 1.0, 2.0) == level  # the growth is 0 there
+    beyond = ~inside
+    grown = nll(beyond, 1.0, 1.0)
+    if rate > 1e-9:
+        assert nll(beyond, 1.0, 1.05) > grown and nll(beyond, 1.0, 0.95) > grown
+    else:  # no growth: the NLL rises from 0
+        assert np.mean(growth[beyond] / (network + misfit + obs_var)[beyond]
+                       * (1 - error[beyond] ** 2 / (network + misfit + obs_var)[beyond])) >= 0
+    # a joint fit would have set another factor: the validation blocks' errors differ
+    from ionofield.calibration import fit_variance
+
+    joint = fit_variance(error, np.stack([network, growth]), misfit + obs_var)
+    assert abs(math.sqrt(joint[0]) - 1.0) > 0.01
 
 
 def test_model_files_of_older_versions_load_uncalibrated_and_unpinned(fitted, tmp_path):
