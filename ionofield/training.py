@@ -1210,7 +1210,8 @@ def _calibrate(
         growth = trainer.model.gap_growth(points["time"])
         fixed = misfit + _observation_variance(trainer.config, points)
         snr = _log10_snr(trainer.config, points, error)
-        inside, beyond = growth == 0.0, growth > 0.0  # in hours with training data or not
+        inside = growth == 0.0  # in hours with training data
+        beyond = ~inside
         if inside.sum() >= MIN_LEVEL_POINTS and beyond.any():
             (factor2,) = fit_variance(error[inside], network[np.newaxis, inside],
                                       fixed[inside], snr[inside])

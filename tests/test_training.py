@@ -618,6 +618,7 @@ def test_sigma_level_and_growth_are_calibrated_in_two_stages(
     weight 1.
     """
     from ionofield import training
+    from ionofield.calibration import fit_variance
 
     monkeypatch.setattr(training, "MIN_LEVEL_POINTS", 10)  # the tiny campaign's few
     fitted = iof.fit(tiny_campaign, background=chapman_background, max_steps=48,
@@ -652,11 +653,9 @@ def test_sigma_level_and_growth_are_calibrated_in_two_stages(
     if rate > 1e-9:
         assert nll(beyond, 1.0, 1.05) > grown and nll(beyond, 1.0, 0.95) > grown
     else:  # no growth: the NLL rises from 0
-        assert np.mean(growth[beyond] / (network + misfit + obs_var)[beyond]
-                       * (1 - error[beyond] ** 2 / (network + misfit + obs_var)[beyond])) >= 0
+        base = (network + misfit + obs_var)[beyond]
+        assert np.mean(growth[beyond] / base * (1 - error[beyond] ** 2 / base)) >= 0
     # a joint fit would have set another factor: the validation blocks' errors differ
-    from ionofield.calibration import fit_variance
-
     joint = fit_variance(error, np.stack([network, growth]), misfit + obs_var)
     assert abs(math.sqrt(joint[0]) - 1.0) > 0.01
 
