@@ -109,7 +109,8 @@ SUMMARY_KEYS = ("skill", "rmse_log10_fit", "rmse_log10_background", "hmf2_rmse_k
                 "sigma_calibration_inside_1sigma", "heldout_skill", "heldout_rmse_log10_fit",
                 "heldout_rmse_log10_background", "heldout_hmf2_rmse_km_fit",
                 "heldout_hmf2_rmse_km_background", "test_inside_1sigma", "test_rmse",
-                "test_rmse_background", "fit_wall_s", "peak_rss_mb")
+                "test_rmse_background", "persistence_skill", "truth_persistence_skill",
+                "fit_wall_s", "peak_rss_mb")
 
 
 def prepare(work: Path, *, profiles_per_day: int, levels: int, quick: bool,
@@ -143,13 +144,17 @@ def prepare(work: Path, *, profiles_per_day: int, levels: int, quick: bool,
     campaign_background(ds.time.values, ds[IRI_F107], config=iof.FitConfig(**BACKGROUND))
     grid = evaluation_grid(quick, mode)
     t = grid.time.values
-    log10_ne = truth.log10_ne(t[:, None, None, None], grid.alt.values[:, None, None],
-                              grid.lat.values[:, None], grid.lon.values).astype(np.float32)
-    xr.Dataset(
-        {"log10_ne": (("time", "alt", "lat", "lon"), log10_ne),
-         "tec": tec_maps(truth, t, lat=grid.lat.values, lon=grid.lon.values).tec},
-        coords=grid.coords,
-    ).to_netcdf(work / "truth.nc")
+
+    def on_grid(times: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
+        return ("time", "alt", "lat", "lon"), truth.log10_ne(
+            times[:, None, None, None], grid.alt.values[:, None, None], grid.lat.values[:, None],
+            grid.lon.values).astype(np.float32)
+
+    fields = {"log10_ne": on_grid(t),
+              "tec": tec_maps(truth, t, lat=grid.lat.values, lon=grid.lon.values).tec}
+    if mode == "forecast":  # for the truth's own persistence (score_persistence)
+        fields["log10_ne_day_before"] = on_grid(t - np.timedelta64(1, "D"))
+    xr.Dataset(fields, coords=grid.coords).to_netcdf(work / "truth.nc")
 
 
 def evaluation_grid(quick: bool, mode: str = "forecast") -> xr.Dataset:
@@ -301,6 +306,34 @@ def score_grid(work: Path, name: str, *, full: bool) -> dict:
     out["by_altitude"] = by_altitude(truth, fit, background)
     out["by_noise_floor"] = by_noise_floor(truth, fit, background, inside)
     out["by_class"] = classes(ds, truth, fit, background)
+    if truth.time.values[0] > ds.obs_time.values.max():  # a forecast: after the data
+        out.update(score_persistence(ds, truth_ds, model, truth, background))
+    return out
+
+
+def score_persistence(ds: xr.Dataset, truth_ds: xr.Dataset, model: iof.RSTMRF,
+                      truth: xr.DataArray, background: xr.DataArray) -> dict:
+    """Skill of a forecast's usual baseline, persistence of the correction a day before.
+
+    The forecast at each grid time is the background there plus a correction to the
+    background at the same place and time of day a day earlier: the fit's
+    (``persistence_skill``), the storm's last state as the fit knows it, and the
+    truth's own (``truth_persistence_skill``), the best any persistence can do.
+    """
+    day_before = truth_ds[["log10_ne"]].assign_coords(time=truth_ds.time - np.timedelta64(1, "D"))
+    vol = iof.reconstruct(ds, day_before, model=model).compute()
+    background_before = np.log10(vol.ne_background).sel(alt=truth.alt)
+    corrections = {
+        "persistence": np.log10(vol.ne).sel(alt=truth.alt) - background_before,
+        "truth_persistence": truth_ds.log10_ne_day_before.sel(alt=truth.alt)
+        - background_before.assign_coords(time=truth_ds.time),
+    }
+    rmse_background = rms(background - truth)
+    out = {}
+    for name, correction in corrections.items():
+        rmse = rms(background + correction.assign_coords(time=truth.time) - truth)
+        out[f"{name}_rmse_log10"] = round(rmse, 4)
+        out[f"{name}_skill"] = round(1.0 - rmse / rmse_background, 4)
     return out
 
 
