@@ -157,6 +157,14 @@ def prepare(work: Path, *, profiles_per_day: int, levels: int, quick: bool,
     xr.Dataset(fields, coords=grid.coords).to_netcdf(work / "truth.nc")
 
 
+def prepared(folder: Path, mode: str) -> bool:
+    """Whether ``folder`` holds a world as this version of :func:`prepare` writes it."""
+    if not (folder / "truth.nc").exists():
+        return False
+    with xr.open_dataset(folder / "truth.nc") as truth:  # forecasts' since the persistence
+        return mode != "forecast" or "log10_ne_day_before" in truth.data_vars
+
+
 def evaluation_grid(quick: bool, mode: str = "forecast") -> xr.Dataset:
     """The grid scored against the truth: the unseen last day, or the fitted period."""
     step = 2 if quick else 1
@@ -468,7 +476,7 @@ def main() -> None:
         truth = None
         for mode in modes:
             folder = work / world / mode
-            if args.reuse and (folder / "truth.nc").exists():
+            if args.reuse and prepared(folder, mode):
                 continue
             folder.mkdir(parents=True, exist_ok=True)
             truth = truth or synthetic_world(world, START, days=DAYS, seed=args.world_seed)
