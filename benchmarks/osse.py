@@ -161,7 +161,8 @@ def prepared(folder: Path, mode: str) -> bool:
     """Whether ``folder`` holds a world as this version of :func:`prepare` writes it."""
     if not (folder / "truth.nc").exists():
         return False
-    with xr.open_dataset(folder / "truth.nc") as truth:  # forecasts' since the persistence
+    with xr.open_dataset(folder / "truth.nc") as truth:
+        # A forecast's truth holds the day before since score_persistence reads it.
         return mode != "forecast" or "log10_ne_day_before" in truth.data_vars
 
 
