@@ -330,17 +330,18 @@ def score_persistence(ds: xr.Dataset, truth_ds: xr.Dataset, model: iof.RSTMRF,
     truth's own (``truth_persistence_skill``), the best any persistence can do.
     """
     day_before = truth_ds[["log10_ne"]].assign_coords(time=truth_ds.time - np.timedelta64(1, "D"))
-    vol = iof.reconstruct(ds, day_before, model=model).compute()
-    background_before = np.log10(vol.ne_background).sel(alt=truth.alt)
+    # the day before's volume, labelled with the times it is carried to
+    vol = iof.reconstruct(ds, day_before, model=model).compute().sel(alt=truth.alt)
+    vol = vol.assign_coords(time=truth.time)
+    background_before = np.log10(vol.ne_background)
     corrections = {
-        "persistence": np.log10(vol.ne).sel(alt=truth.alt) - background_before,
-        "truth_persistence": truth_ds.log10_ne_day_before.sel(alt=truth.alt)
-        - background_before.assign_coords(time=truth_ds.time),
+        "persistence": np.log10(vol.ne) - background_before,
+        "truth_persistence": truth_ds.log10_ne_day_before.sel(alt=truth.alt) - background_before,
     }
     rmse_background = rms(background - truth)
     out = {}
     for name, correction in corrections.items():
-        rmse = rms(background + correction.assign_coords(time=truth.time) - truth)
+        rmse = rms(background + correction - truth)
         out[f"{name}_rmse_log10"] = round(rmse, 4)
         out[f"{name}_skill"] = round(1.0 - rmse / rmse_background, 4)
     return out
