@@ -79,10 +79,10 @@ ALT_BANDS = (150.0, 220.0, 300.0, 400.0, 500.0, 600.0)  # the last one includes 
 #: The model's IRI cube on the synthetic world's background grid.
 BACKGROUND = dict(background_alt=(60.0, 1000.0, 10.0), background_lat_step=5.0,
                   background_lon_step=10.0)
-#: Profiles per day: about half of what COSMIC-2 alone delivers (some 4,000 ionospheric
-#: profiles a day within 45 degrees of the equator) plus FY-3D's few hundred, spread
-#: over the globe.
-PROFILES_PER_DAY = 2000
+#: Profiles per day: about what COSMIC-2 alone delivers (some 4,000 ionospheric profiles
+#: a day within 45 degrees of the equator), spread over the globe. It was 2,000 (half
+#: of that) until December 2026; docs/benchmarks.rst says which density each run used.
+PROFILES_PER_DAY = 4000
 #: Levels per profile, 100-800 km: about 15 km apart, a few per scale height (real
 #: ionPrf files have hundreds; neighbouring levels add little independent information).
 LEVELS = 48

@@ -7,7 +7,7 @@ the observation arrays), the sigma calibration after the last one (the TEC maps'
 column misfit, at up to 96 hours plus the validation hours) and the memory should grow
 with the data. This script measures
 that on synthetic campaigns (``ionofield.osse``) of a realistic density, 2,660 RO-like
-profiles a day of 140 levels (``osse.py``'s default world has 2,000 of 48), and prints
+profiles a day of 140 levels (``osse.py``'s default world has 4,000 of 48), and prints
 one JSON document:
 
 - ``device``: the device the fits ran on, torch's version, the CPU count, the torch
@@ -389,8 +389,8 @@ def skill_report(work: Path, fits: dict, sizes: Sizes, campaign: dict,
         "time_to_skill_s": reached[0]["fit_wall_s"] if reached else None,
         "budget_reaching_target": reached[0]["max_steps"] if reached else None,
         "note": ("the old default's skill was measured on osse.py's default world "
-                 "(2,000 profiles/day, 48 levels), this one is denser (same world, same "
-                 "storm); time_to_skill_s is the fit's wall time (preparation and "
+                 "at 0.1.x (2,000 profiles/day, 48 levels); this one is denser (same world, "
+                 "same storm); time_to_skill_s is the fit's wall time (preparation and "
                  "training, not the evaluation) of the smallest budget reaching the target"),
     }
 
