@@ -315,30 +315,33 @@ def score_grid(work: Path, name: str, *, full: bool) -> dict:
     out["by_altitude"] = by_altitude(truth, fit, background)
     out["by_noise_floor"] = by_noise_floor(truth, fit, background, inside)
     out["by_class"] = classes(ds, truth, fit, background)
-    if truth.time.values[0] > ds.obs_time.values.max():  # a forecast: after the data
-        out.update(score_persistence(ds, truth_ds, model, truth, background))
+    if "log10_ne_day_before" in truth_ds:  # a forecast's truth (prepare)
+        out.update(score_persistence(ds, truth_ds, model, truth, background, rmse_bg))
     return out
 
 
 def score_persistence(ds: xr.Dataset, truth_ds: xr.Dataset, model: iof.RSTMRF,
-                      truth: xr.DataArray, background: xr.DataArray) -> dict:
+                      truth: xr.DataArray, background: xr.DataArray,
+                      rmse_background: float) -> dict:
     """Skill of a forecast's usual baseline, persistence of the correction a day before.
 
     The forecast at each grid time is the background there plus a correction to the
     background at the same place and time of day a day earlier: the fit's
     (``persistence_skill``), the storm's last state as the fit knows it, and the
     truth's own (``truth_persistence_skill``), the best any persistence can do.
+    ``truth`` and ``background`` are the scored band, ``rmse_background`` the
+    background's RMSE there.
     """
-    day_before = truth_ds[["log10_ne"]].assign_coords(time=truth_ds.time - np.timedelta64(1, "D"))
+    scored = truth_ds[["log10_ne"]].sel(alt=truth.alt)
+    day_before = scored.assign_coords(time=scored.time - np.timedelta64(1, "D"))
     # the day before's volume, labelled with the times it is carried to
-    vol = iof.reconstruct(ds, day_before, model=model).compute().sel(alt=truth.alt)
+    vol = iof.reconstruct(ds, day_before, model=model).compute()
     vol = vol.assign_coords(time=truth.time)
     background_before = np.log10(vol.ne_background)
     corrections = {
         "persistence": np.log10(vol.ne) - background_before,
         "truth_persistence": truth_ds.log10_ne_day_before.sel(alt=truth.alt) - background_before,
     }
-    rmse_background = rms(background - truth)
     out = {}
     for name, correction in corrections.items():
         rmse = rms(background + correction - truth)
